@@ -1,0 +1,3 @@
+from tradewise_ops.cli.main import main
+
+main()

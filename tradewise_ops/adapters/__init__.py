@@ -1,0 +1,1 @@
+"""Side effects: one adapter per outside system (kube, images, loadtest, local)."""

@@ -1,0 +1,74 @@
+"""What the root callback builds and every command reads from ``ctx.obj``."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+
+import typer
+
+from tradewise_ops.cli.terminal import Terminal
+from tradewise_ops.core.config import Config, Environment, load_config
+from tradewise_ops.errors import BadInputError
+
+
+@dataclass
+class State:
+    """The global options of one run, the terminal, and the config loaded on first use."""
+
+    terminal: Terminal
+    config_path: str | None = None
+    env_name: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    output: str = "table"
+    yes: bool = False
+    verbose: bool = False
+    _config: Config | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        """The configuration (``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml``, embedded)."""
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def environment(self, positional: str | None = None) -> Environment:
+        """The environment named on the command line (positional, then ``--env``), else the default.
+
+        ``--namespace`` and ``--context`` override the environment's own values.
+        """
+        if positional and self.env_name and positional != self.env_name:
+            cfg = self.config()
+            if cfg.environment(positional).name != cfg.environment(self.env_name).name:
+                raise BadInputError(
+                    f"environment given twice: {positional!r} and --env {self.env_name!r}; give one"
+                )
+        env = self.config().environment(positional or self.env_name)
+        changes: dict[str, str] = {}
+        if self.namespace:
+            changes["namespace"] = self.namespace
+        if self.context:
+            changes["context"] = self.context
+        return dataclasses.replace(env, **changes) if changes else env
+
+    def confirm(self, env: Environment, action: str) -> None:
+        """Ask before ``action`` on an environment that wants confirmation, unless ``--yes``."""
+        if not env.confirm or self.yes:
+            return
+        if not sys.stdin.isatty():
+            raise BadInputError(
+                f"{action} on {env.name} needs confirmation: add --yes (stdin is not a terminal)"
+            )
+        if not typer.confirm(f"{action} on {env.name}?", default=False, err=True):
+            raise typer.Exit(1)
+
+
+def get_state(ctx: typer.Context) -> State:
+    """The ``State`` of this run, from the root context."""
+    root = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, State):  # a command invoked without the root callback (tests)
+        obj = State(terminal=Terminal())
+        root.obj = obj
+    return obj

@@ -1,0 +1,683 @@
+"""The configuration: ``tradewise.yaml`` plus ``TRADEWISE_*`` variables, as frozen dataclasses.
+
+Loaded in one place (``load_config``). Every error names the file, the key path, the bad value and
+what is allowed, and is a ``ConfigError`` (exit 2). Environments may override any key of
+``defaults``; the override is deep-merged before validation, so an error in an override names the
+environment's own key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_duration
+from tradewise_ops.errors import BadInputError, ConfigError
+
+ENV_KINDS = ("kubernetes", "compose", "local")
+COMPONENTS = ("api", "worker", "precompute", "postgres", "redis")
+SCALABLE = ("api", "worker")
+DEFAULT_CONFIG_NAME = "tradewise.yaml"
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_K8S_VERSION = re.compile(r"^1\.(\d+)$")
+_CRON = re.compile(r"^(\S+\s+){4}\S+$")
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resources:
+    """Requests and limits of one container."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+    @property
+    def qos_class(self) -> str:
+        """Guaranteed when requests equal limits, else Burstable."""
+        same_cpu = cpu_millicores(self.cpu_request) == cpu_millicores(self.cpu_limit)
+        same_mem = memory_bytes(self.memory_request) == memory_bytes(self.memory_limit)
+        return "Guaranteed" if same_cpu and same_mem else "Burstable"
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """HPA bounds and targets of one Deployment."""
+
+    min_replicas: int
+    max_replicas: int
+    cpu_percent: int
+    memory_percent: int
+    p95_ms: int | None = None  # API: Pods metric on the latency histogram
+    queue_per_worker: int | None = None  # workers: queue depth per pod
+
+
+@dataclass(frozen=True)
+class Component:
+    """One workload: api, worker, precompute, postgres or redis."""
+
+    name: str
+    replicas: int
+    resources: Resources
+    autoscaling: Autoscaling | None = None
+    storage: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """How the ``local`` kind runs on this machine."""
+
+    api_port: int = 8000
+    api_processes: int = 2
+    worker_processes: int = 1
+    redis_port: int = 6390
+    state_dir: str = ".tradewise/local"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A place tradewise deploys to."""
+
+    name: str
+    kind: str
+    namespace: str
+    registry: str
+    api_image: str
+    worker_image: str
+    secret_name: str
+    max_replicas: int
+    components: Mapping[str, Component]
+    context: str | None = None
+    domain: str | None = None
+    tls_secret: str | None = None
+    url: str | None = None
+    confirm: bool = False
+    require_pinned_tag: bool = False
+    aliases: tuple[str, ...] = ()
+    local: LocalSettings = field(default_factory=LocalSettings)
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.kind == "kubernetes"
+
+    @property
+    def target_url(self) -> str | None:
+        """Where the API answers: ``url`` if set, else ``https://DOMAIN`` for a cluster."""
+        if self.url:
+            return self.url
+        if self.domain:
+            return f"https://{self.domain}"
+        return None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A traffic profile: replicas of the API and the workers."""
+
+    name: str
+    api: int
+    workers: int
+    rps: str = ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A profile applied on a cron schedule inside the cluster (predictive scaling)."""
+
+    name: str
+    profile: str
+    cron: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Slo:
+    """The service-level objectives every verdict is checked against."""
+
+    p95_ms: float = 500.0
+    error_rate: float = 0.01
+    scale_up_seconds: float = 120.0
+    recovery_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class LoadTestDefaults:
+    duration: str = "60s"
+    users: int = 50
+    endpoint: str = "/api/health"
+    spawn_rate: float = 10.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    duration_seconds: float
+    users: int
+    spawn_rate: float
+
+
+@dataclass(frozen=True)
+class PerformanceTest:
+    """The mixed workload of ``tradewise performance-test``."""
+
+    weights: Mapping[str, int]
+    hot_symbols: tuple[str, ...]
+    cold_symbols: tuple[str, ...]
+    stages: tuple[Stage, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    path: Path | None
+    default_environment: str
+    kubernetes_version: str
+    environments: Mapping[str, Environment]
+    profiles: Mapping[str, Profile]
+    schedules: tuple[Schedule, ...]
+    slo: Slo
+    load_test: LoadTestDefaults
+    performance_test: PerformanceTest
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "<embedded tradewise.yaml>"
+
+    def environment_names(self) -> list[str]:
+        return list(self.environments)
+
+    def environment(self, name: str | None = None) -> Environment:
+        """The environment called ``name`` (or an alias of it), default when None."""
+        wanted = name or self.default_environment
+        if wanted in self.environments:
+            return self.environments[wanted]
+        for env in self.environments.values():
+            if wanted in env.aliases:
+                return env
+        allowed = ", ".join(_names_with_aliases(self.environments.values()))
+        raise BadInputError(f"unknown environment {wanted!r} in {self.source}: use one of {allowed}")
+
+    def profile(self, name: str) -> Profile:
+        """The traffic profile called ``name``."""
+        if name in self.profiles:
+            return self.profiles[name]
+        allowed = ", ".join(self.profiles)
+        raise BadInputError(f"unknown traffic profile {name!r}: use one of {allowed}")
+
+
+def _names_with_aliases(envs: Any) -> list[str]:
+    out = []
+    for env in envs:
+        out.append(env.name + (f" ({', '.join(env.aliases)})" if env.aliases else ""))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+def embedded_config_path() -> Path:
+    """The ``tradewise.yaml`` shipped with the package (a checkout's root file when not installed)."""
+    from tradewise_ops.resources import data_path
+
+    return data_path("tradewise.yaml")
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The config file to read and whether the user chose it.
+
+    Order: ``--config``; ``TRADEWISE_CONFIG``; ``./tradewise.yaml``; the embedded default.
+    """
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get("TRADEWISE_CONFIG")
+    if env:
+        return Path(env), True
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    if local.is_file():
+        return local, False
+    return embedded_config_path(), False
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read, merge and validate the configuration. ``environ`` defaults to ``os.environ``."""
+    import yaml
+
+    environ = os.environ if environ is None else environ
+    resolved, chosen = resolve_config_path(path)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {resolved} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {resolved} cannot be read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{resolved} is not valid YAML{where}: {problem}") from None
+    return parse_config(raw, source=resolved, environ=environ)
+
+
+def parse_config(
+    raw: Any, source: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a parsed YAML document into a ``Config``."""
+    v = _Validator(str(source) if source else "<config>")
+    environ = {} if environ is None else environ
+    top = v.mapping(raw, "", allowed=_TOP_KEYS)
+    defaults = v.mapping(top.get("defaults", {}), "defaults", allowed=_ENV_KEYS)
+    envs_raw = v.mapping(top.get("environments"), "environments", required=True)
+    if not envs_raw:
+        v.fail("environments", envs_raw, "at least one environment")
+
+    environments: dict[str, Environment] = {}
+    for name, body in envs_raw.items():
+        key = f"environments.{name}"
+        if not isinstance(name, str) or not _DNS1123_LABEL.match(name):
+            v.fail(key, name, "a lower-case name of letters, digits and '-'")
+        body = v.mapping(body, key, allowed=_ENV_KEYS | {"kind", "aliases"})
+        merged = _deep_merge(copy.deepcopy(defaults), body)
+        environments[name] = _environment(v, name, merged, key, environ)
+
+    aliases: dict[str, str] = {}
+    for env in environments.values():
+        for alias in env.aliases:
+            if alias in environments or alias in aliases:
+                v.fail(f"environments.{env.name}.aliases", alias, "a name no other environment uses")
+            aliases[alias] = env.name
+
+    default_env = v.string(top.get("default_environment", next(iter(environments))), "default_environment")
+    if default_env not in environments and default_env not in aliases:
+        v.fail("default_environment", default_env, "one of " + ", ".join(environments))
+
+    k8s_version = str(top.get("kubernetes_version", "1.37"))
+    k8s_version = environ.get("TRADEWISE_KUBERNETES_VERSION", k8s_version)
+    if not _K8S_VERSION.match(k8s_version):
+        v.fail("kubernetes_version", k8s_version, "a version like 1.37")
+
+    profiles: dict[str, Profile] = {}
+    for pname, pbody in v.mapping(top.get("profiles", {}), "profiles").items():
+        pkey = f"profiles.{pname}"
+        pbody = v.mapping(pbody, pkey, allowed={"api", "workers", "rps"})
+        profiles[str(pname)] = Profile(
+            name=str(pname),
+            api=v.integer(pbody.get("api"), f"{pkey}.api", minimum=0, required=True),
+            workers=v.integer(pbody.get("workers"), f"{pkey}.workers", minimum=0, required=True),
+            rps=str(pbody.get("rps", "")),
+        )
+
+    schedules = []
+    for i, sbody in enumerate(v.sequence(top.get("schedules", []), "schedules")):
+        skey = f"schedules[{i}]"
+        sbody = v.mapping(sbody, skey, allowed={"name", "profile", "cron", "timezone"})
+        sname = v.string(sbody.get("name"), f"{skey}.name", required=True)
+        if not _DNS1123_LABEL.match(sname):
+            v.fail(f"{skey}.name", sname, "a lower-case name of letters, digits and '-'")
+        sprofile = v.string(sbody.get("profile"), f"{skey}.profile", required=True)
+        if sprofile not in profiles and sprofile != "emergency-down":
+            v.fail(f"{skey}.profile", sprofile, "one of " + ", ".join(profiles))
+        cron = v.string(sbody.get("cron"), f"{skey}.cron", required=True)
+        if not _CRON.match(cron.strip()):
+            v.fail(f"{skey}.cron", cron, "a five-field cron expression like '15 9 * * 1-5'")
+        tz = v.string(sbody.get("timezone", "UTC"), f"{skey}.timezone")
+        _check_timezone(v, f"{skey}.timezone", tz)
+        schedules.append(Schedule(sname, sprofile, cron.strip(), tz))
+
+    slo_raw = v.mapping(top.get("slo", {}), "slo", allowed=set(Slo.__dataclass_fields__))
+    slo = Slo(
+        p95_ms=v.number(slo_raw.get("p95_ms", 500), "slo.p95_ms", positive=True),
+        error_rate=v.fraction(slo_raw.get("error_rate", 0.01), "slo.error_rate"),
+        scale_up_seconds=v.number(
+            slo_raw.get("scale_up_seconds", 120), "slo.scale_up_seconds", positive=True
+        ),
+        recovery_seconds=v.number(
+            slo_raw.get("recovery_seconds", 60), "slo.recovery_seconds", positive=True
+        ),
+    )
+
+    lt_raw = v.mapping(
+        top.get("load_test", {}), "load_test", allowed=set(LoadTestDefaults.__dataclass_fields__)
+    )
+    lt_duration = str(lt_raw.get("duration", "60s"))
+    v.duration(lt_duration, "load_test.duration")
+    lt_endpoint = v.string(lt_raw.get("endpoint", "/api/health"), "load_test.endpoint")
+    if not lt_endpoint.startswith("/"):
+        v.fail("load_test.endpoint", lt_endpoint, "a path starting with '/'")
+    load_test = LoadTestDefaults(
+        duration=lt_duration,
+        users=v.integer(lt_raw.get("users", 50), "load_test.users", minimum=1),
+        endpoint=lt_endpoint,
+        spawn_rate=v.number(lt_raw.get("spawn_rate", 10), "load_test.spawn_rate", positive=True),
+    )
+
+    performance_test = _performance_test(v, top.get("performance_test", {}))
+
+    return Config(
+        path=source,
+        default_environment=aliases.get(default_env, default_env),
+        kubernetes_version=k8s_version,
+        environments=environments,
+        profiles=profiles,
+        schedules=tuple(schedules),
+        slo=slo,
+        load_test=load_test,
+        performance_test=performance_test,
+    )
+
+
+_TOP_KEYS = {
+    "default_environment",
+    "kubernetes_version",
+    "defaults",
+    "environments",
+    "profiles",
+    "schedules",
+    "slo",
+    "load_test",
+    "performance_test",
+}
+_ENV_KEYS = {
+    "namespace",
+    "registry",
+    "images",
+    "secret_name",
+    "max_replicas",
+    "components",
+    "context",
+    "domain",
+    "tls_secret",
+    "url",
+    "confirm",
+    "require_pinned_tag",
+    "local",
+}
+_COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage"}
+_AUTOSCALING_KEYS = {"min", "max", "cpu_percent", "memory_percent", "p95_ms", "queue_per_worker"}
+
+
+def _environment(
+    v: _Validator, name: str, body: dict[str, Any], key: str, environ: Mapping[str, str]
+) -> Environment:
+    kind = v.string(body.get("kind"), f"{key}.kind", required=True)
+    if kind not in ENV_KINDS:
+        v.fail(f"{key}.kind", kind, "one of " + ", ".join(ENV_KINDS))
+    namespace = environ.get("TRADEWISE_NAMESPACE") or v.string(
+        body.get("namespace", "tradewise-ai"), f"{key}.namespace"
+    )
+    if not _DNS1123_LABEL.match(namespace) or len(namespace) > 63:
+        v.fail(f"{key}.namespace", namespace, "a DNS-1123 label (lower-case letters, digits, '-')")
+    images = v.mapping(body.get("images", {}), f"{key}.images", allowed={"api", "worker"})
+    aliases = tuple(str(a) for a in v.sequence(body.get("aliases", []), f"{key}.aliases"))
+
+    components: dict[str, Component] = {}
+    comps = v.mapping(body.get("components", {}), f"{key}.components", allowed=set(COMPONENTS))
+    for cname in COMPONENTS:
+        ckey = f"{key}.components.{cname}"
+        craw = v.mapping(comps.get(cname), ckey, allowed=_COMPONENT_KEYS, required=True)
+        components[cname] = _component(v, cname, craw, ckey)
+
+    local_raw = v.mapping(
+        body.get("local", {}), f"{key}.local", allowed=set(LocalSettings.__dataclass_fields__)
+    )
+    local = LocalSettings(
+        api_port=v.port(local_raw.get("api_port", 8000), f"{key}.local.api_port"),
+        api_processes=v.integer(
+            local_raw.get("api_processes", 2), f"{key}.local.api_processes", minimum=1
+        ),
+        worker_processes=v.integer(
+            local_raw.get("worker_processes", 1), f"{key}.local.worker_processes", minimum=0
+        ),
+        redis_port=v.port(local_raw.get("redis_port", 6390), f"{key}.local.redis_port"),
+        state_dir=v.string(local_raw.get("state_dir", ".tradewise/local"), f"{key}.local.state_dir"),
+    )
+    url = body.get("url")
+    if url is not None:
+        url = v.string(url, f"{key}.url")
+        if not re.match(r"^https?://[^/\s]+", url):
+            v.fail(f"{key}.url", url, "an http:// or https:// URL")
+    return Environment(
+        name=name,
+        kind=kind,
+        namespace=namespace,
+        registry=environ.get("TRADEWISE_REGISTRY")
+        or v.string(body.get("registry", "registry.example.com/tradewise"), f"{key}.registry"),
+        api_image=v.string(images.get("api", "tradewise-ai"), f"{key}.images.api"),
+        worker_image=v.string(images.get("worker", "tradewise-ai-worker"), f"{key}.images.worker"),
+        secret_name=v.string(body.get("secret_name", "tradewise-secrets"), f"{key}.secret_name"),
+        max_replicas=v.integer(body.get("max_replicas", 50), f"{key}.max_replicas", minimum=1),
+        components=components,
+        context=environ.get("TRADEWISE_CONTEXT") or _opt_str(v, body, "context", key),
+        domain=_opt_str(v, body, "domain", key),
+        tls_secret=_opt_str(v, body, "tls_secret", key),
+        url=url,
+        confirm=v.boolean(body.get("confirm", False), f"{key}.confirm"),
+        require_pinned_tag=v.boolean(
+            body.get("require_pinned_tag", False), f"{key}.require_pinned_tag"
+        ),
+        aliases=aliases,
+        local=local,
+    )
+
+
+def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Component:
+    res = v.mapping(raw.get("resources"), f"{key}.resources", allowed={"requests", "limits"}, required=True)
+    req = v.mapping(res.get("requests"), f"{key}.resources.requests", allowed={"cpu", "memory"}, required=True)
+    lim = v.mapping(res.get("limits"), f"{key}.resources.limits", allowed={"cpu", "memory"}, required=True)
+    resources = Resources(
+        cpu_request=v.cpu(req.get("cpu"), f"{key}.resources.requests.cpu"),
+        memory_request=v.memory(req.get("memory"), f"{key}.resources.requests.memory"),
+        cpu_limit=v.cpu(lim.get("cpu"), f"{key}.resources.limits.cpu"),
+        memory_limit=v.memory(lim.get("memory"), f"{key}.resources.limits.memory"),
+    )
+    for what in ("cpu", "memory"):
+        measure = cpu_millicores if what == "cpu" else memory_bytes
+        r, li = (req.get(what), lim.get(what))
+        if (measure(r) or 0) > (measure(li) or 0):
+            v.fail(f"{key}.resources.requests.{what}", r, f"at most the limit {li}")
+    autoscaling = None
+    if raw.get("autoscaling") is not None:
+        if name not in SCALABLE:
+            v.fail(f"{key}.autoscaling", raw["autoscaling"], "autoscaling only on api and worker")
+        a = v.mapping(raw["autoscaling"], f"{key}.autoscaling", allowed=_AUTOSCALING_KEYS)
+        lo = v.integer(a.get("min"), f"{key}.autoscaling.min", minimum=1, required=True)
+        hi = v.integer(a.get("max"), f"{key}.autoscaling.max", minimum=1, required=True)
+        if lo > hi:
+            v.fail(f"{key}.autoscaling.min", lo, f"at most autoscaling.max ({hi})")
+        autoscaling = Autoscaling(
+            min_replicas=lo,
+            max_replicas=hi,
+            cpu_percent=v.integer(a.get("cpu_percent", 70), f"{key}.autoscaling.cpu_percent", minimum=1, maximum=100),
+            memory_percent=v.integer(
+                a.get("memory_percent", 80), f"{key}.autoscaling.memory_percent", minimum=1, maximum=100
+            ),
+            p95_ms=None
+            if a.get("p95_ms") is None
+            else v.integer(a.get("p95_ms"), f"{key}.autoscaling.p95_ms", minimum=1),
+            queue_per_worker=None
+            if a.get("queue_per_worker") is None
+            else v.integer(a.get("queue_per_worker"), f"{key}.autoscaling.queue_per_worker", minimum=1),
+        )
+    storage = None
+    if raw.get("storage") is not None:
+        storage = v.memory(raw.get("storage"), f"{key}.storage")
+    elif name in ("postgres", "redis"):
+        v.fail(f"{key}.storage", None, "a storage size like 20Gi")
+    return Component(
+        name=name,
+        replicas=v.integer(raw.get("replicas", 1), f"{key}.replicas", minimum=0),
+        resources=resources,
+        autoscaling=autoscaling,
+        storage=storage,
+    )
+
+
+def _performance_test(v: _Validator, raw: Any) -> PerformanceTest:
+    key = "performance_test"
+    body = v.mapping(raw, key, allowed={"weights", "hot_symbols", "cold_symbols", "stages"})
+    weights_raw = v.mapping(
+        body.get("weights", {"health": 3, "analysis_hot": 5, "analysis_cold": 2, "stats": 1}),
+        f"{key}.weights",
+        allowed={"health", "analysis_hot", "analysis_cold", "stats"},
+    )
+    weights = {k: v.integer(w, f"{key}.weights.{k}", minimum=0) for k, w in weights_raw.items()}
+    if not any(weights.values()):
+        v.fail(f"{key}.weights", weights_raw, "at least one weight above 0")
+    symbol = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+    hot = tuple(str(s) for s in v.sequence(body.get("hot_symbols", ["AAPL"]), f"{key}.hot_symbols"))
+    cold = tuple(str(s) for s in v.sequence(body.get("cold_symbols", ["IBM"]), f"{key}.cold_symbols"))
+    for s in hot + cold:
+        if not symbol.match(s):
+            v.fail(f"{key}.symbols", s, "upper-case ticker symbols like AAPL or BRK.B")
+    stages = []
+    default_stages = [{"name": "steady", "duration": "30s", "users": 10, "spawn_rate": 10}]
+    for i, sraw in enumerate(v.sequence(body.get("stages", default_stages), f"{key}.stages")):
+        skey = f"{key}.stages[{i}]"
+        s = v.mapping(sraw, skey, allowed={"name", "duration", "users", "spawn_rate"})
+        stages.append(
+            Stage(
+                name=v.string(s.get("name", f"stage-{i + 1}"), f"{skey}.name"),
+                duration_seconds=v.duration(s.get("duration"), f"{skey}.duration"),
+                users=v.integer(s.get("users"), f"{skey}.users", minimum=0, required=True),
+                spawn_rate=v.number(s.get("spawn_rate", 10), f"{skey}.spawn_rate", positive=True),
+            )
+        )
+    if not stages:
+        v.fail(f"{key}.stages", [], "at least one stage")
+    return PerformanceTest(weights=weights, hot_symbols=hot, cold_symbols=cold, stages=tuple(stages))
+
+
+def _opt_str(v: _Validator, body: Mapping[str, Any], name: str, key: str) -> str | None:
+    value = body.get(name)
+    return None if value is None else v.string(value, f"{key}.{name}")
+
+
+def _check_timezone(v: _Validator, key: str, tz: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        v.fail(key, tz, "an IANA time zone like America/New_York")
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    for k, val in override.items():
+        if isinstance(val, Mapping) and isinstance(base.get(k), dict):
+            base[k] = _deep_merge(base[k], val)
+        else:
+            base[k] = copy.deepcopy(val)
+    return base
+
+
+class _Validator:
+    """Type checks that raise ``ConfigError`` naming file, key path, value and what is allowed."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, value: Any, allowed: str) -> Any:
+        where = f"{self.source}: {key}" if key else self.source
+        shown = "missing" if value is None else repr(value)
+        raise ConfigError(f"{where} is {shown}; expected {allowed}")
+
+    def mapping(
+        self, value: Any, key: str, allowed: set[str] | None = None, required: bool = False
+    ) -> dict[str, Any]:
+        if value is None:
+            if required:
+                self.fail(key, None, "a mapping")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, value, "a mapping of keys to values")
+        if allowed is not None:
+            for k in value:
+                if k not in allowed:
+                    path = f"{key}.{k}" if key else str(k)
+                    raise ConfigError(
+                        f"{self.source}: unknown key {path!r}; allowed here: "
+                        + ", ".join(sorted(allowed))
+                    )
+        return dict(value)
+
+    def sequence(self, value: Any, key: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(key, value, "a list")
+        return list(value)
+
+    def string(self, value: Any, key: str, required: bool = False) -> str:
+        if value is None and required:
+            self.fail(key, None, "a string")
+        if not isinstance(value, str) or not value:
+            self.fail(key, value, "a non-empty string")
+        return str(value)
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return bool(value)
+
+    def integer(
+        self,
+        value: Any,
+        key: str,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        required: bool = False,
+    ) -> int:
+        if value is None and required:
+            self.fail(key, None, "a whole number")
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, value, "a whole number")
+        if minimum is not None and value < minimum:
+            self.fail(key, value, f"a whole number >= {minimum}")
+        if maximum is not None and value > maximum:
+            self.fail(key, value, f"a whole number <= {maximum}")
+        return int(value)
+
+    def number(self, value: Any, key: str, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, value, "a number")
+        if positive and value <= 0:
+            self.fail(key, value, "a number above 0")
+        return float(value)
+
+    def fraction(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            self.fail(key, value, "a fraction between 0 and 1 (0.01 is 1%)")
+        return float(value)
+
+    def port(self, value: Any, key: str) -> int:
+        return self.integer(value, key, minimum=1, maximum=65535)
+
+    def duration(self, value: Any, key: str) -> float:
+        try:
+            return parse_duration(str(value), what=key)
+        except BadInputError:
+            return float(self.fail(key, value, "a duration like 30s, 5m or 1h30m"))
+
+    def cpu(self, value: Any, key: str) -> str:
+        if value is None or cpu_millicores(value) is None or (cpu_millicores(value) or 0) <= 0:
+            self.fail(key, value, "a CPU quantity like 500m or 1")
+        return str(value)
+
+    def memory(self, value: Any, key: str) -> str:
+        if value is None or memory_bytes(value) is None or (memory_bytes(value) or 0) <= 0:
+            self.fail(key, value, "a memory quantity like 512Mi or 2Gi")
+        return str(value)
