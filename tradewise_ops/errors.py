@@ -30,7 +30,7 @@ class BadInputError(TradewiseError):
 
 
 class ConfigError(BadInputError):
-    """A broken or invalid ``tradewise.yaml`` (or ``TRADEWISE_*`` variable): names file, key, value."""
+    """A broken ``tradewise.yaml`` or ``TRADEWISE_*`` variable; names file, key and value."""
 
 
 class UnreachableError(TradewiseError):

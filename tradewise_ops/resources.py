@@ -10,7 +10,10 @@ from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _REPO_ROOT = _PACKAGE_DIR.parent
-_CHECKOUT_PATHS = {"k8s": _REPO_ROOT / "templates" / "k8s", "tradewise.yaml": _REPO_ROOT / "tradewise.yaml"}
+_CHECKOUT_PATHS = {
+    "k8s": _REPO_ROOT / "templates" / "k8s",
+    "tradewise.yaml": _REPO_ROOT / "tradewise.yaml",
+}
 
 
 def data_path(name: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import typer
 
@@ -28,7 +29,7 @@ class State:
     _config: Config | None = field(default=None, repr=False)
 
     def config(self) -> Config:
-        """The configuration (``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml``, embedded)."""
+        """The config: ``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml`` or the embedded one."""
         if self._config is None:
             self._config = load_config(self.config_path)
         return self._config
@@ -45,7 +46,7 @@ class State:
                     f"environment given twice: {positional!r} and --env {self.env_name!r}; give one"
                 )
         env = self.config().environment(positional or self.env_name)
-        changes: dict[str, str] = {}
+        changes: dict[str, Any] = {}
         if self.namespace:
             changes["namespace"] = self.namespace
         if self.context:

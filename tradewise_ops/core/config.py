@@ -204,7 +204,9 @@ class Config:
             if wanted in env.aliases:
                 return env
         allowed = ", ".join(_names_with_aliases(self.environments.values()))
-        raise BadInputError(f"unknown environment {wanted!r} in {self.source}: use one of {allowed}")
+        raise BadInputError(
+            f"unknown environment {wanted!r} in {self.source}: use one of {allowed}"
+        )
 
     def profile(self, name: str) -> Profile:
         """The traffic profile called ``name``."""
@@ -225,7 +227,7 @@ def _names_with_aliases(envs: Any) -> list[str]:
 # loading
 # --------------------------------------------------------------------------------------------
 def embedded_config_path() -> Path:
-    """The ``tradewise.yaml`` shipped with the package (a checkout's root file when not installed)."""
+    """The ``tradewise.yaml`` shipped with the package (in a checkout, the root's file)."""
     from tradewise_ops.resources import data_path
 
     return data_path("tradewise.yaml")
@@ -298,10 +300,14 @@ def parse_config(
     for env in environments.values():
         for alias in env.aliases:
             if alias in environments or alias in aliases:
-                v.fail(f"environments.{env.name}.aliases", alias, "a name no other environment uses")
+                v.fail(
+                    f"environments.{env.name}.aliases", alias, "a name no other environment uses"
+                )
             aliases[alias] = env.name
 
-    default_env = v.string(top.get("default_environment", next(iter(environments))), "default_environment")
+    default_env = v.string(
+        top.get("default_environment", next(iter(environments))), "default_environment"
+    )
     if default_env not in environments and default_env not in aliases:
         v.fail("default_environment", default_env, "one of " + ", ".join(environments))
 
@@ -443,7 +449,9 @@ def _environment(
             local_raw.get("worker_processes", 1), f"{key}.local.worker_processes", minimum=0
         ),
         redis_port=v.port(local_raw.get("redis_port", 6390), f"{key}.local.redis_port"),
-        state_dir=v.string(local_raw.get("state_dir", ".tradewise/local"), f"{key}.local.state_dir"),
+        state_dir=v.string(
+            local_raw.get("state_dir", ".tradewise/local"), f"{key}.local.state_dir"
+        ),
     )
     url = body.get("url")
     if url is not None:
@@ -475,9 +483,15 @@ def _environment(
 
 
 def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Component:
-    res = v.mapping(raw.get("resources"), f"{key}.resources", allowed={"requests", "limits"}, required=True)
-    req = v.mapping(res.get("requests"), f"{key}.resources.requests", allowed={"cpu", "memory"}, required=True)
-    lim = v.mapping(res.get("limits"), f"{key}.resources.limits", allowed={"cpu", "memory"}, required=True)
+    res = v.mapping(
+        raw.get("resources"), f"{key}.resources", allowed={"requests", "limits"}, required=True
+    )
+    req = v.mapping(
+        res.get("requests"), f"{key}.resources.requests", allowed={"cpu", "memory"}, required=True
+    )
+    lim = v.mapping(
+        res.get("limits"), f"{key}.resources.limits", allowed={"cpu", "memory"}, required=True
+    )
     resources = Resources(
         cpu_request=v.cpu(req.get("cpu"), f"{key}.resources.requests.cpu"),
         memory_request=v.memory(req.get("memory"), f"{key}.resources.requests.memory"),
@@ -486,7 +500,7 @@ def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Compo
     )
     for what in ("cpu", "memory"):
         measure = cpu_millicores if what == "cpu" else memory_bytes
-        r, li = (req.get(what), lim.get(what))
+        r, li = str(req.get(what)), str(lim.get(what))
         if (measure(r) or 0) > (measure(li) or 0):
             v.fail(f"{key}.resources.requests.{what}", r, f"at most the limit {li}")
     autoscaling = None
@@ -501,16 +515,23 @@ def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Compo
         autoscaling = Autoscaling(
             min_replicas=lo,
             max_replicas=hi,
-            cpu_percent=v.integer(a.get("cpu_percent", 70), f"{key}.autoscaling.cpu_percent", minimum=1, maximum=100),
+            cpu_percent=v.integer(
+                a.get("cpu_percent", 70), f"{key}.autoscaling.cpu_percent", minimum=1, maximum=100
+            ),
             memory_percent=v.integer(
-                a.get("memory_percent", 80), f"{key}.autoscaling.memory_percent", minimum=1, maximum=100
+                a.get("memory_percent", 80),
+                f"{key}.autoscaling.memory_percent",
+                minimum=1,
+                maximum=100,
             ),
             p95_ms=None
             if a.get("p95_ms") is None
             else v.integer(a.get("p95_ms"), f"{key}.autoscaling.p95_ms", minimum=1),
             queue_per_worker=None
             if a.get("queue_per_worker") is None
-            else v.integer(a.get("queue_per_worker"), f"{key}.autoscaling.queue_per_worker", minimum=1),
+            else v.integer(
+                a.get("queue_per_worker"), f"{key}.autoscaling.queue_per_worker", minimum=1
+            ),
         )
     storage = None
     if raw.get("storage") is not None:
@@ -539,26 +560,30 @@ def _performance_test(v: _Validator, raw: Any) -> PerformanceTest:
         v.fail(f"{key}.weights", weights_raw, "at least one weight above 0")
     symbol = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
     hot = tuple(str(s) for s in v.sequence(body.get("hot_symbols", ["AAPL"]), f"{key}.hot_symbols"))
-    cold = tuple(str(s) for s in v.sequence(body.get("cold_symbols", ["IBM"]), f"{key}.cold_symbols"))
-    for s in hot + cold:
-        if not symbol.match(s):
-            v.fail(f"{key}.symbols", s, "upper-case ticker symbols like AAPL or BRK.B")
+    cold = tuple(
+        str(s) for s in v.sequence(body.get("cold_symbols", ["IBM"]), f"{key}.cold_symbols")
+    )
+    for sym in hot + cold:
+        if not symbol.match(sym):
+            v.fail(f"{key}.symbols", sym, "upper-case ticker symbols like AAPL or BRK.B")
     stages = []
     default_stages = [{"name": "steady", "duration": "30s", "users": 10, "spawn_rate": 10}]
     for i, sraw in enumerate(v.sequence(body.get("stages", default_stages), f"{key}.stages")):
         skey = f"{key}.stages[{i}]"
-        s = v.mapping(sraw, skey, allowed={"name", "duration", "users", "spawn_rate"})
+        st = v.mapping(sraw, skey, allowed={"name", "duration", "users", "spawn_rate"})
         stages.append(
             Stage(
-                name=v.string(s.get("name", f"stage-{i + 1}"), f"{skey}.name"),
-                duration_seconds=v.duration(s.get("duration"), f"{skey}.duration"),
-                users=v.integer(s.get("users"), f"{skey}.users", minimum=0, required=True),
-                spawn_rate=v.number(s.get("spawn_rate", 10), f"{skey}.spawn_rate", positive=True),
+                name=v.string(st.get("name", f"stage-{i + 1}"), f"{skey}.name"),
+                duration_seconds=v.duration(st.get("duration"), f"{skey}.duration"),
+                users=v.integer(st.get("users"), f"{skey}.users", minimum=0, required=True),
+                spawn_rate=v.number(st.get("spawn_rate", 10), f"{skey}.spawn_rate", positive=True),
             )
         )
     if not stages:
         v.fail(f"{key}.stages", [], "at least one stage")
-    return PerformanceTest(weights=weights, hot_symbols=hot, cold_symbols=cold, stages=tuple(stages))
+    return PerformanceTest(
+        weights=weights, hot_symbols=hot, cold_symbols=cold, stages=tuple(stages)
+    )
 
 
 def _opt_str(v: _Validator, body: Mapping[str, Any], name: str, key: str) -> str | None:

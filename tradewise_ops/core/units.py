@@ -14,7 +14,7 @@ _PLAIN_SECONDS = re.compile(r"^\d+$")
 def parse_duration(text: str, *, what: str = "duration") -> float:
     """Seconds in ``text``: ``90``, ``60s``, ``5m``, ``1h30m``, ``2m30s``. Positive only.
 
-    Raises ``BadInputError`` naming ``what`` and the accepted forms otherwise (``60x``, ``-5s``, ``0s``).
+    Anything else (``60x``, ``-5s``, ``0s``) raises ``BadInputError`` naming ``what``.
     """
     raw = str(text).strip().lower()
     seconds: float | None = None
