@@ -29,7 +29,7 @@ class State:
     _config: Config | None = field(default=None, repr=False)
 
     def config(self) -> Config:
-        """The config: ``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml`` or the embedded one."""
+        """The config (``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml``, embedded)."""
         if self._config is None:
             self._config = load_config(self.config_path)
         return self._config
