@@ -1,0 +1,345 @@
+"""Contract tests of the emulator: the official client and kubectl against it, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s_emulator import Emulator
+
+pytest_plugins = ["tests.k8s_emulator.fixtures"]
+
+NS = "tradewise-ai"
+
+
+def _deployment(name: str = "web", image: str = "nginx:1", replicas: int | None = None) -> dict:
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "main", "image": image}]},
+        },
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": name, "tier": "web"}},
+        "spec": spec,
+    }
+
+
+@pytest.fixture
+def api(kubeconfig: Path) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(str(kubeconfig))
+
+
+def test_discovery_lists_served_groups_and_leaves_out_missing_ones(
+    bare_emulator: Emulator, bare_kubeconfig: Path
+) -> None:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(str(bare_kubeconfig))
+    groups = {g.name for g in client.ApisApi(api).get_api_versions().groups}
+    assert {"apps", "autoscaling", "networking.k8s.io"} <= groups
+    assert "monitoring.coreos.com" not in groups
+    bare_emulator.serve_prometheus_operator()
+    groups = {g.name for g in client.ApisApi(api).get_api_versions().groups}
+    assert "monitoring.coreos.com" in groups
+    resources = client.AppsV1Api(api).get_api_resources().resources
+    names = {r.name for r in resources}
+    assert {"deployments", "deployments/scale", "statefulsets"} <= names
+
+
+def test_create_get_list_with_selector_and_kind(api: Any) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    created = apps.create_namespaced_deployment(NS, _deployment("web"))
+    assert created.metadata.generation == 1
+    assert created.spec.replicas == 1  # defaulted like the API server
+    apps.create_namespaced_deployment(NS, _deployment("other"))
+    assert [d.metadata.name for d in apps.list_namespaced_deployment(NS).items] == [
+        "other",
+        "web",
+    ]
+    selected = apps.list_namespaced_deployment(NS, label_selector="app=web,tier in (web,x)")
+    assert [d.metadata.name for d in selected.items] == ["web"]
+    assert apps.list_namespaced_deployment(NS, label_selector="app!=web").items[0].metadata.name == (
+        "other"
+    )
+    from kubernetes.dynamic import DynamicClient
+
+    raw = DynamicClient(api).resources.get(api_version="apps/v1", kind="Deployment").get(
+        namespace=NS
+    )
+    assert raw.kind == "DeploymentList" and raw.apiVersion == "apps/v1"
+    with pytest.raises(client.ApiException) as err:
+        apps.create_namespaced_deployment(NS, _deployment("web"))
+    assert err.value.status == 409
+    with pytest.raises(client.ApiException) as err:
+        apps.read_namespaced_deployment("nope", NS)
+    assert err.value.status == 404
+
+
+def test_namespace_must_exist_and_can_be_created(api: Any) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    with pytest.raises(client.ApiException) as err:
+        core.create_namespaced_config_map("missing", {"metadata": {"name": "c"}})
+    assert err.value.status == 404
+    core.create_namespace({"metadata": {"name": "missing"}})
+    cm = core.create_namespaced_config_map("missing", {"metadata": {"name": "c"}, "data": {"a": "1"}})
+    assert cm.data == {"a": "1"}
+
+
+def test_stale_resource_version_gets_409_and_generation_bumps_on_spec_change(api: Any) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    first = apps.create_namespaced_deployment(NS, _deployment())
+    fresh = apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 3}})
+    assert fresh.metadata.generation == 2
+    assert int(fresh.metadata.resource_version) > int(first.metadata.resource_version)
+    meta_only = apps.patch_namespaced_deployment("web", NS, {"metadata": {"labels": {"x": "y"}}})
+    assert meta_only.metadata.generation == 2
+    stale = first.to_dict()
+    stale_body = api.sanitize_for_serialization(first)
+    stale_body["spec"]["replicas"] = 5
+    with pytest.raises(client.ApiException) as err:
+        apps.replace_namespaced_deployment("web", NS, stale_body)
+    assert err.value.status == 409 and stale["metadata"]["name"] == "web"
+    current = api.sanitize_for_serialization(apps.read_namespaced_deployment("web", NS))
+    current["spec"]["replicas"] = 5
+    replaced = apps.replace_namespaced_deployment("web", NS, current)
+    assert replaced.spec.replicas == 5 and replaced.metadata.generation == 3
+
+
+def test_server_side_apply_owns_fields_and_dry_run_changes_nothing(api: Any) -> None:
+    from kubernetes.dynamic import DynamicClient
+
+    dyn = DynamicClient(api)
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    body = _deployment(replicas=2)
+    body["metadata"]["labels"]["extra"] = "1"
+    out = deployments.server_side_apply(
+        body=body, name="web", namespace=NS, field_manager="tradewise", force_conflicts=True
+    )
+    assert out.spec.replicas == 2 and out.metadata.labels["extra"] == "1"
+    # a field we stop sending disappears; a field another client set stays
+    deployments.patch(
+        body={"metadata": {"annotations": {"someone": "else"}}},
+        name="web",
+        namespace=NS,
+        content_type="application/merge-patch+json",
+    )
+    del body["metadata"]["labels"]["extra"]
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    out = deployments.server_side_apply(
+        body=body, name="web", namespace=NS, field_manager="tradewise", force_conflicts=True
+    )
+    assert "extra" not in out.metadata.labels
+    assert out.metadata.annotations["someone"] == "else"
+    assert out.metadata.generation == 2
+    dry = deployments.server_side_apply(
+        body=_deployment(image="nginx:3", replicas=2),
+        name="web",
+        namespace=NS,
+        field_manager="tradewise",
+        force_conflicts=True,
+        dry_run="All",
+    )
+    assert dry.spec.template.spec.containers[0].image == "nginx:3"
+    live = deployments.get(name="web", namespace=NS)
+    assert live.spec.template.spec.containers[0].image == "nginx:2"
+
+
+def test_scale_subresource(api: Any, emulator: Emulator) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(NS, _deployment())
+    scale = apps.patch_namespaced_deployment_scale("web", NS, {"spec": {"replicas": 4}})
+    assert scale.spec.replicas == 4
+    assert apps.read_namespaced_deployment_scale("web", NS).spec.replicas == 4
+    assert emulator.get("Deployment", NS, "web")["spec"]["replicas"] == 4
+    stale = api.sanitize_for_serialization(scale)
+    apps.patch_namespaced_deployment_scale("web", NS, {"spec": {"replicas": 5}})
+    stale["spec"]["replicas"] = 1
+    with pytest.raises(client.ApiException) as err:
+        apps.replace_namespaced_deployment_scale("web", NS, stale)
+    assert err.value.status == 409
+
+
+def test_watch_from_resource_version_times_out_and_410_when_too_old(
+    api: Any, emulator: Emulator
+) -> None:
+    from kubernetes import client, watch
+
+    apps = client.AppsV1Api(api)
+    listed = apps.list_namespaced_deployment(NS)
+    rv = listed.metadata.resource_version
+
+    def later() -> None:
+        time.sleep(0.2)
+        apps.create_namespaced_deployment(NS, _deployment("late"))
+        apps.patch_namespaced_deployment("late", NS, {"spec": {"replicas": 2}})
+
+    threading.Thread(target=later).start()
+    seen = []
+    start = time.monotonic()
+    for event in watch.Watch().stream(
+        apps.list_namespaced_deployment, NS, resource_version=rv, timeout_seconds=1
+    ):
+        seen.append((event["type"], event["object"].metadata.name))
+    assert seen == [("ADDED", "late"), ("MODIFIED", "late")]
+    assert 0.9 < time.monotonic() - start < 3  # timeoutSeconds is honoured
+    emulator.store.compact()
+    with pytest.raises(client.ApiException) as err:
+        for _ in watch.Watch().stream(
+            apps.list_namespaced_deployment, NS, resource_version=rv, timeout_seconds=1
+        ):
+            pass
+    assert err.value.status == 410
+
+
+def test_faults_are_injected_then_cleared(api: Any, emulator: Emulator) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    emulator.fail_next("GET", "/deployments/web$", 500, count=1)
+    apps.create_namespaced_deployment(NS, _deployment())
+    with pytest.raises(client.ApiException) as err:
+        apps.read_namespaced_deployment("web", NS, _request_timeout=2)
+    assert err.value.status == 500
+    assert apps.read_namespaced_deployment("web", NS).metadata.name == "web"
+    emulator.deny("patch", "deployments")
+    with pytest.raises(client.ApiException) as err:
+        apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 2}})
+    assert err.value.status == 403
+    assert 'cannot patch resource "deployments"' in json.loads(err.value.body)["message"]
+
+
+def test_dropped_watch_ends_stream_early(api: Any, emulator: Emulator) -> None:
+    from kubernetes import client, watch
+
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(NS, _deployment("a"))
+    apps.create_namespaced_deployment(NS, _deployment("b"))
+    emulator.drop_watch("/deployments$", after_events=1)
+    start = time.monotonic()
+    events = []
+    with pytest.raises(Exception):  # noqa: B017 - urllib3 raises ProtocolError on the cut
+        for event in watch.Watch().stream(apps.list_namespaced_deployment, NS, timeout_seconds=5):
+            events.append(event["object"].metadata.name)
+    assert events == ["a"] and time.monotonic() - start < 3
+
+
+def test_controllers_play_rollout_and_failures(api: Any, emulator: Emulator) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    core = client.CoreV1Api(api)
+    apps.create_namespaced_deployment(NS, _deployment(replicas=2))
+    emulator.controllers.deployment_progress(NS, "web")
+    status = apps.read_namespaced_deployment("web", NS).status
+    assert (status.observed_generation, status.ready_replicas, status.available_replicas) == (
+        1,
+        2,
+        2,
+    )
+    assert len(core.list_namespaced_pod(NS, label_selector="app=web").items) == 2
+    apps.patch_namespaced_deployment(
+        "web", NS, {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "x"}]}}}}
+    )
+    pods = emulator.controllers.fail_pods(NS, "web", "ImagePullBackOff")
+    pod = core.read_namespaced_pod(pods[0], NS)
+    assert pod.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff"
+    events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={pods[0]}")
+    assert events.items and events.items[0].type == "Warning"
+
+
+def test_auto_mode_makes_workloads_ready_and_fails_marked_images(
+    api: Any, emulator: Emulator
+) -> None:
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    emulator.controllers.fail_images["broken"] = "ErrImagePull"
+    emulator.controllers.auto(delay=0.01)
+    apps.create_namespaced_deployment(NS, _deployment("good", replicas=2))
+    apps.create_namespaced_deployment(NS, _deployment("bad", image="registry/x:broken"))
+
+    def ready(name: str) -> bool:
+        obj = emulator.get("Deployment", NS, name) or {}
+        return (obj.get("status") or {}).get("readyReplicas") == 2
+
+    emulator.wait_for(lambda: ready("good"), what="good ready")
+    emulator.wait_for(
+        lambda: any(
+            (p["status"].get("containerStatuses") or [{}])[0]
+            .get("state", {})
+            .get("waiting", {})
+            .get("reason")
+            == "ErrImagePull"
+            for p in emulator.list("Pod", NS, "app=bad")
+        ),
+        what="bad pods failing",
+    )
+
+
+# -- kubectl ---------------------------------------------------------------------------------
+def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.skip("needs kubectl on PATH")
+    return subprocess.run(
+        [binary, "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "HOME": str(kubeconfig.parent)},
+    )
+
+
+def test_kubectl_apply_get_scale_watch(kubeconfig: Path, emulator: Emulator) -> None:
+    body = json.dumps(_deployment())
+    applied = _kubectl(
+        kubeconfig, "apply", "--server-side", "--validate=false", "-f", "-", stdin=body
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "serverside-applied" in applied.stdout
+    got = _kubectl(kubeconfig, "get", "deployment", "web", "-n", NS, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1"
+    scaled = _kubectl(kubeconfig, "scale", "deployment/web", "-n", NS, "--replicas=3")
+    assert scaled.returncode == 0, scaled.stderr
+    assert emulator.get("Deployment", NS, "web")["spec"]["replicas"] == 3
+    listed = _kubectl(kubeconfig, "get", "deployments", "-n", NS, "-l", "app=web", "-o", "name")
+    assert listed.stdout.split() == ["deployment.apps/web"]
+    watched = _kubectl(
+        kubeconfig,
+        "get",
+        "deployments",
+        "-n",
+        NS,
+        "--watch-only",
+        "-o",
+        "name",
+        "--request-timeout=2s",
+    )
+    assert watched.returncode in (0, 1)  # ends when the watch times out; no events yet
+    assert watched.stdout.strip() == ""
