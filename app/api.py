@@ -1,0 +1,267 @@
+"""HTTP endpoints, JSON errors and request metrics.
+
+Every error is ``{"error": {"code": "...", "message": "...", "status": N}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app import metrics
+from app.openapi import openapi_document
+from app.providers import ProviderError, ProviderUnavailableError, UnknownSymbolError
+from app.service import AnalysisService
+from app.symbols import SYMBOL_HELP, InvalidSymbolError, normalize_symbol
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+
+ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer with a stable code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str, /, **extra: Any) -> Response:
+    """The JSON error answer."""
+    body: dict[str, Any] = dict(extra)
+    body["error"] = {"code": code, "message": message, "status": status}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _service() -> AnalysisService:
+    service: AnalysisService = current_app.extensions["tradewise"]
+    return service
+
+
+def health() -> Response:
+    """Liveness: the process answers (no dependency checks)."""
+    return Response(b'{"status":"ok"}', mimetype=JSON)
+
+
+def ready() -> Response:
+    """Readiness: the database and Redis answer; 503 naming what does not."""
+    service = _service()
+    db_ok, db_error = service.check_database()
+    redis_ok, redis_error = service.cache.ping()
+    checks = {
+        "database": {"ok": db_ok, **({"error": db_error} if db_error else {})},
+        "redis": {"ok": redis_ok, **({"error": redis_error} if redis_error else {})},
+    }
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    if failing:
+        details = "; ".join(f"{name}: {checks[name].get('error')}" for name in failing)
+        return error_response(
+            503,
+            "dependency_unavailable",
+            f"{' and '.join(failing)} unavailable ({details})",
+            status="unavailable",
+            checks=checks,
+            failing=failing,
+        )
+    return jsonify({"status": "ready", "checks": checks, "failing": []})
+
+
+def stock_analysis() -> Response:
+    """The analysis of ``?symbol=``: from the cache when fresh, computed and stored otherwise."""
+    service = _service()
+    if service.settings.inject_latency_ms:
+        time.sleep(service.settings.inject_latency_ms / 1000.0)
+    raw = request.args.get("symbol")
+    try:
+        symbol = normalize_symbol(raw)
+    except InvalidSymbolError as exc:
+        code = "missing_symbol" if raw is None or not raw.strip() else "invalid_symbol"
+        raise ApiError(400, code, str(exc)) from None
+    payload = service.cached(symbol)
+    if payload is not None:
+        response = Response(payload, mimetype=JSON)
+        response.headers["X-Cache"] = "HIT"
+        return response
+    try:
+        computed = service.compute_and_store(symbol, strict=False)
+    except UnknownSymbolError:
+        raise ApiError(
+            404, "unknown_symbol", f"unknown symbol {symbol!r}: no market data for it"
+        ) from None
+    except ProviderUnavailableError as exc:
+        raise ApiError(503, "market_data_unavailable", str(exc)) from None
+    except ProviderError as exc:
+        raise ApiError(502, "market_data_error", str(exc)) from None
+    response = Response(computed.payload, mimetype=JSON)
+    response.headers["X-Cache"] = "MISS"
+    if not computed.cached:
+        response.headers["X-Cache-Status"] = "unavailable"
+    return response
+
+
+def performance_stats() -> Response:
+    """Cache hit rate, request counts, latency percentiles and queue length, across workers."""
+    service = _service()
+    families = metrics.collect(service.probe)
+    by_name = {family.name: family for family in families}
+    requests_by_endpoint: dict[str, float] = {}
+    requests_by_status: dict[str, float] = {}
+    total = 0.0
+    for sample in by_name["flask_request"].samples:
+        if not sample.name.endswith("_total"):
+            continue
+        endpoint = sample.labels["endpoint"]
+        status = sample.labels["status"]
+        requests_by_endpoint[endpoint] = requests_by_endpoint.get(endpoint, 0.0) + sample.value
+        requests_by_status[status] = requests_by_status.get(status, 0.0) + sample.value
+        total += sample.value
+    all_buckets: dict[float, float] = {}
+    analysis_buckets: dict[float, float] = {}
+    for sample in by_name["flask_request_duration_seconds"].samples:
+        if not sample.name.endswith("_bucket"):
+            continue
+        bound = float(sample.labels["le"])
+        all_buckets[bound] = all_buckets.get(bound, 0.0) + sample.value
+        if sample.labels["endpoint"] == "stock_analysis":
+            analysis_buckets[bound] = analysis_buckets.get(bound, 0.0) + sample.value
+    hits = misses = 0.0
+    for sample in by_name["tradewise_cache_lookups"].samples:
+        if sample.name.endswith("_total"):
+            if sample.labels["result"] == "hit":
+                hits += sample.value
+            elif sample.labels["result"] == "miss":
+                misses += sample.value
+    queue = by_name["tradewise_task_queue_length"].samples[0].value
+    redis_up = by_name["tradewise_redis_up"].samples[0].value == 1.0
+    db_up = by_name["tradewise_database_up"].samples[0].value == 1.0
+    body = {
+        "requests": {
+            "total": int(total),
+            "by_endpoint": {k: int(v) for k, v in sorted(requests_by_endpoint.items())},
+            "by_status": {k: int(v) for k, v in sorted(requests_by_status.items())},
+        },
+        "latency_ms": _percentiles(all_buckets),
+        "stock_analysis_latency_ms": _percentiles(analysis_buckets),
+        "cache": {
+            "hits": int(hits),
+            "misses": int(misses),
+            "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+            "available": redis_up,
+        },
+        "task_queue_length": None if queue < 0 else int(queue),
+        "dependencies": {"redis": redis_up, "database": db_up},
+        "multiprocess": metrics.multiprocess_mode(),
+        "note": "percentiles are estimated from the latency histogram buckets",
+    }
+    return jsonify(body)
+
+
+def _percentiles(buckets: dict[float, float]) -> dict[str, float | None]:
+    items = list(buckets.items())
+    out: dict[str, float | None] = {}
+    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        value = metrics.histogram_quantile(q, items)
+        out[name] = None if value is None else round(value * 1000.0, 3)
+    return out
+
+
+def prometheus_metrics() -> Response:
+    """The Prometheus exposition, merged across gunicorn workers."""
+    body = metrics.exposition(_service().probe)
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API."""
+    return jsonify(openapi_document())
+
+
+def _start_timer() -> None:
+    g.tw_started = time.perf_counter()
+
+
+def _record(response: Response) -> Response:
+    started = g.get("tw_started")
+    if started is not None:
+        rule = request.url_rule
+        endpoint = request.endpoint if rule is not None and request.endpoint else "unmatched"
+        metrics.observe_request(
+            request.method, endpoint, response.status_code, time.perf_counter() - started
+        )
+    return response
+
+
+def _handle_api_error(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _handle_http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = ERROR_CODES.get(status, "http_error")
+    message = exc.description or exc.name
+    if status == 404:
+        message = f"no such endpoint: {request.path}"
+    elif status == 405:
+        allowed = (
+            ", ".join(sorted(exc.valid_methods or [])) if hasattr(exc, "valid_methods") else ""
+        )
+        message = f"method {request.method} not allowed on {request.path}" + (
+            f" (allowed: {allowed})" if allowed else ""
+        )
+    response = error_response(status, code, message)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(getattr(exc, "valid_methods", None) or [])
+    return response
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return _handle_http_error(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    metrics.REQUEST_EXCEPTIONS.labels(
+        request.method, request.endpoint or "unmatched", type(exc).__name__
+    ).inc()
+    return error_response(500, "internal_error", "internal server error")
+
+
+ROUTES: tuple[tuple[str, str, Any, tuple[str, ...]], ...] = (
+    ("/api/health", "health", health, ("GET",)),
+    ("/api/health/ready", "ready", ready, ("GET",)),
+    ("/api/stock-analysis", "stock_analysis", stock_analysis, ("GET",)),
+    ("/api/performance/stats", "performance_stats", performance_stats, ("GET",)),
+    ("/metrics", "metrics", prometheus_metrics, ("GET",)),
+    ("/api/openapi.json", "openapi", openapi, ("GET",)),
+)
+
+
+def register_api(flask_app: Flask) -> None:
+    """Add the routes, error handlers and metric hooks to ``flask_app``."""
+    for rule, endpoint, view, methods in ROUTES:
+        flask_app.add_url_rule(rule, endpoint, view, methods=list(methods))
+    flask_app.before_request(_start_timer)
+    flask_app.after_request(_record)
+    flask_app.register_error_handler(ApiError, _handle_api_error)
+    flask_app.register_error_handler(HTTPException, _handle_http_error)
+    flask_app.register_error_handler(Exception, _handle_unexpected)
+    flask_app.config.setdefault("SYMBOL_HELP", SYMBOL_HELP)

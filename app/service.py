@@ -1,0 +1,163 @@
+"""The analysis service: cache, market data, indicators and storage tied together.
+
+Used by the API (``cached`` then ``compute_and_store`` on a miss) and by the Celery tasks
+(``compute_and_store``, which must not lose work: a database failure there is raised so the task
+retries, while the API serves the answer anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from app import metrics
+from app.analysis import analyse
+from app.cache import AnalysisCache
+from app.models import create_schema, upsert_analysis
+from app.providers import HttpProvider, MarketDataProvider, SyntheticProvider
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+HISTORY_DAYS = 200
+
+
+@dataclass
+class Computed:
+    """An analysis document and its serialized bytes (what is cached and returned)."""
+
+    document: dict[str, Any]
+    payload: bytes
+    stored: bool
+    cached: bool
+
+
+def make_provider(settings: Settings) -> MarketDataProvider:
+    """The configured market-data provider."""
+    if settings.market_data_provider == "http":
+        assert settings.market_data_url is not None
+        return HttpProvider(
+            settings.market_data_url, settings.market_data_api_key, settings.market_data_timeout
+        )
+    return SyntheticProvider(extra_symbols=settings.extra_symbols)
+
+
+class AnalysisService:
+    """Everything behind ``/api/stock-analysis`` and the analysis tasks."""
+
+    def __init__(self, settings: Settings, engine: Engine, cache: AnalysisCache) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.cache = cache
+        self.provider = make_provider(settings)
+        self._schema_ready = False
+        self.broker: redis.Redis | None = None
+        if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+            self.broker = redis.Redis.from_url(
+                settings.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+
+    def ensure_schema(self) -> bool:
+        """Create the tables once; False (and logged) when the database is unreachable."""
+        if self._schema_ready:
+            return True
+        try:
+            create_schema(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("database not ready, schema not created yet: %s", exc)
+            return False
+        self._schema_ready = True
+        return True
+
+    def cached(self, symbol: str) -> bytes | None:
+        """The cached JSON of ``symbol`` (counted as a hit or a miss)."""
+        payload = self.cache.get(symbol)
+        metrics.count_cache(payload is not None)
+        return payload
+
+    def compute(self, symbol: str) -> tuple[dict[str, Any], bytes]:
+        """Fetch prices and analyse; raises provider errors (unknown symbol, unavailable)."""
+        started = time.perf_counter()
+        series = self.provider.daily_closes(symbol, HISTORY_DAYS)
+        document: dict[str, Any] = {
+            "symbol": symbol,
+            "as_of": series.as_of.isoformat(),
+            "data_source": series.source,
+            "currency": "USD",
+            "history_days": len(series.closes),
+        }
+        document.update(analyse(series.closes))
+        document["generated_at"] = datetime.now(tz=UTC).isoformat(timespec="seconds")
+        payload = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        metrics.ANALYSIS_COMPUTE.observe(time.perf_counter() - started)
+        return document, payload
+
+    def store(self, document: dict[str, Any], payload: bytes) -> None:
+        """Upsert into the database (raises SQLAlchemy errors)."""
+        if not self.ensure_schema():
+            raise sa.exc.OperationalError("create schema", {}, Exception("database unreachable"))
+        upsert_analysis(self.engine, document, payload)
+
+    def compute_and_store(self, symbol: str, *, strict: bool) -> Computed:
+        """Analyse ``symbol``, store it in the database and the cache.
+
+        With ``strict`` (tasks) a database error propagates so the task is retried; without it
+        (the API) the error is logged and counted and the analysis is still returned.
+        """
+        document, payload = self.compute(symbol)
+        stored = True
+        try:
+            self.store(document, payload)
+        except sa.exc.SQLAlchemyError as exc:
+            metrics.DEPENDENCY_ERRORS.labels("database").inc()
+            if strict:
+                raise
+            log.warning("could not store the analysis of %s: %s", symbol, exc)
+            stored = False
+        cached = self.cache.set(symbol, payload)
+        if not cached:
+            metrics.DEPENDENCY_ERRORS.labels("redis").inc()
+        return Computed(document, payload, stored, cached)
+
+    def check_database(self) -> tuple[bool, str | None]:
+        """``SELECT 1`` against the database: (ok, error message)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            return False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return True, None
+
+    def queue_length(self, queue: str = "celery") -> int | None:
+        """Messages waiting in the Celery queue on a Redis broker (None when unknown/down)."""
+        if self.broker is None:
+            return None
+        names = [queue] + [f"{queue}\x06\x16{p}" for p in (3, 6, 9)]
+        try:
+            pipe = self.broker.pipeline(transaction=False)
+            for name in names:
+                pipe.llen(name)
+            return int(sum(pipe.execute()))
+        except redis.RedisError:
+            return None
+
+    def probe(self) -> metrics.Probe:
+        """Dependency state for the scrape-time gauges."""
+        redis_ok, _ = self.cache.ping()
+        db_ok, _ = self.check_database()
+        return metrics.Probe(redis_ok, db_ok, self.queue_length())
+
+    def close(self) -> None:
+        """Release pools and clients."""
+        self.provider.close()
+        self.cache.close()
+        if self.broker is not None:
+            self.broker.close()
+        self.engine.dispose()

@@ -1,0 +1,153 @@
+"""Service settings, read once from the environment and validated at start-up.
+
+Every variable has a safe default; a bad value raises :class:`ConfigError` naming the variable, the
+value and what is allowed, so the process stops at start-up instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_POPULAR = (
+    "AAPL,MSFT,GOOGL,AMZN,NVDA,META,TSLA,JPM,V,JNJ,WMT,PG,MA,UNH,HD,XOM,KO,PEP,NFLX,AMD,SPY,QQQ"
+)
+PROVIDERS = ("synthetic", "http")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot start with; the message names the variable."""
+
+    def __init__(self, variable: str, value: object, expected: str) -> None:
+        self.variable = variable
+        super().__init__(f"invalid {variable}={value!r}: expected {expected}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration (see the README section "The TradeWise service")."""
+
+    database_url: str
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str = DEFAULT_REDIS_URL
+    result_backend: str | None = DEFAULT_REDIS_URL
+    market_data_provider: str = "synthetic"
+    market_data_url: str | None = None
+    market_data_api_key: str | None = None
+    market_data_timeout: float = 5.0
+    cache_ttl_seconds: int = 300
+    inject_latency_ms: int = 0
+    task_delay_ms: int = 0
+    popular_symbols: tuple[str, ...] = field(default_factory=tuple)
+    extra_symbols: tuple[str, ...] = field(default_factory=tuple)
+    refresh_minutes: int = 15
+    visibility_timeout: int = 3600
+    heartbeat_file: str = "/tmp/tradewise-heartbeat"
+    redis_retry_seconds: float = 2.0
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, instance_path: str | os.PathLike[str] = "."
+    ) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); raise ``ConfigError``."""
+        env = os.environ if environ is None else environ
+        default_db = f"sqlite:///{Path(instance_path) / 'tradewise.db'}"
+        database_url = _url(env, "DATABASE_URL", default_db, ("sqlite", "postgresql", "postgres"))
+        if database_url.startswith("postgres://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+        elif database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+        redis_url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix"))
+        broker_url = _url(env, "CELERY_BROKER_URL", redis_url, ("redis", "rediss", "memory"))
+        backend_raw = env.get("CELERY_RESULT_BACKEND", "").strip()
+        result_backend: str | None
+        if backend_raw.lower() in ("none", "disabled"):
+            result_backend = None
+        else:
+            result_backend = _url(
+                env, "CELERY_RESULT_BACKEND", redis_url, ("redis", "rediss", "db+sqlite", "cache")
+            )
+        provider = env.get("MARKET_DATA_PROVIDER", "synthetic").strip().lower() or "synthetic"
+        if provider not in PROVIDERS:
+            raise ConfigError("MARKET_DATA_PROVIDER", provider, "one of " + ", ".join(PROVIDERS))
+        market_url = env.get("MARKET_DATA_URL", "").strip() or None
+        if market_url is not None:
+            market_url = _url(env, "MARKET_DATA_URL", market_url, ("http", "https"))
+        if provider == "http" and market_url is None:
+            raise ConfigError(
+                "MARKET_DATA_URL", "", "an http(s) URL when MARKET_DATA_PROVIDER=http"
+            )
+        from app.symbols import parse_symbol_list
+
+        try:
+            popular = parse_symbol_list(env.get("TRADEWISE_POPULAR_SYMBOLS", DEFAULT_POPULAR))
+        except ValueError as exc:
+            raise ConfigError(
+                "TRADEWISE_POPULAR_SYMBOLS", env.get("TRADEWISE_POPULAR_SYMBOLS"), str(exc)
+            ) from None
+        try:
+            extra = parse_symbol_list(env.get("TRADEWISE_EXTRA_SYMBOLS", ""))
+        except ValueError as exc:
+            raise ConfigError(
+                "TRADEWISE_EXTRA_SYMBOLS", env.get("TRADEWISE_EXTRA_SYMBOLS"), str(exc)
+            ) from None
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            broker_url=broker_url,
+            result_backend=result_backend,
+            market_data_provider=provider,
+            market_data_url=market_url,
+            market_data_api_key=env.get("MARKET_DATA_API_KEY", "").strip() or None,
+            market_data_timeout=_number(env, "MARKET_DATA_TIMEOUT", 5.0, 0.1, 120.0),
+            cache_ttl_seconds=int(_number(env, "CACHE_TTL_SECONDS", 300, 1, 7 * 86400, True)),
+            inject_latency_ms=int(_number(env, "TRADEWISE_INJECT_LATENCY_MS", 0, 0, 60_000, True)),
+            task_delay_ms=int(_number(env, "TRADEWISE_TASK_DELAY_MS", 0, 0, 600_000, True)),
+            popular_symbols=popular,
+            extra_symbols=extra,
+            refresh_minutes=int(_number(env, "TRADEWISE_REFRESH_MINUTES", 15, 1, 59, True)),
+            visibility_timeout=int(
+                _number(env, "CELERY_VISIBILITY_TIMEOUT", 3600, 1, 7 * 86400, True)
+            ),
+            heartbeat_file=env.get("TRADEWISE_HEARTBEAT_FILE", "").strip()
+            or "/tmp/tradewise-heartbeat",
+            redis_retry_seconds=_number(env, "TRADEWISE_REDIS_RETRY_SECONDS", 2.0, 0.0, 300.0),
+        )
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip() or default
+    scheme = urlparse(raw).scheme.lower()
+    base = scheme.split("+", 1)[0] if not scheme.startswith("db+") else scheme
+    if not scheme or (base not in schemes and scheme not in schemes):
+        raise ConfigError(name, raw, "a URL with scheme " + " or ".join(f"{s}://" for s in schemes))
+    if scheme.startswith(("redis", "rediss")):
+        path = urlparse(raw).path.strip("/")
+        if path and not path.isdigit():
+            raise ConfigError(name, raw, "a Redis URL whose path is a database number, e.g. /0")
+    return raw
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float,
+    integer: bool = False,
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    kind = "an integer" if integer else "a number"
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(name, raw, f"{kind} between {low:g} and {high:g}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, raw, f"{kind} between {low:g} and {high:g}")
+    return value
