@@ -1,0 +1,427 @@
+"""The load generator's own process: Locust as a library, one JSON line per interval on stdout.
+
+Started by ``adapters.loadtest.LoadRunner`` as ``python -m tradewise_ops.adapters._locust_child``
+(or with ``--worker HOST PORT`` for a worker of the local distributed mode). ``import locust``
+monkey-patches the whole process with gevent, so it comes before every other import and this
+module is never imported by the CLI's own process.
+
+Protocol: the first line of stdin is the JSON spec; after it, stdin is a lifeline (a ``stop``
+line or EOF stops the load at once). SIGTERM and SIGINT stop it at once too. Stdout carries
+JSON lines: ``started``, one ``interval`` per interval (per-endpoint counts and latency
+histograms of the interval's own samples), then ``done``; ``error`` on a failure to start.
+Locust's own logging goes to stderr.
+"""
+# ruff: noqa: E402, I001
+
+import locust  # noqa: F401  (first: gevent's monkey-patching must precede every other import)
+
+import json
+import logging
+import os
+import random
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+import locust.runners
+from gevent.os import make_nonblocking, nb_read
+from locust import FastHttpUser, LoadTestShape, between, constant, constant_throughput
+from locust.env import Environment
+
+from tradewise_ops.core.loadreport import EndpointCounts
+
+FLUSH_SECONDS = 0.25  # how often a worker sends its samples to the master
+
+
+class _Aggregator:
+    """Per-endpoint counts since the last ``take``."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, EndpointCounts] = {}
+
+    def add(self, name: str, ms: float, failed: bool) -> None:
+        counts = self.pending.get(name)
+        if counts is None:
+            counts = self.pending[name] = EndpointCounts()
+        counts.requests += 1
+        if failed:
+            counts.failures += 1
+        counts.latency.add(ms)
+
+    def merge_wire(self, data: dict[str, Any]) -> None:
+        for name, wire in data.items():
+            counts = self.pending.get(name)
+            if counts is None:
+                counts = self.pending[name] = EndpointCounts()
+            counts.merge(EndpointCounts.from_wire(wire))
+
+    def take(self) -> dict[str, EndpointCounts]:
+        out, self.pending = self.pending, {}
+        return out
+
+    def listener(self) -> Callable[..., None]:
+        def on_request(
+            request_type: str,
+            name: str,
+            response_time: float,
+            response_length: int,
+            exception: BaseException | None = None,
+            **_: Any,
+        ) -> None:
+            self.add(name, response_time or 0.0, exception is not None)
+
+        return on_request
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _wait_time(spec: dict[str, Any]) -> Callable[..., float]:
+    wait = spec.get("wait") or {"kind": "constant", "seconds": 0}
+    kind = wait.get("kind")
+    if kind == "between":
+        return between(float(wait["min"]), float(wait["max"]))
+    if kind == "throughput":
+        return constant_throughput(float(wait["per_user"]))
+    return constant(float(wait.get("seconds", 0)))
+
+
+def _user_class(spec: dict[str, Any]) -> type[FastHttpUser]:
+    tasks: dict[Callable[..., None], int] = {}
+    for task_spec in spec["tasks"]:
+        weight = int(task_spec.get("weight", 1))
+        if weight <= 0:
+            continue
+        paths = list(task_spec["paths"])
+        name = str(task_spec["name"])
+
+        def request(user: FastHttpUser, paths: list[str] = paths, name: str = name) -> None:
+            path = paths[0] if len(paths) == 1 else random.choice(paths)
+            user.client.get(path, name=name)
+
+        request.__name__ = f"get_{name}"
+        tasks[request] = weight
+    timeout = float(spec.get("timeout", 30))
+    return type(
+        "TradewiseUser",
+        (FastHttpUser,),
+        {
+            "host": spec["host"],
+            "tasks": tasks,
+            "wait_time": _wait_time(spec),
+            "network_timeout": timeout,
+            "connection_timeout": timeout,
+            "insecure": bool(spec.get("insecure", False)),
+        },
+    )
+
+
+def _stage_at(stages: list[dict[str, Any]], elapsed: float) -> dict[str, Any] | None:
+    edge = 0.0
+    for stage in stages:
+        edge += float(stage["duration"])
+        if elapsed < edge:
+            return stage
+    return None
+
+
+def _shape(stages: list[dict[str, Any]]) -> LoadTestShape:
+    class StagedShape(LoadTestShape):
+        def tick(self) -> tuple[int, float] | None:
+            stage = _stage_at(stages, self.get_run_time())
+            if stage is None:
+                return None
+            return int(stage["users"]), float(stage["spawn_rate"])
+
+    return StagedShape()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _lifeline(stop: gevent.event.Event, reasons: list[str]) -> None:
+    """Stop when stdin says ``stop`` or closes (the parent is gone)."""
+    fd = sys.stdin.fileno()
+    make_nonblocking(fd)
+    buffered = b""
+    while not stop.is_set():
+        try:
+            chunk = nb_read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            reasons.append("parent")
+            stop.set()
+            return
+        buffered += chunk
+        if b"stop" in buffered:
+            reasons.append("stop")
+            stop.set()
+            return
+
+
+def _read_spec() -> dict[str, Any]:
+    fd = sys.stdin.fileno()
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)  # byte by byte: what follows the spec belongs to the lifeline
+        if not chunk:
+            break
+        data += chunk
+    return dict(json.loads(data))
+
+
+def run(spec: dict[str, Any]) -> int:
+    """Run the load described by ``spec``; stream intervals; return the exit code."""
+    stop = gevent.event.Event()
+    reasons: list[str] = []
+
+    def on_signal(name: str) -> Callable[[], None]:
+        def handler() -> None:
+            reasons.append(name)
+            stop.set()
+
+        return handler
+
+    gevent.signal_handler(signal.SIGTERM, on_signal("signal"))
+    gevent.signal_handler(signal.SIGINT, on_signal("signal"))
+
+    stages = spec.get("stages") or []
+    user_class = _user_class(spec)
+    env = Environment(
+        user_classes=[user_class],
+        shape_class=_shape(stages) if stages else None,
+        host=spec["host"],
+        stop_timeout=0,
+    )
+    agg = _Aggregator()
+    n_workers = int(spec.get("workers", 0))
+    worker_procs: list[subprocess.Popen[bytes]] = []
+    finals: list[dict[str, Any]] = []
+    runner: locust.runners.Runner
+    external = spec.get("master_bind")
+    if n_workers:
+        bind_host, port = external or ("127.0.0.1", _free_port())
+        master = env.create_master_runner(bind_host, int(port))
+        master.register_message(
+            "tw_samples", lambda environment, msg, **_: agg.merge_wire(msg.data)
+        )
+        master.register_message("tw_final", lambda environment, msg, **_: finals.append(msg.data))
+        runner = master
+        line = (json.dumps(spec) + "\n").encode()
+        for _ in range(0 if external else n_workers):
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tradewise_ops.adapters._locust_child",
+                    "--worker",
+                    "127.0.0.1",
+                    str(port),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            worker_procs.append(proc)
+        deadline = time.time() + float(spec.get("worker_start_timeout", 30))
+        while master.worker_count < n_workers and time.time() < deadline and not stop.is_set():
+            gevent.sleep(0.05)
+        if master.worker_count < n_workers:
+            _emit(
+                {
+                    "type": "error",
+                    "message": f"only {master.worker_count} of {n_workers} Locust workers "
+                    "connected to the master",
+                }
+            )
+            master.quit()
+            _end_workers(worker_procs)
+            return 1
+    else:
+        runner = env.create_local_runner()
+        env.events.request.add_listener(agg.listener())
+
+    if spec.get("lifeline", True):
+        gevent.spawn(_lifeline, stop, reasons)
+    interval = float(spec.get("interval", 1.0))
+    planned = float(spec["duration"])
+    cpu0 = _cpu_seconds()
+    t0 = time.time()
+    _emit({"type": "started", "t0": t0, "workers": n_workers, "pid": os.getpid()})
+    if stages:
+        runner.start_shape()
+    else:
+        runner.start(int(spec["users"]), float(spec["spawn_rate"]))
+
+    def emit_interval(index: int, start: float, end: float, users: int | None = None) -> None:
+        stage = _stage_at(stages, start) if stages else None
+        _emit(
+            {
+                "type": "interval",
+                "index": index,
+                "start": round(start, 4),
+                "end": round(end, 4),
+                "users": runner.user_count if users is None else users,
+                "stage": stage["name"] if stage else None,
+                "endpoints": {name: c.to_wire() for name, c in agg.take().items()},
+            }
+        )
+
+    index, prev_end = 0, 0.0
+    stopped_by = "duration"
+    while True:
+        edge = min(t0 + (index + 1) * interval, t0 + planned)
+        stop.wait(timeout=max(0.0, edge - time.time()))
+        now = time.time()
+        if stop.is_set():
+            stopped_by = reasons[0] if reasons else "signal"
+            break
+        if now >= t0 + planned:
+            break
+        if stages and runner.state == locust.runners.STATE_STOPPED:
+            stopped_by = "shape"
+            break
+        emit_interval(index, prev_end, now - t0)
+        index, prev_end = index + 1, now - t0
+
+    stopped_at = time.time() - t0
+    users_at_stop = runner.user_count
+    runner.stop()
+    if n_workers:
+        wait_until = time.time() + 3.0
+        while len(finals) < n_workers and time.time() < wait_until:
+            gevent.sleep(0.05)
+    emit_interval(index, prev_end, stopped_at, users_at_stop)
+    stats = env.stats
+    errors = [
+        {"name": e.name, "method": e.method, "error": str(e.error), "occurrences": e.occurrences}
+        for e in sorted(stats.errors.values(), key=lambda e: -e.occurrences)[:20]
+    ]
+    cpu = _cpu_seconds() - cpu0
+    _emit(
+        {
+            "type": "done",
+            "stopped_by": stopped_by,
+            "ran_seconds": round(stopped_at, 4),
+            "locust_requests": stats.total.num_requests,
+            "locust_failures": stats.total.num_failures,
+            "errors": errors,
+            "cpu_seconds": round(cpu, 3),
+            "worker_cpu_seconds": round(sum(float(f.get("cpu", 0)) for f in finals), 3),
+        }
+    )
+    runner.quit()
+    _end_workers(worker_procs)
+    return 0
+
+
+def _end_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+    deadline = time.time() + 3.0
+    for proc in procs:
+        while proc.poll() is None and time.time() < deadline:
+            gevent.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def run_worker(spec: dict[str, Any], master_host: str, master_port: int) -> int:
+    """A worker of the local distributed mode: users here, samples to the master."""
+    locust.runners.WORKER_REPORT_INTERVAL = 1.0
+    env = Environment(user_classes=[_user_class(spec)], host=spec["host"], stop_timeout=0)
+    runner = env.create_worker_runner(master_host, master_port)
+    agg = _Aggregator()
+    env.events.request.add_listener(agg.listener())
+    cpu0 = _cpu_seconds()
+
+    def send() -> None:
+        batch = agg.take()
+        if batch:
+            runner.send_message("tw_samples", {k: v.to_wire() for k, v in batch.items()})
+
+    def flusher() -> None:
+        while True:
+            gevent.sleep(FLUSH_SECONDS)
+            send()
+
+    def on_stop(**_: Any) -> None:
+        send()
+        runner.send_message("tw_final", {"cpu": _cpu_seconds() - cpu0})
+
+    env.events.test_stop.add_listener(on_stop)
+    gevent.spawn(flusher)
+    stop = gevent.event.Event()
+    if spec.get("lifeline", True):
+        gevent.spawn(_lifeline, stop, [])
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    done = gevent.spawn(runner.greenlet.join)
+    gevent.wait([done, gevent.spawn(stop.wait)], count=1)
+    if not done.ready():
+        runner.quit()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. ``[--spec-file F] [--master-port P | --worker HOST PORT]``.
+
+    Without ``--spec-file`` the spec is the first line of stdin and stdin stays the lifeline.
+    ``--master-port`` makes a master for workers started elsewhere (in-cluster Jobs).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=os.environ.get("TRADEWISE_LOCUST_LOG", "WARNING"),
+        stream=sys.stderr,
+        format="locust: %(levelname)s %(message)s",
+    )
+    options: dict[str, list[str]] = {}
+    while args:
+        flag = args.pop(0)
+        take = 2 if flag == "--worker" else 1
+        options[flag], args = args[:take], args[take:]
+    if "--spec-file" in options:
+        with open(options["--spec-file"][0], encoding="utf-8") as handle:
+            spec = dict(json.load(handle))
+        spec["lifeline"] = False
+    else:
+        spec = _read_spec()
+    if "--worker" in options:
+        host, port = options["--worker"]
+        return run_worker(spec, host, int(port))
+    if "--master-port" in options:
+        spec["master_bind"] = ["0.0.0.0", int(options["--master-port"][0])]
+    try:
+        return run(spec)
+    except Exception as exc:  # report it on the protocol, then fail
+        _emit({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""``tradewise load-test`` and ``tradewise performance-test``: Locust load with an SLO verdict."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tradewise_ops.cli.state import State, get_state
+from tradewise_ops.cli.terminal import TableData
+from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError, TradewiseError
+
+_HOST_HELP = "Target base URL (default: the environment's url, or https://DOMAIN)."
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``load-test`` and ``performance-test`` to the root app."""
+    app.command("load-test")(load_test)
+    app.command("performance-test")(performance_test)
+
+
+def load_test(
+    ctx: typer.Context,
+    duration: str = typer.Argument(None, help="How long: 90, 60s, 5m (default from config)."),
+    users: int = typer.Argument(None, help="Concurrent users (default from config)."),
+    endpoint: str = typer.Argument(
+        None, help="Path to load, e.g. /api/stock-analysis?symbol=AAPL."
+    ),
+    host: str = typer.Option(None, "--host", help=_HOST_HELP),
+    spawn_rate: float = typer.Option(None, "--spawn-rate", "-r", help="Users started per second."),
+    wait: str = typer.Option("0", "--wait", help="Wait between a user's requests: 0, 2s, 1-3."),
+    rate: float = typer.Option(None, "--rate", help="Hold this many requests/s in total."),
+    p95: float = typer.Option(None, "--p95", help="p95 objective in ms (default slo.p95_ms)."),
+    max_error_rate: float = typer.Option(
+        None, "--max-error-rate", help="Error-rate objective, 0-1 (default slo.error_rate)."
+    ),
+    report: str = typer.Option(None, "--report", help="Write report.json, CSV and HTML here."),
+    workers: int = typer.Option(0, "--workers", help="Local Locust worker processes (0: one)."),
+    in_cluster: bool = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
+    interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
+) -> None:
+    """Load one endpoint with Locust; live progress; exit 1 when the SLOs are missed."""
+    from tradewise_ops.core.loadplan import load_test_spec, parse_wait
+
+    state = get_state(ctx)
+    cfg = state.config()
+    n_users = cfg.load_test.users if users is None else users
+    spec = load_test_spec(
+        host=host or state.environment().target_url,
+        duration=duration or cfg.load_test.duration,
+        users=n_users,
+        endpoint=endpoint or cfg.load_test.endpoint,
+        spawn_rate=cfg.load_test.spawn_rate if spawn_rate is None else spawn_rate,
+        wait=parse_wait(wait, rate=rate, users=max(n_users, 1)),
+        workers=workers,
+        interval_seconds=_check_interval(interval),
+    )
+    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run)
+
+
+def performance_test(
+    ctx: typer.Context,
+    host: str = typer.Option(None, "--host", help=_HOST_HELP),
+    scale_duration: float = typer.Option(
+        1.0, "--scale-duration", help="Multiply every stage's duration (0.1: ten times shorter)."
+    ),
+    wait: str = typer.Option("0.5-1.5", "--wait", help="Wait between a user's requests."),
+    p95: float = typer.Option(None, "--p95", help="p95 objective in ms (default slo.p95_ms)."),
+    max_error_rate: float = typer.Option(
+        None, "--max-error-rate", help="Error-rate objective, 0-1 (default slo.error_rate)."
+    ),
+    report: str = typer.Option(None, "--report", help="Write report.json, CSV and HTML here."),
+    workers: int = typer.Option(0, "--workers", help="Local Locust worker processes (0: one)."),
+    in_cluster: bool = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
+    interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
+) -> None:
+    """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages."""
+    from tradewise_ops.core.loadplan import parse_wait, performance_test_spec
+
+    state = get_state(ctx)
+    spec = performance_test_spec(
+        host=host or state.environment().target_url,
+        perf=state.config().performance_test,
+        scale=scale_duration,
+        wait=parse_wait(wait),
+        workers=workers,
+        interval_seconds=_check_interval(interval),
+    )
+    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run)
+
+
+def _dir(report: str | None) -> Path | None:
+    return Path(report) if report else None
+
+
+def _check_interval(interval: float) -> float:
+    if not 0.1 <= interval <= 60:
+        raise BadInputError(f"--interval must be between 0.1 and 60 seconds (got {interval:g})")
+    return interval
+
+
+def _objectives(
+    state: State, p95: float | None, max_error_rate: float | None
+) -> tuple[float, float]:
+    slo = state.config().slo
+    p95_ms = slo.p95_ms if p95 is None else p95
+    error_rate = slo.error_rate if max_error_rate is None else max_error_rate
+    if not p95_ms > 0:
+        raise BadInputError(f"--p95 must be above 0 ms (got {p95_ms:g})")
+    if not 0 < error_rate <= 1:
+        raise BadInputError(f"--max-error-rate must be above 0 and at most 1 (got {error_rate:g})")
+    return p95_ms, error_rate
+
+
+def _execute(
+    state: State,
+    spec: Any,
+    p95: float | None,
+    max_error_rate: float | None,
+    report_dir: Path | None,
+    in_cluster: bool,
+    dry_run: bool,
+) -> None:
+    from tradewise_ops.adapters.loadtest import LoadRunner, probe
+    from tradewise_ops.core.loadreport import LoadReport, run_totals
+    from tradewise_ops.core.slo import evaluate
+
+    term = state.terminal
+    objectives = _objectives(state, p95, max_error_rate)
+    if in_cluster:
+        _in_cluster(state, spec, dry_run)
+        return
+    if dry_run:
+        raise BadInputError("--dry-run goes with --in-cluster (a local run has nothing to plan)")
+    if report_dir is not None:
+        _prepare_dir(report_dir)
+    status = probe(spec.host + spec.probe_path)
+    if status >= 500:
+        term.warn(f"{spec.host}{spec.probe_path} answered {status}; loading it anyway")
+    term.step(
+        f"{spec.kind}: {spec.users} users against {spec.host} for {spec.duration_seconds:g}s"
+        + (f" on {spec.workers} workers" if spec.workers else "")
+    )
+    runner = LoadRunner()
+    with _LiveView(term, spec.duration_seconds) as view:
+        result = runner.run(spec, on_interval=view.update)
+    intervals = result.intervals
+    totals = run_totals(intervals)
+    verdict = evaluate(
+        requests=totals.requests,
+        failures=totals.failures,
+        p95_ms=totals.latency.percentile(95),
+        max_p95_ms=objectives[0],
+        max_error_rate=objectives[1],
+    )
+    report = LoadReport(
+        target=spec.host,
+        kind=spec.kind,
+        started_at=result.started_at,
+        planned_seconds=spec.duration_seconds,
+        users=spec.users,
+        spawn_rate=spec.spawn_rate,
+        workers=spec.workers,
+        intervals=intervals,
+        verdict=verdict,
+        aborted=result.aborted,
+        stopped_by=result.stopped_by,
+        errors=result.errors,
+        generator=result.generator(),
+        settings=spec.settings(),
+    )
+    if report_dir is not None:
+        _write_reports(report_dir, report)
+        term.info(f"report written to {report_dir}/ (report.json, timeseries.csv, report.html)")
+    _show(state, report)
+    if result.aborted:
+        raise AbortedError(
+            f"interrupted: load stopped after {report.ran_seconds:.1f}s of "
+            f"{spec.duration_seconds:g}s; partial run: {verdict.sentence()}"
+        )
+    if not verdict.met:
+        raise GoalMissedError(verdict.sentence())
+    term.success(verdict.sentence())
+
+
+def _show(state: State, report: Any) -> None:
+    from tradewise_ops.core.loadreport import SUMMARY_COLUMNS, summary_rows
+
+    term = state.terminal
+    gen = report.generator
+    title = f"{report.kind} {report.target}: {report.ran_seconds:.1f}s, {report.users} users" + (
+        f", generator CPU {gen.get('cpu_percent', 0):.0f}%" if gen else ""
+    )
+    term.result(report.to_dict(), TableData(SUMMARY_COLUMNS, summary_rows(report), title=title))
+    for err in report.errors[:5]:
+        term.warn(f"{err.get('occurrences')}x {err.get('name')}: {err.get('error')}")
+
+
+def _prepare_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"--report {path}: cannot create the directory ({exc.strerror})"
+        ) from None
+    if not path.is_dir():
+        raise BadInputError(f"--report {path} is not a directory")
+
+
+def _write_reports(path: Path, report: Any) -> None:
+    import json
+
+    from tradewise_ops.core.loadreport import report_html, timeseries_csv
+
+    (path / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    (path / "timeseries.csv").write_text(timeseries_csv(report))
+    (path / "report.html").write_text(report_html(report))
+
+
+def _in_cluster(state: State, spec: Any, dry_run: bool) -> None:
+    from tradewise_ops.core.loadplan import render_locust_jobs
+
+    env = state.environment()
+    if not env.is_kubernetes:
+        raise BadInputError(
+            f"--in-cluster needs a Kubernetes environment; {env.name} is {env.kind} (use --env)"
+        )
+    image = f"{env.registry}/{env.api_image}:latest"
+    objects = render_locust_jobs(
+        spec,
+        namespace=env.namespace,
+        environment=env.name,
+        image=image,
+        run_id=time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6],
+        workers=max(spec.workers, 1),
+    )
+    if dry_run:
+        import yaml
+
+        if state.terminal.machine_output:
+            state.terminal.result(objects)
+        else:
+            state.terminal.raw(yaml.safe_dump_all(objects, sort_keys=False))
+        return
+    raise TradewiseError(
+        "--in-cluster cannot apply the Locust Jobs yet: this build has no Kubernetes gateway for "
+        "Jobs and pod logs",
+        hint="use --in-cluster --dry-run to print them (kubectl apply -f -), or run locally with "
+        "--workers N",
+    )
+
+
+class _LiveView:
+    """Progress on stderr: a refreshing line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, term: Any, planned: float) -> None:
+        self.term = term
+        self.planned = planned
+        self.live: Any = None
+        self.last_print = 0.0
+
+    def __enter__(self) -> _LiveView:
+        if self.term.interactive:
+            from rich.live import Live
+            from rich.text import Text
+
+            self.live = Live(
+                Text("starting..."), console=self.term.err, refresh_per_second=4, transient=False
+            )
+            self.live.__enter__()
+        return self
+
+    def update(self, interval: Any) -> None:
+        from tradewise_ops.core.loadreport import live_line
+
+        line = live_line(interval, self.planned)
+        if self.live is not None:
+            from rich.text import Text
+
+            remaining = max(self.planned - interval.end, 0)
+            self.live.update(Text(f"{line}  ({remaining:.0f}s left)"))
+            return
+        now = time.monotonic()
+        if self.term.verbose or now - self.last_print >= 5:
+            self.last_print = now
+            self.term.info(line)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)

@@ -1,0 +1,536 @@
+"""Load-test numbers as data: latency histograms, intervals, the report, its CSV and HTML.
+
+Pure. The load generator (a child process, see ``adapters/loadtest.py``) records every response
+time in a ``LatencyHistogram`` per interval and per endpoint and sends the histograms; everything
+here is computed from them, so the per-interval percentiles come from the interval's own samples
+(Locust's own history is cumulative) and the totals are exactly the sum of the intervals.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradewise_ops.core.slo import Verdict
+
+# log-spaced buckets: 100 per e-fold from 0.01 ms, so a bucket is 1% wide (0.5% error at its middle)
+_BUCKETS_PER_E = 100.0
+_FLOOR_MS = 0.01
+PERCENTILES = (50, 95, 99)
+
+
+class LatencyHistogram:
+    """Response times in log-spaced buckets (1% wide) plus the exact count, sum, min and max.
+
+    Mergeable and small enough to send every second; percentiles are accurate to 0.5%.
+    """
+
+    __slots__ = ("buckets", "count", "total", "min", "max")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = 0.0
+
+    def add(self, ms: float, n: int = 1) -> None:
+        """Record ``n`` responses of ``ms`` milliseconds."""
+        ms = max(float(ms), 0.0)
+        idx = 0 if ms <= _FLOOR_MS else int(math.log(ms / _FLOOR_MS) * _BUCKETS_PER_E)
+        self.buckets[idx] = self.buckets.get(idx, 0) + n
+        self.count += n
+        self.total += ms * n
+        if ms < self.min:
+            self.min = ms
+        if ms > self.max:
+            self.max = ms
+
+    def merge(self, other: LatencyHistogram) -> None:
+        """Add every sample of ``other`` to this histogram."""
+        for idx, n in other.buckets.items():
+            self.buckets[idx] = self.buckets.get(idx, 0) + n
+        self.count += other.count
+        self.total += other.total
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile (0-100) by nearest rank, None when empty.
+
+        The value is the middle of the bucket holding that rank, clamped to the exact min/max.
+        """
+        if self.count == 0:
+            return None
+        rank = max(1, math.ceil(q / 100.0 * self.count))
+        seen = 0
+        for idx in sorted(self.buckets):
+            seen += self.buckets[idx]
+            if seen >= rank:
+                mid = _FLOOR_MS * math.exp((idx + 0.5) / _BUCKETS_PER_E) if idx else _FLOOR_MS
+                return min(max(mid, self.min), self.max)
+        return self.max
+
+    @property
+    def mean(self) -> float | None:
+        """The exact mean, None when empty."""
+        return self.total / self.count if self.count else None
+
+    def to_wire(self) -> dict[str, Any]:
+        """A compact JSON-ready form (``from_wire`` reads it back)."""
+        return {
+            "n": self.count,
+            "sum": round(self.total, 3),
+            "min": None if self.count == 0 else round(self.min, 3),
+            "max": round(self.max, 3),
+            "b": {str(k): v for k, v in self.buckets.items()},
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> LatencyHistogram:
+        """The histogram ``to_wire`` wrote."""
+        hist = cls()
+        hist.buckets = {int(k): int(v) for k, v in dict(data.get("b", {})).items()}
+        hist.count = int(data.get("n", 0))
+        hist.total = float(data.get("sum", 0.0))
+        hist.min = math.inf if data.get("min") is None else float(data["min"])
+        hist.max = float(data.get("max", 0.0))
+        return hist
+
+
+@dataclass
+class EndpointCounts:
+    """Requests, failures and response times of one endpoint (or group) over some time."""
+
+    requests: int = 0
+    failures: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def merge(self, other: EndpointCounts) -> None:
+        """Add ``other`` to these counts."""
+        self.requests += other.requests
+        self.failures += other.failures
+        self.latency.merge(other.latency)
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON-ready form sent by the generator."""
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "hist": self.latency.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> EndpointCounts:
+        """The counts ``to_wire`` wrote."""
+        return cls(
+            requests=int(data.get("requests", 0)),
+            failures=int(data.get("failures", 0)),
+            latency=LatencyHistogram.from_wire(data.get("hist", {})),
+        )
+
+
+@dataclass
+class Interval:
+    """One reporting interval of a run (usually 1 s), from the interval's own samples."""
+
+    index: int
+    start: float  # seconds since the run began
+    end: float
+    users: int
+    endpoints: dict[str, EndpointCounts]
+    stage: str | None = None
+
+    @property
+    def total(self) -> EndpointCounts:
+        """All endpoints together."""
+        out = EndpointCounts()
+        for counts in self.endpoints.values():
+            out.merge(counts)
+        return out
+
+    @property
+    def seconds(self) -> float:
+        return max(self.end - self.start, 1e-9)
+
+    @classmethod
+    def from_message(cls, msg: Mapping[str, Any]) -> Interval:
+        """An interval from the generator's ``{"type": "interval", ...}`` line."""
+        return cls(
+            index=int(msg["index"]),
+            start=float(msg["start"]),
+            end=float(msg["end"]),
+            users=int(msg.get("users", 0)),
+            endpoints={
+                str(k): EndpointCounts.from_wire(v) for k, v in dict(msg["endpoints"]).items()
+            },
+            stage=msg.get("stage"),
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The interval's line of the time series."""
+        total = self.total
+        lat = total.latency
+        return {
+            "second": round(self.end, 3),
+            "users": self.users,
+            "requests": total.requests,
+            "failures": total.failures,
+            "rps": round(total.requests / self.seconds, 2),
+            "error_rate": round(total.failures / total.requests, 5) if total.requests else 0.0,
+            "p50_ms": _r(lat.percentile(50)),
+            "p95_ms": _r(lat.percentile(95)),
+            "p99_ms": _r(lat.percentile(99)),
+            "max_ms": _r(lat.max if lat.count else None),
+            "stage": self.stage or "",
+        }
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass
+class LoadReport:
+    """Everything a run produced: settings, intervals, per-endpoint totals and the verdict."""
+
+    target: str
+    kind: str  # "load-test" or "performance-test"
+    started_at: float  # unix time
+    planned_seconds: float
+    users: int
+    spawn_rate: float
+    workers: int
+    intervals: list[Interval]
+    verdict: Verdict
+    aborted: bool = False
+    stopped_by: str = "duration"
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    generator: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ran_seconds(self) -> float:
+        """How long load was sent (end of the last interval)."""
+        return self.intervals[-1].end if self.intervals else 0.0
+
+    def endpoints(self) -> dict[str, EndpointCounts]:
+        """Per-endpoint totals over the whole run (sum of the intervals)."""
+        return endpoint_totals(self.intervals)
+
+    def total(self) -> EndpointCounts:
+        """All endpoints over the whole run."""
+        return run_totals(self.intervals)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report: for machines and CI."""
+        seconds = self.ran_seconds
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "started_at": self.started_at,
+            "planned_seconds": self.planned_seconds,
+            "ran_seconds": round(seconds, 3),
+            "users": self.users,
+            "spawn_rate": self.spawn_rate,
+            "workers": self.workers,
+            "aborted": self.aborted,
+            "stopped_by": self.stopped_by,
+            "settings": self.settings,
+            "total": _summary(self.total(), seconds),
+            "endpoints": {
+                name: _summary(c, seconds) for name, c in sorted(self.endpoints().items())
+            },
+            "verdict": self.verdict.to_dict(),
+            "errors": self.errors,
+            "generator": self.generator,
+            "intervals": [iv.row() for iv in self.intervals],
+        }
+
+
+def endpoint_totals(intervals: Iterable[Interval]) -> dict[str, EndpointCounts]:
+    """Sum the per-endpoint counts of ``intervals``."""
+    totals: dict[str, EndpointCounts] = {}
+    for iv in intervals:
+        for name, counts in iv.endpoints.items():
+            totals.setdefault(name, EndpointCounts()).merge(counts)
+    return totals
+
+
+def run_totals(intervals: Iterable[Interval]) -> EndpointCounts:
+    """Every endpoint of every interval together: the run's totals."""
+    out = EndpointCounts()
+    for counts in endpoint_totals(intervals).values():
+        out.merge(counts)
+    return out
+
+
+def _summary(counts: EndpointCounts, seconds: float) -> dict[str, Any]:
+    lat = counts.latency
+    return {
+        "requests": counts.requests,
+        "failures": counts.failures,
+        "error_rate": round(counts.failures / counts.requests, 5) if counts.requests else 0.0,
+        "rps": round(counts.requests / seconds, 2) if seconds > 0 else 0.0,
+        "mean_ms": _r(lat.mean),
+        "min_ms": _r(lat.min if lat.count else None),
+        "p50_ms": _r(lat.percentile(50)),
+        "p95_ms": _r(lat.percentile(95)),
+        "p99_ms": _r(lat.percentile(99)),
+        "max_ms": _r(lat.max if lat.count else None),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# for people: table rows and the live line
+# --------------------------------------------------------------------------------------------
+SUMMARY_COLUMNS = ("endpoint", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "max")
+
+
+def summary_rows(report: LoadReport) -> list[tuple[str, ...]]:
+    """Rows of the per-endpoint summary table, with a total row when there are several."""
+    seconds = report.ran_seconds
+    rows: list[tuple[str, ...]] = []
+    endpoints = report.endpoints()
+    items = sorted(endpoints.items())
+    if len(items) != 1:
+        items.append(("total", report.total()))
+    for name, counts in items:
+        s = _summary(counts, seconds)
+        rows.append(
+            (
+                name,
+                str(s["requests"]),
+                f"{s['failures']} ({s['error_rate'] * 100:.2f}%)",
+                f"{s['rps']:.1f}",
+                _ms(s["p50_ms"]),
+                _ms(s["p95_ms"]),
+                _ms(s["p99_ms"]),
+                _ms(s["max_ms"]),
+            )
+        )
+    return rows
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def live_line(interval: Interval, planned_seconds: float) -> str:
+    """One line of progress: elapsed/planned, users, req/s, p50/p95/p99, error rate."""
+    row = interval.row()
+    return (
+        f"{_clock(interval.end)}/{_clock(planned_seconds)}  users {row['users']}  "
+        f"{row['rps']:.0f} req/s  p50 {_ms(row['p50_ms'])}  p95 {_ms(row['p95_ms'])}  "
+        f"p99 {_ms(row['p99_ms'])} ms  errors {row['error_rate'] * 100:.2f}%"
+        + (f"  [{interval.stage}]" if interval.stage else "")
+    )
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}:{s:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# files: CSV time series and the self-contained HTML report
+# --------------------------------------------------------------------------------------------
+CSV_COLUMNS = (
+    "second",
+    "users",
+    "requests",
+    "failures",
+    "rps",
+    "error_rate",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "stage",
+)
+
+
+def timeseries_csv(report: LoadReport) -> str:
+    """The per-interval time series as CSV (percentiles from each interval's own samples)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for iv in report.intervals:
+        row = iv.row()
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+_COLORS = {"p50": "#2b8cbe", "p95": "#e6550d", "p99": "#a50f15", "rps": "#31a354", "err": "#d62728"}
+
+
+def _svg_chart(
+    title: str,
+    xs: Sequence[float],
+    series: Sequence[tuple[str, str, Sequence[float | None]]],
+    unit: str,
+    hline: float | None = None,
+) -> str:
+    """A line chart as inline SVG: ``series`` of (label, colour, values); None values are gaps."""
+    w, h, left, right, top, bottom = 720, 240, 56, 16, 28, 34
+    pw, ph = w - left - right, h - top - bottom
+    values = [v for _, _, vs in series for v in vs if v is not None]
+    if hline is not None:
+        values.append(hline)
+    ymax = max(values) * 1.1 if values and max(values) > 0 else 1.0
+    xmax = max(xs) if xs and max(xs) > 0 else 1.0
+
+    def px(x: float) -> float:
+        return left + pw * x / xmax
+
+    def py(y: float) -> float:
+        return top + ph - ph * y / ymax
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{left}" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>',
+    ]
+    for i in range(5):
+        yv = ymax * i / 4
+        y = py(yv)
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{yv:.4g}</text>'
+        )
+    for i in range(6):
+        xv = xmax * i / 5
+        out.append(
+            f'<text x="{px(xv):.1f}" y="{h - 16}" font-size="11" text-anchor="middle">'
+            f"{xv:.0f}s</text>"
+        )
+    out.append(
+        f'<text x="{left - 6}" y="{top - 6}" font-size="11" text-anchor="end">'
+        f"{html.escape(unit)}</text>"
+    )
+    if hline is not None:
+        y = py(hline)
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999" '
+            f'stroke-dasharray="6 4"><title>objective {hline:g} {html.escape(unit)}</title></line>'
+        )
+    legend_x = left + 8
+    for label, colour, vs in series:
+        segments: list[list[str]] = [[]]
+        for x, v in zip(xs, vs, strict=False):
+            if v is None:
+                if segments[-1]:
+                    segments.append([])
+                continue
+            segments[-1].append(f"{px(x):.1f},{py(v):.1f}")
+        for seg in segments:
+            if len(seg) == 1:
+                cx, cy = seg[0].split(",")
+                out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+            elif seg:
+                out.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" '
+                    f'points="{" ".join(seg)}"/>'
+                )
+        out.append(
+            f'<rect x="{legend_x}" y="{top + 6}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="{top + 15}" font-size="11">{html.escape(label)}</text>'
+        )
+        legend_x += 14 + 8 * len(label) + 16
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def report_html(report: LoadReport) -> str:
+    """A self-contained HTML report (inline CSS and SVG; no script, no network)."""
+    data = report.to_dict()
+    rows = [iv.row() for iv in report.intervals]
+    xs = [r["second"] for r in rows]
+    latency = _svg_chart(
+        "Latency per interval",
+        xs,
+        [
+            ("p50", _COLORS["p50"], [r["p50_ms"] for r in rows]),
+            ("p95", _COLORS["p95"], [r["p95_ms"] for r in rows]),
+            ("p99", _COLORS["p99"], [r["p99_ms"] for r in rows]),
+        ],
+        "ms",
+        hline=_threshold(report, "p95"),
+    )
+    throughput = _svg_chart(
+        "Throughput and users",
+        xs,
+        [
+            ("req/s", _COLORS["rps"], [r["rps"] for r in rows]),
+            ("users", "#756bb1", [float(r["users"]) for r in rows]),
+        ],
+        "req/s",
+    )
+    errors = _svg_chart(
+        "Error rate per interval",
+        xs,
+        [("errors %", _COLORS["err"], [r["error_rate"] * 100 for r in rows])],
+        "%",
+        hline=(_threshold(report, "error_rate") or 0) * 100 or None,
+    )
+    verdict = report.verdict
+    badge = "met" if verdict.met else "missed"
+    table = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in summary_rows(report)
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS)
+    errs = "".join(
+        f"<tr><td>{html.escape(str(e.get('name', '')))}</td>"
+        f"<td>{html.escape(str(e.get('error', '')))}</td><td>{e.get('occurrences', '')}</td></tr>"
+        for e in report.errors
+    )
+    facts = [
+        ("target", report.target),
+        ("kind", report.kind),
+        ("ran", f"{data['ran_seconds']:.1f} s of {report.planned_seconds:.0f} s planned"),
+        ("users", f"{report.users} (spawn rate {report.spawn_rate:g}/s)"),
+        ("workers", str(report.workers or "1 process")),
+        ("stopped by", report.stopped_by + (" (aborted)" if report.aborted else "")),
+    ]
+    facts_html = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>tradewise {html.escape(report.kind)}: {html.escape(report.target)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 60em; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }}
+.met {{ color: #1a7f37; }} .missed {{ color: #cf222e; }}
+svg {{ display: block; margin: 1em 0; }}
+</style></head><body>
+<h1>tradewise {html.escape(report.kind)}</h1>
+<p class="{badge}"><strong>{html.escape(verdict.sentence())}</strong></p>
+<table>{facts_html}</table>
+<h2>Per endpoint</h2>
+<table><tr>{head}</tr>{table}</table>
+<h2>Over time</h2>
+{latency}
+{throughput}
+{errors}
+<h2>Errors</h2>
+<table><tr><th>endpoint</th><th>error</th><th>count</th></tr>{errs}</table>
+</body></html>
+"""
+
+
+def _threshold(report: LoadReport, name: str) -> float | None:
+    for check in report.verdict.checks:
+        if check.name == name:
+            return check.threshold
+    return None
