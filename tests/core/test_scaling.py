@@ -257,7 +257,7 @@ def test_emergency_down_overrides_and_maintenance(config: Config) -> None:
 def test_emergency_down_without_precompute(config: Config) -> None:
     plan = scaling.plan_emergency_down(config.environment("prod"), live(precompute=None), NOW)
     assert [s.component for s in plan.steps] == ["api", "worker"]
-    assert "no precompute to stop" in plan.notes
+    assert any(n.startswith("precompute not touched") for n in plan.notes)
 
 
 def test_a_profile_undoes_emergency_down(config: Config) -> None:
@@ -298,6 +298,12 @@ def test_local_plans_use_processes_and_floor_one(config: Config) -> None:
     assert all(s.hpa is None for s in down.steps)
     up = scaling.plan_manual(env, "worker", 3, state, NOW)
     assert up.step("worker").replicas == 3 and up.step("worker").hpa is None
+    # workers may go to 0 locally; the API needs one process to serve
+    assert scaling.plan_manual(env, "worker", 0, state, NOW).step("worker").replicas == 0
+    with pytest.raises(BadInputError, match="needs at least 1 API process, not 0"):
+        scaling.plan_manual(env, "api", 0, state, NOW)
+    with pytest.raises(BadInputError, match="needs at least 1 API process"):
+        scaling.plan_emergency_down(env, state, NOW, overrides={"api": 0})
 
 
 def test_plan_as_data_and_rows(config: Config) -> None:

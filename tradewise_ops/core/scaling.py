@@ -264,13 +264,13 @@ def iso_utc(now: datetime) -> str:
 
 
 def _target_name(env: Environment, component: str) -> str:
-    return f"{component} processes" if env.kind == "local" else DEPLOYMENTS[component]
+    return DEPLOYMENTS[component] if env.is_kubernetes else f"{component} processes"
 
 
 def _require(live: Mapping[str, LiveComponent], component: str, env: Environment) -> LiveComponent:
     found = live.get(component)
     if found is None or not found.exists:
-        where = "the local stack" if env.kind == "local" else f"namespace {env.namespace}"
+        where = f"namespace {env.namespace}" if env.is_kubernetes else f"the {env.name} stack"
         raise NotFoundError(
             f"{_target_name(env, component)} does not exist in {where}: deploy {env.name} first",
             hint=f"tradewise deploy {env.name}",
@@ -296,6 +296,12 @@ def _step(
     )
 
 
+def _check_stack_minimum(env: Environment, component: str, replicas: int) -> None:
+    # a local or compose stack serves from at least one API process
+    if not env.is_kubernetes and component == "api" and replicas < 1:
+        raise BadInputError(f"the {env.name} stack needs at least 1 API process, not {replicas}")
+
+
 def plan_manual(
     env: Environment,
     component: str,
@@ -308,6 +314,7 @@ def plan_manual(
     ``replicas`` must already be checked (``parse_replicas``). With an HPA and N >= 1 the floor
     becomes N and the ceiling rises to N if needed (a warning says so); N = 0 leaves the HPA alone.
     """
+    _check_stack_minimum(env, component, replicas)
     current = _require(live, component, env)
     notes: list[str] = []
     warnings: list[str] = []
@@ -366,6 +373,7 @@ def plan_profile(
                 f"traffic profile {profile.name!r} asks for {replicas} {component} replicas, "
                 f"above the cap of {cap} for {env.name} (max_replicas in the config)"
             )
+        _check_stack_minimum(env, component, replicas)
         current = _require(live, component, env)
         hpa_after = None
         if current.hpa is not None and replicas > 0:
@@ -403,7 +411,7 @@ def plan_profile(
 
 def emergency_floor(env: Environment, component: str) -> int:
     """Where ``emergency-down`` puts ``component``: its autoscaling minimum (local: 1 process)."""
-    if env.kind == "local":
+    if not env.is_kubernetes:
         return 1
     comp = env.components.get(component)
     if comp is not None and comp.autoscaling is not None:
@@ -430,6 +438,7 @@ def plan_emergency_down(
     for component in ("api", "worker"):
         current = _require(live, component, env)
         floor = overrides.get(component, emergency_floor(env, component))
+        _check_stack_minimum(env, component, floor)
         hpa_after = None
         if current.hpa is not None and floor > 0:
             hpa_after = HpaBounds(floor, floor)
@@ -441,7 +450,7 @@ def plan_emergency_down(
     if precompute is not None and precompute.exists:
         steps.append(_step(env, precompute, 0, None))
     else:
-        notes.append("no precompute to stop")
+        notes.append("precompute not touched (not deployed here, or not scalable on its own)")
     notes.append(
         "undo with a traffic profile, e.g. `tradewise scale traffic medium --env " + env.name + "`"
     )
