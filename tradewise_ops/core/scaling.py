@@ -44,6 +44,15 @@ APPLIED_AT_ANNOTATION = "tradewise.io/traffic-profile-applied-at"
 MANUAL = "manual"
 EMERGENCY_DOWN = "emergency-down"
 
+# what ``scale traffic`` and ``scale emergency-down`` need from the API server, and nothing more:
+# the least-privilege Role of the predictive-scaling CronJobs must grant exactly this (no list,
+# no watch, no create/delete, no other resources). (API group, resource) -> verbs.
+SCALER_PERMISSIONS: Mapping[tuple[str, str], frozenset[str]] = {
+    ("apps", "deployments"): frozenset({"get", "patch"}),
+    ("apps", "deployments/scale"): frozenset({"patch"}),
+    ("autoscaling", "horizontalpodautoscalers"): frozenset({"get", "patch"}),
+}
+
 SCALING_EVENT_KINDS = ("HorizontalPodAutoscaler", "Deployment")
 _WHOLE = re.compile(r"^\d+$")
 
