@@ -546,14 +546,23 @@ class ClusterView:
         return dep.ready if dep else 0
 
     def desired(self, deployment: str) -> int | None:
-        """What a Deployment wants: ``spec.replicas``, else its HPA's desired replicas."""
-        dep = self.deployments.get(deployment)
-        if dep is not None and dep.desired is not None:
-            return dep.desired
+        """What a Deployment wants: its HPA's desired replicas, else its ``spec.replicas``.
+
+        The HPA decides first; the Deployment's spec follows a moment later.
+        """
         for hpa in self.hpas.values():
             if hpa.target == deployment and hpa.desired:
                 return hpa.desired
-        return None
+        dep = self.deployments.get(deployment)
+        return dep.desired if dep is not None else None
+
+    def lowest_desired(self, deployment: str) -> int | None:
+        """The lower of the HPA's decision and the Deployment's spec (scale-downs show in both)."""
+        values = [h.desired for h in self.hpas.values() if h.target == deployment and h.desired]
+        dep = self.deployments.get(deployment)
+        if dep is not None and dep.desired is not None:
+            values.append(dep.desired)
+        return min(values) if values else None
 
     def deployment_names(self) -> list[str]:
         """Every Deployment known from its own records, its HPA or its pods, sorted."""
@@ -928,9 +937,9 @@ def analyze(
         for up in scale_ups:
             if up.ready_at is None:
                 wanted = up.to_replicas
-                desired = view.desired(up.deployment)
-                if desired is not None and desired < wanted:
-                    wanted = desired  # scaled down again before it finished
+                hpa = view.hpas.get(up.hpa)
+                if hpa is not None and hpa.t > up.rescale_at and 0 < hpa.desired < wanted:
+                    wanted = hpa.desired  # scaled down again before it finished
                 if view.ready(up.deployment) >= wanted:
                     up.ready_at = record.t
         for failure in failures:
@@ -1103,7 +1112,7 @@ def _pod_failure(view: ClusterView, pod: PodSample, failures: list[_OpenFailure]
     if deployment is None:
         return
     ready_before = view.ready(deployment)
-    desired = view.desired(deployment)
+    desired = view.lowest_desired(deployment)
     if desired is not None and ready_before > desired:
         return  # scaling down (or a surge during a rollout): the pod is not missed
     if any(f.pod == pod.name and f.recovered_at is None for f in failures):
