@@ -1,0 +1,147 @@
+"""LoadRunner against the real bundled app under gunicorn on loopback: real Locust, short runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+from tests.loadtest_app import ApiServer
+from tradewise_ops.adapters.loadtest import LoadRunner, probe
+from tradewise_ops.core.config import load_config
+from tradewise_ops.core.loadplan import (
+    WaitSpec,
+    load_test_spec,
+    parse_wait,
+    performance_test_spec,
+)
+from tradewise_ops.core.loadreport import Interval, run_totals
+from tradewise_ops.errors import UnreachableError
+
+ANALYSIS = "/api/stock-analysis?symbol=AAPL"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    server = ApiServer(tmp_path_factory.mktemp("api"))
+    yield server
+    server.stop()
+
+
+def test_counts_agree_with_the_apps_own_metrics(api: ApiServer) -> None:
+    before = api.requests_counted("stock_analysis")
+    seen: list[Interval] = []
+    spec = load_test_spec(host=api.url, duration="3", users=4, endpoint=ANALYSIS, spawn_rate=50)
+    result = LoadRunner().run(spec, on_interval=seen.append)
+    time.sleep(0.3)  # let the last answers be counted
+    after = api.requests_counted("stock_analysis")
+
+    totals = run_totals(result.intervals)
+    assert totals.requests > 50
+    assert totals.failures == 0
+    # Locust's own count and ours agree exactly; the app counted the same (in-flight: <= users)
+    assert totals.requests == result.locust_requests
+    assert 0 <= (after - before) - totals.requests <= spec.users
+    # streamed as it ran: one interval a second, the last one partial
+    assert seen == result.intervals
+    assert 3 <= len(result.intervals) <= 4
+    assert [iv.index for iv in result.intervals] == list(range(len(result.intervals)))
+    assert result.intervals[-1].end == pytest.approx(3.0, abs=0.3)
+    assert not result.aborted and result.stopped_by == "duration"
+    assert result.generator()["cpu_seconds"] > 0
+    # each interval's percentiles come from its own samples
+    for iv in result.intervals:
+        lat = iv.total.latency
+        if lat.count:
+            p50, p95 = lat.percentile(50), lat.percentile(95)
+            assert p50 is not None and p95 is not None and 0 < p50 <= p95 <= lat.max
+
+
+def test_local_workers_split_the_load_and_report_every_sample(api: ApiServer) -> None:
+    before = api.requests_counted("health")
+    spec = load_test_spec(
+        host=api.url,
+        duration="3",
+        users=4,
+        endpoint="/api/health",
+        spawn_rate=50,
+        workers=2,
+        wait=WaitSpec(kind="constant", seconds=0.02),
+    )
+    result = LoadRunner().run(spec)
+    time.sleep(0.3)
+    after = api.requests_counted("health")
+    totals = run_totals(result.intervals)
+    assert totals.requests > 50
+    assert totals.failures == 0
+    assert 0 <= (after - before) - totals.requests <= spec.users
+    assert max(iv.users for iv in result.intervals) == 4
+    assert result.worker_cpu_seconds > 0
+
+
+def test_stop_ends_the_load_at_once_and_keeps_what_ran(api: ApiServer) -> None:
+    spec = load_test_spec(
+        host=api.url, duration="30", users=3, endpoint="/api/health", spawn_rate=50
+    )
+    runner = LoadRunner()
+    stopped_at: list[float] = []
+
+    def after_two_seconds(interval: Interval) -> None:
+        if interval.index == 1:
+            stopped_at.append(time.monotonic())
+            runner.stop()
+
+    result = runner.run(spec, on_interval=after_two_seconds)
+    took = time.monotonic() - stopped_at[0]
+    assert result.aborted and result.stopped_by == "signal"
+    assert took < 3, f"stopping took {took:.1f}s"
+    # the two full intervals and the partial one that ran until the stop
+    assert len(result.intervals) == 3
+    assert 2.0 <= result.intervals[-1].end < 3.0
+    assert run_totals(result.intervals).requests == result.locust_requests > 0
+    # no load after the stop
+    count = api.requests_counted("health")
+    time.sleep(0.5)
+    assert api.requests_counted("health") == count
+
+
+def test_performance_test_shape_runs_its_stages_and_groups(api: ApiServer) -> None:
+    perf = load_config().performance_test
+    spec = performance_test_spec(host=api.url, perf=perf, scale=0.08, wait=parse_wait("0.1-0.3"))
+    assert spec.duration_seconds == pytest.approx(4.0)
+    result = LoadRunner().run(spec)
+    names = set().union(*(iv.endpoints for iv in result.intervals))
+    assert {"health", "analysis_hot", "analysis_cold", "stats"} <= names
+    stages = [iv.stage for iv in result.intervals if iv.stage]
+    assert stages[0] == "ramp" and "spike" in stages
+    assert result.stopped_by in ("shape", "duration")
+    assert run_totals(result.intervals).failures == 0
+
+
+def test_probe_names_a_dead_target() -> None:
+    url = f"http://127.0.0.1:{free_port()}/api/health"
+    with pytest.raises(UnreachableError, match=url.replace("?", r"\?")):
+        probe(url, timeout=1)
+
+
+def test_probe_reports_any_http_answer(api: ApiServer) -> None:
+    assert probe(api.url + "/api/health") == 200
+    assert probe(api.url + "/no-such-page") == 404
+
+
+def test_result_is_usable_without_a_report_dir(tmp_path: Path, api: ApiServer) -> None:
+    spec = load_test_spec(
+        host=api.url,
+        duration="1",
+        users=1,
+        endpoint="/api/health",
+        spawn_rate=10,
+        wait=parse_wait(None, rate=20, users=1),
+    )
+    result = LoadRunner().run(spec)
+    totals = run_totals(result.intervals)
+    # a held rate of 20 req/s for 1 s: about 20 requests, not thousands
+    assert 5 <= totals.requests <= 30
