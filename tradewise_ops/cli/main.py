@@ -21,7 +21,7 @@ _GLOBAL_VALUED = ("--config", "--env", "-e", "--context", "--namespace", "-o", "
 _GLOBAL_FLAGS = ("--yes", "-y", "--verbose")
 
 # command modules, each with ``register(app)``; imported at start-up, so they import nothing heavy
-_COMMAND_MODULES: tuple[str, ...] = ("loadtest",)
+_COMMAND_MODULES: tuple[str, ...] = ("loadtest", "render", "lint", "scale", "build")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -171,7 +171,10 @@ for _name in _COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, map what escaped to an exit code."""
     try:
-        app(args=argv, prog_name="tradewise", standalone_mode=False)
+        # without standalone mode, click returns the code of a ``typer.Exit`` instead of raising
+        code = app(args=argv, prog_name="tradewise", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -26,6 +26,11 @@ DEFAULT_CONFIG_NAME = "tradewise.yaml"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _K8S_VERSION = re.compile(r"^1\.(\d+)$")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
+# a third-party image pinned by a tag (not latest) or a digest: postgres:15, redis@sha256:...
+_PINNED_IMAGE = re.compile(
+    r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](?::(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+    r"|@sha256:[0-9a-f]{64})$"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,6 +108,14 @@ class Environment:
     require_pinned_tag: bool = False
     aliases: tuple[str, ...] = ()
     local: LocalSettings = field(default_factory=LocalSettings)
+    # third-party images, pinned by a tag or a digest
+    postgres_image: str = "postgres:15"
+    redis_image: str = "redis:7"
+    maintenance_image: str = "nginxinc/nginx-unprivileged:1.27-alpine"
+    # where traffic and scrapes come from (NetworkPolicy), which Ingress controller serves us
+    ingress_class: str = "nginx"
+    ingress_namespace: str = "ingress-nginx"
+    monitoring_namespace: str = "monitoring"
 
     @property
     def is_kubernetes(self) -> bool:
@@ -411,6 +424,20 @@ _ENV_KEYS = {
     "confirm",
     "require_pinned_tag",
     "local",
+    "ingress_class",
+    "ingress_namespace",
+    "monitoring_namespace",
+}
+_IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
+_THIRD_PARTY_IMAGES = {
+    "postgres": "postgres:15",
+    "redis": "redis:7",
+    "maintenance": "nginxinc/nginx-unprivileged:1.27-alpine",
+}
+_NETWORK_DEFAULTS = {
+    "ingress_class": "nginx",
+    "ingress_namespace": "ingress-nginx",
+    "monitoring_namespace": "monitoring",
 }
 _COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage"}
 _AUTOSCALING_KEYS = {"min", "max", "cpu_percent", "memory_percent", "p95_ms", "queue_per_worker"}
@@ -427,7 +454,23 @@ def _environment(
     )
     if not _DNS1123_LABEL.match(namespace) or len(namespace) > 63:
         v.fail(f"{key}.namespace", namespace, "a DNS-1123 label (lower-case letters, digits, '-')")
-    images = v.mapping(body.get("images", {}), f"{key}.images", allowed={"api", "worker"})
+    images = v.mapping(body.get("images", {}), f"{key}.images", allowed=_IMAGE_KEYS)
+    for iname, default_image in _THIRD_PARTY_IMAGES.items():
+        image = v.string(images.get(iname, default_image), f"{key}.images.{iname}")
+        if not _PINNED_IMAGE.match(image):
+            v.fail(
+                f"{key}.images.{iname}",
+                image,
+                "an image pinned by a tag other than latest or by a digest "
+                "(postgres:15, redis@sha256:<64 hex>)",
+            )
+        images[iname] = image
+    network: dict[str, str] = {}
+    for nkey, ndefault in _NETWORK_DEFAULTS.items():
+        value = v.string(body.get(nkey, ndefault), f"{key}.{nkey}")
+        if not _DNS1123_LABEL.match(value) or len(value) > 63:
+            v.fail(f"{key}.{nkey}", value, "a DNS-1123 label (lower-case letters, digits, '-')")
+        network[nkey] = value
     aliases = tuple(str(a) for a in v.sequence(body.get("aliases", []), f"{key}.aliases"))
 
     components: dict[str, Component] = {}
@@ -479,6 +522,12 @@ def _environment(
         ),
         aliases=aliases,
         local=local,
+        postgres_image=images["postgres"],
+        redis_image=images["redis"],
+        maintenance_image=images["maintenance"],
+        ingress_class=network["ingress_class"],
+        ingress_namespace=network["ingress_namespace"],
+        monitoring_namespace=network["monitoring_namespace"],
     )
 
 

@@ -1,0 +1,1 @@
+"""JSON Schemas of the custom resources tradewise renders (package data, shipped in the wheel)."""
