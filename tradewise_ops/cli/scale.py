@@ -1,0 +1,279 @@
+"""``tradewise scale``: status, api N, workers N, traffic PROFILE, emergency-down (HPA-aware)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tradewise_ops.cli.state import State, get_state
+from tradewise_ops.cli.terminal import TableData
+from tradewise_ops.core import scaling
+from tradewise_ops.core.config import Environment
+from tradewise_ops.core.scaling import LiveComponent, ScalePlan
+from tradewise_ops.errors import BadInputError, UnreachableError
+
+# ``scale api -1`` must reach our own check (one sentence, exit 2), not click's "no such option"
+_NUMBER_ARG = {"ignore_unknown_options": True}
+_PROFILE_FILE = "traffic-profile.json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``scale`` group to the root app."""
+    group = typer.Typer(
+        name="scale",
+        help="Scaling, HPA-aware: status, api N, workers N, traffic PROFILE, emergency-down.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    group.command("status")(status)
+    group.command("api", context_settings=_NUMBER_ARG)(api)
+    group.command("workers", context_settings=_NUMBER_ARG)(workers)
+    group.command("traffic")(traffic)
+    group.command("emergency-down")(emergency_down)
+    app.add_typer(group, name="scale")
+
+
+_DRY_RUN = typer.Option(False, "--dry-run", help="Print the plan; change nothing.")
+
+
+def status(ctx: typer.Context) -> None:
+    """Deployments, HPAs (bounds, metrics, last scale), the traffic profile, recent events."""
+    state = get_state(ctx)
+    env = state.environment()
+    if env.is_kubernetes:
+        report = _cluster_status(state, env)
+    else:
+        stack = _stack(env)
+        counts = stack.counts()
+        report = scaling.local_status_report(
+            env, {c: counts.get(c, 0) for c in ("api", "worker", "precompute")}, _local_profile(env)
+        )
+    now = datetime.now(UTC)
+    tables = [
+        TableData(t.columns, t.rows, title=t.title) for t in scaling.status_tables(report, now)
+    ]
+    state.terminal.result(report, _group(tables))
+
+
+def api(
+    ctx: typer.Context,
+    replicas: str = typer.Argument(..., metavar="N", help="API replicas (0 to the cap)."),
+    dry_run: bool = _DRY_RUN,
+) -> None:
+    """Scale the API to N replicas; where an HPA manages it, its floor moves to N."""
+    _manual(ctx, "api", replicas, dry_run)
+
+
+def workers(
+    ctx: typer.Context,
+    replicas: str = typer.Argument(..., metavar="N", help="Worker replicas (0 to the cap)."),
+    dry_run: bool = _DRY_RUN,
+) -> None:
+    """Scale the workers to N replicas; where an HPA manages them, its floor moves to N."""
+    _manual(ctx, "worker", replicas, dry_run)
+
+
+def traffic(
+    ctx: typer.Context,
+    profile: str = typer.Argument(..., metavar="PROFILE", help="low, medium, high or peak."),
+    dry_run: bool = _DRY_RUN,
+) -> None:
+    """Apply a traffic profile from the config to the API, the workers and their HPAs."""
+    state = get_state(ctx)
+    env = state.environment()
+    if profile == scaling.EMERGENCY_DOWN:  # schedules may name it (config allows it)
+        _run(state, env, dry_run, lambda live, now: scaling.plan_emergency_down(env, live, now))
+        return
+    chosen = state.config().profile(profile)
+    _run(state, env, dry_run, lambda live, now: scaling.plan_profile(env, chosen, live, now))
+
+
+def emergency_down(
+    ctx: typer.Context,
+    api_floor: str = typer.Option(
+        None, "--api", metavar="N", help="API replicas instead of the floor."
+    ),
+    worker_floor: str = typer.Option(
+        None, "--workers", metavar="N", help="Worker replicas instead of the floor."
+    ),
+    maintenance: bool = typer.Option(
+        False, "--maintenance", help="Also switch the environment to maintenance mode."
+    ),
+    dry_run: bool = _DRY_RUN,
+) -> None:
+    """Overload response: precompute to 0, API and workers to their floors, HPAs pinned there.
+
+    Undo it by applying a traffic profile (``tradewise scale traffic medium``).
+    """
+    state = get_state(ctx)
+    env = state.environment()
+    overrides: dict[str, int] = {}
+    if api_floor is not None:
+        overrides["api"] = scaling.parse_replicas(api_floor, env.max_replicas, "--api")
+    if worker_floor is not None:
+        overrides["worker"] = scaling.parse_replicas(worker_floor, env.max_replicas, "--workers")
+    _run(
+        state,
+        env,
+        dry_run,
+        lambda live, now: scaling.plan_emergency_down(env, live, now, overrides, maintenance),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+def _manual(ctx: typer.Context, component: str, text: str, dry_run: bool) -> None:
+    state = get_state(ctx)
+    env = state.environment()
+    word = "workers" if component == "worker" else component
+    replicas = scaling.parse_replicas(text, env.max_replicas, f"{word} replicas")
+    _run(
+        state,
+        env,
+        dry_run,
+        lambda live, now: scaling.plan_manual(env, component, replicas, live, now),
+    )
+
+
+def _run(state: State, env: Environment, dry_run: bool, build: Any) -> None:
+    """Read the live state, build the plan, show it, and (unless ``--dry-run``) apply it."""
+    if env.is_kubernetes:
+        gateway = _gateway(state, env)
+        try:
+            _plan_and_apply(state, env, dry_run, build, gateway, None)
+        finally:
+            gateway.close()
+    else:
+        _plan_and_apply(state, env, dry_run, build, None, _stack(env))
+
+
+def _plan_and_apply(
+    state: State, env: Environment, dry_run: bool, build: Any, gateway: Any, stack: Any
+) -> None:
+    term = state.terminal
+    now = datetime.now(UTC)
+    if gateway is not None:
+        plan: ScalePlan = build(_cluster_live(gateway, env), now)
+    else:
+        plan = build(_local_live(stack, env), now)
+    for warning in plan.warnings:
+        term.warn(warning)
+    columns, rows = plan.rows()
+    if dry_run:
+        term.result(
+            {**plan.to_dict(), "dry_run": True, "applied": False},
+            TableData(columns, rows, title=f"Plan: {plan.action} on {env.name} (dry run)"),
+        )
+        for note in plan.notes:
+            term.info(note)
+        return
+    state.confirm(env, plan.action)
+    if gateway is not None:
+        _cluster_apply(gateway, env, plan)
+    else:
+        _local_apply(stack, env, plan)
+    term.result(
+        {**plan.to_dict(), "dry_run": False, "applied": True},
+        TableData(columns, rows, title=f"{plan.action} on {env.name}"),
+    )
+    for note in plan.notes:
+        term.info(note)
+    for follow in plan.follow_ups:
+        _follow_up(state, env, follow)
+    term.success(f"{plan.action}: done on {env.name} (recorded as {plan.profile!r})")
+
+
+def _follow_up(state: State, env: Environment, command: str) -> None:
+    # maintenance mode belongs to `tradewise maintenance`; say exactly what to run
+    state.terminal.info(f"next: {command}")
+
+
+def _group(tables: list[TableData]) -> Any:
+    from rich.console import Group
+
+    from tradewise_ops.cli.terminal import render_table
+
+    return Group(*(render_table(t) for t in tables))
+
+
+# -- Kubernetes --------------------------------------------------------------------------------
+def _gateway(state: State, env: Environment) -> Any:
+    from tradewise_ops.adapters.kube import KubeGateway
+
+    return KubeGateway.from_environment(env)
+
+
+def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
+    # only `get` (by name): the CronJobs' Role grants get and patch, no list
+    live = {}
+    for component, name in scaling.DEPLOYMENTS.items():
+        dep = gateway.find("Deployment", name)
+        hpa_name = scaling.HPAS.get(component)
+        hpa = gateway.find("HorizontalPodAutoscaler", hpa_name) if hpa_name and dep else None
+        live[component] = scaling.live_component(component, dep, hpa)
+    return live
+
+
+def _cluster_apply(gateway: Any, env: Environment, plan: ScalePlan) -> None:
+    # HPA bounds first (so the HPA does not undo the change), then the scale subresource, then
+    # the annotations that record the profile on the Deployment
+    annotations = plan.annotations()
+    for step in plan.steps:
+        patch = step.hpa_patch(annotations)
+        if patch is not None and step.hpa is not None:
+            gateway.patch("HorizontalPodAutoscaler", step.hpa, patch)
+        gateway.scale("Deployment", step.target, step.replicas)
+        gateway.patch("Deployment", step.target, {"metadata": {"annotations": annotations}})
+
+
+def _cluster_status(state: State, env: Environment) -> dict[str, Any]:
+    gateway = _gateway(state, env)
+    try:
+        selector = "app.kubernetes.io/part-of=tradewise"
+        deployments = gateway.list("Deployment", selector)
+        hpas = gateway.list("HorizontalPodAutoscaler", selector)
+        events = gateway.events()
+    finally:
+        gateway.close()
+    return scaling.status_report(env, deployments, hpas, events)
+
+
+# -- local and compose -------------------------------------------------------------------------
+def _stack(env: Environment) -> Any:
+    from tradewise_ops.adapters.local import stack_for
+
+    stack = stack_for(env)
+    if not stack.is_up():
+        raise UnreachableError(
+            f"the {env.name} stack is not running: nothing to scale",
+            hint=f"start it with: tradewise local up --env {env.name}",
+        )
+    return stack
+
+
+def _local_live(stack: Any, env: Environment) -> dict[str, LiveComponent]:
+    counts = stack.counts()
+    profile = _local_profile(env)
+    # the local stack scales the API and the workers; precompute is not scaled on its own
+    return {c: LiveComponent(c, int(counts.get(c, 0)), None, profile) for c in ("api", "worker")}
+
+
+def _local_apply(stack: Any, env: Environment, plan: ScalePlan) -> None:
+    for step in plan.steps:
+        if step.component not in ("api", "worker"):
+            raise BadInputError(f"the {env.name} stack cannot scale {step.component} on its own")
+        stack.scale(step.component, step.replicas)
+    path = Path(env.local.state_dir) / _PROFILE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plan.annotations()), encoding="utf-8")
+
+
+def _local_profile(env: Environment) -> str | None:
+    path = Path(env.local.state_dir) / _PROFILE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(scaling.PROFILE_ANNOTATION)
+    except (OSError, ValueError, AttributeError):
+        return None
