@@ -585,3 +585,108 @@ def test_scaling_events_keep_the_latest_and_accept_event_time() -> None:
 )
 def test_age(ts: object, expected: str) -> None:
     assert scaling.age(ts, NOW) == expected
+
+
+# -- predictive scaling: the CronJobs rendered from config.schedules --------------------------
+@pytest.fixture(scope="module")
+def prod_objects(config: Config) -> list[dict]:
+    from tradewise_ops.core.render import render_environment
+
+    return render_environment(config, "prod", tag="v1.0")
+
+
+def _of_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_each_schedule_is_a_cronjob_running_scale_traffic(
+    config: Config, prod_objects: list[dict]
+) -> None:
+    cronjobs = {c["metadata"]["name"]: c for c in _of_kind(prod_objects, "CronJob")}
+    assert len(config.schedules) == 2
+    assert set(cronjobs) == {f"tradewise-scale-{s.name}" for s in config.schedules}
+    for s in config.schedules:
+        cj = cronjobs[f"tradewise-scale-{s.name}"]
+        assert cj["metadata"]["namespace"] == "tradewise-ai"
+        assert cj["spec"]["schedule"] == s.cron
+        assert cj["spec"]["timeZone"] == s.timezone
+        assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+        pod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "tradewise-scaler"
+        assert pod["restartPolicy"] in ("Never", "OnFailure")
+        (container,) = pod["containers"]
+        command = list(container.get("command", [])) + list(container.get("args", []))
+        # the in-cluster run must not stop at the prod confirmation prompt: --yes
+        assert command == ["tradewise", "scale", "traffic", s.profile, "--env", "prod", "--yes"]
+        env_vars = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env_vars.get("TRADEWISE_NAMESPACE") == "tradewise-ai"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    by_schedule = {s.name: s for s in config.schedules}
+    assert by_schedule["market-open"].profile == "high"
+    assert by_schedule["market-open"].cron == "15 9 * * 1-5"
+    assert by_schedule["market-open"].timezone == "America/New_York"
+    assert by_schedule["after-close"].profile == "low"
+
+
+def test_the_scaler_role_is_least_privilege(prod_objects: list[dict]) -> None:
+    assert _of_kind(prod_objects, "ClusterRole") == []
+    assert _of_kind(prod_objects, "ClusterRoleBinding") == []
+    (role,) = [
+        r for r in _of_kind(prod_objects, "Role") if r["metadata"]["name"] == "tradewise-scaler"
+    ]
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule or rule["resourceNames"]
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    needed = scaling.SCALER_PERMISSIONS
+    # everything `scale traffic` needs is granted ...
+    for key, verbs in needed.items():
+        assert verbs <= granted.get(key, set()), key
+    # ... and nothing beyond those resources, no wildcard, no verb that lists, writes whole
+    # objects, creates or deletes
+    assert set(granted) <= set(needed)
+    for key, verbs in granted.items():
+        assert "*" not in verbs and "*" not in key[1], key
+        assert verbs <= {"get", "patch"}, (key, verbs)
+    (binding,) = [
+        b
+        for b in _of_kind(prod_objects, "RoleBinding")
+        if b["metadata"]["name"] == "tradewise-scaler"
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "tradewise-scaler",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "tradewise-scaler", "namespace": "tradewise-ai"}
+    ]
+    accounts = {a["metadata"]["name"]: a for a in _of_kind(prod_objects, "ServiceAccount")}
+    assert "tradewise-scaler" in accounts
+    # only the scaler gets a token; the workloads' own account does not
+    assert accounts["tradewise"].get("automountServiceAccountToken") is False
+
+
+def test_the_scaling_objects_validate(config: Config, prod_objects: list[dict]) -> None:
+    from tradewise_ops.core.validate import validate
+
+    ours = {"CronJob", "Role", "RoleBinding", "ServiceAccount", "HorizontalPodAutoscaler"}
+    findings = [f for f in validate(prod_objects, config.kubernetes_version) if f.kind in ours]
+    assert findings == []
+    # the oldest supported version has CronJob.spec.timeZone too (GA in 1.27)
+    assert [f for f in validate(prod_objects, "1.27") if f.kind in ours] == []
+    assert {"CronJob", "Role", "RoleBinding"} <= {o["kind"] for o in prod_objects}
+
+
+def test_no_schedules_no_cronjobs_no_scaler(config: Config) -> None:
+    import dataclasses
+
+    from tradewise_ops.core.render import render_environment
+
+    objects = render_environment(dataclasses.replace(config, schedules=()), "prod", tag="v1.0")
+    assert _of_kind(objects, "CronJob") == []
+    assert [
+        r for r in _of_kind(objects, "Role") if r["metadata"]["name"] == "tradewise-scaler"
+    ] == []
