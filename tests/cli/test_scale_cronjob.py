@@ -1,0 +1,158 @@
+"""The predictive-scaling CronJobs' command, run as the CronJob runs it, with only its Role.
+
+The emulator refuses every verb the rendered ``tradewise-scaler`` Role does not grant, so these
+tests fail if ``scale traffic`` ever needs more than the Role gives (a list, a PUT, another kind).
+As in the pod, there is no ``./tradewise.yaml`` in the working directory: the packaged default
+config is used, and the namespace comes from the CronJob's ``TRADEWISE_NAMESPACE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.k8s_emulator import Emulator
+from tradewise_ops.cli.main import app
+from tradewise_ops.core.config import load_config
+
+pytest_plugins = ["tests.k8s_emulator.fixtures"]
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "tradewise-ai"
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+# every resource the CLI could touch, as the emulator names them (by plural)
+PLURALS = (
+    "deployments",
+    "horizontalpodautoscalers",
+    "events",
+    "pods",
+    "replicasets",
+    "statefulsets",
+    "namespaces",
+    "configmaps",
+    "secrets",
+    "services",
+    "cronjobs",
+    "jobs",
+    "ingresses",
+)
+
+
+@pytest.fixture
+def prod_objects() -> list[dict[str, Any]]:
+    from tradewise_ops.core.render import render_environment
+
+    return render_environment(load_config(ROOT / "tradewise.yaml", environ={}), "prod", tag="v1")
+
+
+@pytest.fixture
+def scaler_cluster(
+    emulator: Emulator,
+    kubeconfig: Path,
+    prod_objects: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Emulator:
+    """Prod's Deployments and HPAs, and RBAC that grants exactly the scaler Role."""
+    for obj in prod_objects:
+        if obj["kind"] in ("Deployment", "HorizontalPodAutoscaler"):
+            emulator.put(obj)
+    emulator.controllers.set_hpa(NS, "tradewise-api-hpa", 3)
+    emulator.controllers.set_hpa(NS, "tradewise-worker-hpa", 2)
+    (role,) = [
+        o
+        for o in prod_objects
+        if o["kind"] == "Role" and o["metadata"]["name"] == "tradewise-scaler"
+    ]
+    granted: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            # the emulator checks by plural; a subresource's rights count for its parent here
+            granted.setdefault(resource.split("/")[0], set()).update(rule["verbs"])
+    for plural in PLURALS:
+        for verb in VERBS:
+            if verb not in granted.get(plural, set()):
+                emulator.deny(verb, plural)
+    # as in the pod: no config file in the working directory, no TRADEWISE_CONFIG
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRADEWISE_CONFIG", raising=False)
+    monkeypatch.delenv("TRADEWISE_ENV", raising=False)
+    emulator.reset_requests()
+    return emulator
+
+
+def _cronjob(objects: list[dict[str, Any]], name: str) -> tuple[list[str], dict[str, str]]:
+    (cj,) = [o for o in objects if o["kind"] == "CronJob" and o["metadata"]["name"] == name]
+    (container,) = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    command = list(container.get("command", [])) + list(container.get("args", []))
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return command, env
+
+
+def _run_as_cronjob(
+    command: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    assert command[0] == "tradewise"
+    for key, value in env.items():
+        if key != "HOME":
+            monkeypatch.setenv(key, value)
+    return CliRunner().invoke(app, command[1:])
+
+
+def _replicas(emu: Emulator, name: str) -> int:
+    obj = emu.get("Deployment", NS, name)
+    assert obj is not None
+    return int(obj["spec"]["replicas"])
+
+
+def test_market_open_cronjob_applies_high_with_only_its_role(
+    scaler_cluster: Emulator, prod_objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, env = _cronjob(prod_objects, "tradewise-scale-market-open")
+    result = _run_as_cronjob(command, env, monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert _replicas(scaler_cluster, "tradewise-api-deployment") == 10
+    assert _replicas(scaler_cluster, "tradewise-worker-deployment") == 4
+    hpa = scaler_cluster.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
+    assert hpa is not None and hpa["spec"]["minReplicas"] == 10
+    assert hpa["metadata"]["annotations"]["tradewise.io/traffic-profile"] == "high"
+    # nothing but gets and patches was sent
+    assert {r.method for r in scaler_cluster.requests} <= {"GET", "PATCH"}
+    assert all(r.status < 400 or r.status == 404 for r in scaler_cluster.requests)
+
+
+def test_after_close_cronjob_applies_low(
+    scaler_cluster: Emulator, prod_objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command, env = _cronjob(prod_objects, "tradewise-scale-after-close")
+    result = _run_as_cronjob(command, env, monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert _replicas(scaler_cluster, "tradewise-api-deployment") == 2
+    assert _replicas(scaler_cluster, "tradewise-worker-deployment") == 1
+
+
+def test_the_role_is_really_enforced_here(
+    scaler_cluster: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: what the Role does not grant (status lists objects) is refused."""
+    monkeypatch.setenv("TRADEWISE_NAMESPACE", NS)
+    result = CliRunner().invoke(app, ["scale", "status", "--env", "prod"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "forbidden" in result.stderr.lower() or "cannot list" in result.stderr
+
+
+def test_a_schedule_may_name_emergency_down(
+    scaler_cluster: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWISE_NAMESPACE", NS)
+    result = CliRunner().invoke(
+        app, ["scale", "traffic", "emergency-down", "--env", "prod", "--yes"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert _replicas(scaler_cluster, "tradewise-precompute-deployment") == 0
+    hpa = scaler_cluster.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
+    assert hpa is not None
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 3)
