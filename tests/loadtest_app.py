@@ -51,6 +51,14 @@ class ApiServer:
         )
         if self.proc.poll() is not None:
             raise RuntimeError((workdir / "api.log").read_text()[-3000:])
+        wait_until(self._healthy, timeout=60, interval=0.2, what="tradewise-api /api/health")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/api/health", timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
 
     def requests_counted(self, endpoint: str) -> int:
         """Sum of ``flask_request_total{endpoint=ENDPOINT}`` over methods and statuses."""

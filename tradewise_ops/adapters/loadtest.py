@@ -67,7 +67,7 @@ class RunResult:
         }
 
 
-def probe(url: str, timeout: float = 3.0, insecure: bool = False) -> int:
+def probe(url: str, timeout: float = 5.0, insecure: bool = False) -> int:
     """GET ``url`` once; the HTTP status (any status means the target answers).
 
     A refused connection, a timeout, a DNS or TLS failure raise ``UnreachableError`` naming the
