@@ -1,0 +1,293 @@
+"""Watching a namespace (or the local stack) into a monitoring timeline.
+
+``ClusterWatcher`` composes the gateway's watches (``KubeGateway.watch``: one connection per kind,
+resumed from the last resourceVersion when dropped) of HPAs, Deployments, Pods and Events; it never
+polls the Kubernetes API. ``LocalWatcher`` samples the local stack's process counts and scrapes the
+app's ``/metrics`` (metrics scraping, by plain HTTP). Both feed a ``MonitorSession``: the
+timeline builder behind a lock (a load test adds its samples from another thread) and the
+``--record`` file, written a line per record and flushed, so an interrupted run leaves it whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from tradewise_ops.core.timeline import (
+    WATCHED_KINDS,
+    AppScrape,
+    ClusterView,
+    EventRecord,
+    ProcessSample,
+    Record,
+    TimelineBuilder,
+    WarningRecord,
+    app_load_sample,
+    record_to_json,
+)
+from tradewise_ops.errors import BadInputError, UnreachableError
+
+Listener = Callable[[list[Record]], None]
+
+
+class MonitorSession:
+    """One monitoring run's timeline: thread-safe, optionally recorded as JSON lines."""
+
+    def __init__(
+        self,
+        record_path: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.builder = TimelineBuilder()
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.started = clock()
+        self.listeners: list[Listener] = []
+        self._file: IO[str] | None = None
+        self.record_path = Path(record_path) if record_path else None
+        if self.record_path is not None:
+            try:
+                self._file = self.record_path.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise BadInputError(
+                    f"cannot write the record file {self.record_path}: {exc.strerror}"
+                ) from None
+
+    def observe(
+        self, kind: str, event_type: str, obj: dict[str, Any], listed: bool = False
+    ) -> list[Record]:
+        """Fold a watch event in (seen now)."""
+        with self.lock:
+            added = self.builder.observe(kind, event_type, obj, self.clock(), listed=listed)
+            self._emit(added)
+        return added
+
+    def add(self, record: Record) -> list[Record]:
+        """Add a sample (load, processes)."""
+        with self.lock:
+            added = self.builder.add(record)
+            self._emit(added)
+        return added
+
+    def snapshot(self) -> tuple[ClusterView, list[EventRecord], list[WarningRecord]]:
+        """The current view, events and warnings (copies, safe to read outside the lock)."""
+        with self.lock:
+            view = ClusterView()
+            for record in self.builder.records:
+                view.apply(record)
+            return view, list(self.builder.events), list(self.builder.warnings)
+
+    def records(self) -> list[Record]:
+        """Every record so far."""
+        with self.lock:
+            return list(self.builder.records)
+
+    def close(self) -> None:
+        """Close the record file."""
+        with self.lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def _emit(self, added: list[Record]) -> None:
+        if not added:
+            return
+        if self._file is not None:
+            for record in added:
+                self._file.write(json.dumps(record_to_json(record)) + "\n")
+            self._file.flush()
+        for listener in self.listeners:
+            listener(added)
+
+
+class ClusterWatcher:
+    """Watches a namespace's HPAs, Deployments, Pods and Events through the gateway."""
+
+    def __init__(self, gateway: Any, session: MonitorSession) -> None:
+        self.gateway = gateway
+        self.session = session
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def prime(self) -> None:
+        """List what exists now, Events last (as history: they start no scale-up).
+
+        Raises the gateway's ``UnreachableError`` (exit 3) when the cluster does not answer.
+        """
+        for kind in WATCHED_KINDS:
+            items, _ = self.gateway.list_with_version(kind)
+            for obj in items:
+                self.session.observe(kind, "ADDED", obj, listed=kind == "Event")
+
+    def run(self, seconds: float, stop: threading.Event | None = None) -> None:
+        """Watch until ``seconds`` have passed or ``stop`` is set; Ctrl-C propagates.
+
+        The gateway's watch lists again (unchanged objects add nothing) and then follows every
+        change; a dropped connection resumes from the last resourceVersion.
+        """
+        stop = stop or self._stop
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.05:
+                return
+            for event in self.gateway.watch(WATCHED_KINDS, None, remaining, stop=stop):
+                kind = event.kind
+                etype = "MODIFIED" if event.type == "SYNC" else event.type
+                self.session.observe(kind, etype, event.obj)
+                if time.monotonic() >= deadline:
+                    return
+
+    def start(self, seconds: float) -> None:
+        """Watch in a background thread (errors kept in ``error``) until ``stop()``."""
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self.run(seconds, self._stop)
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller
+                self.error = exc
+
+        self._thread = threading.Thread(target=target, name="tradewise-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the background watch and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+class LocalWatcher:
+    """Samples the local stack: processes per component and the app's ``/metrics``."""
+
+    def __init__(
+        self,
+        stack: Any,
+        session: MonitorSession,
+        url: str,
+        wanted: dict[str, int] | None = None,
+        interval: float = 1.0,
+        timeout: float = 3.0,
+    ) -> None:
+        self.stack = stack
+        self.session = session
+        self.url = url.rstrip("/")
+        self.wanted = wanted or {}
+        self.interval = interval
+        self.timeout = timeout
+        self._previous: AppScrape | None = None
+        self._app_down = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def prime(self) -> None:
+        """The first sample; ``UnreachableError`` (exit 3) when the app does not answer."""
+        self.sample(first=True)
+
+    def sample(self, first: bool = False) -> None:
+        """Count processes and scrape the app once."""
+        counts = self.stack.counts() if self.stack is not None else {}
+        now = self.session.clock()
+        for component, running in sorted(counts.items()):
+            self.session.add(
+                ProcessSample(
+                    t=now,
+                    component=component,
+                    running=int(running),
+                    wanted=self.wanted.get(component),
+                )
+            )
+        try:
+            scrape = scrape_app(self.url, self.session.clock(), self.timeout)
+        except UnreachableError as exc:
+            if first:
+                raise
+            if not self._app_down:
+                self._app_down = True
+                self.session.add(WarningRecord(t=now, code="app-down", message=exc.message))
+            return
+        self._app_down = False
+        self.session.add(app_load_sample(self._previous, scrape))
+        self._previous = scrape
+
+    def run(self, seconds: float, stop: threading.Event | None = None) -> None:
+        """Sample every ``interval`` until ``seconds`` have passed or ``stop`` is set."""
+        stop = stop or self._stop
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if stop.wait(min(self.interval, remaining)):
+                return
+            self.sample()
+
+    def start(self, seconds: float) -> None:
+        """Sample in a background thread until ``stop()``."""
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self.run(seconds, self._stop)
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller
+                self.error = exc
+
+        self._thread = threading.Thread(target=target, name="tradewise-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the background sampling and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def scrape_app(url: str, t: float, timeout: float = 3.0) -> AppScrape:
+    """``GET {url}/metrics``: requests, 5xx answers, the latency histogram and the queue length."""
+    target = f"{url.rstrip('/')}/metrics"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310
+            text = response.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UnreachableError(
+            f"the app's metrics at {target} do not answer: {reason}",
+            hint="is the stack up? `tradewise local up`",
+        ) from None
+    return parse_metrics(text, t)
+
+
+def parse_metrics(text: str, t: float) -> AppScrape:
+    """An ``AppScrape`` from the Prometheus text exposition of the app."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    queue: int | None = None
+    with contextlib.suppress(ValueError):
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "flask_request_total":
+                    requests += sample.value
+                    if str(sample.labels.get("status", "")).startswith("5"):
+                        errors += sample.value
+                elif sample.name == "flask_request_duration_seconds_bucket":
+                    bound = float(sample.labels["le"])
+                    buckets[bound] = buckets.get(bound, 0.0) + sample.value
+                elif sample.name == "tradewise_task_queue_length" and sample.value >= 0:
+                    queue = int(sample.value)
+    return AppScrape(
+        t=t, requests=requests, errors=errors, buckets=tuple(sorted(buckets.items())), queue=queue
+    )
