@@ -239,9 +239,7 @@ def _handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _handle_http_error(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
-    metrics.REQUEST_EXCEPTIONS.labels(
-        request.method, request.endpoint or "unmatched", type(exc).__name__
-    ).inc()
+    metrics.REQUEST_EXCEPTIONS.labels(request.method, request.endpoint or "unmatched").inc()
     return error_response(500, "internal_error", "internal server error")
 
 
@@ -259,6 +257,8 @@ def register_api(flask_app: Flask) -> None:
     """Add the routes, error handlers and metric hooks to ``flask_app``."""
     for rule, endpoint, view, methods in ROUTES:
         flask_app.add_url_rule(rule, endpoint, view, methods=list(methods))
+        for method in methods:
+            metrics.init_endpoint(method, endpoint)
     flask_app.before_request(_start_timer)
     flask_app.after_request(_record)
     flask_app.register_error_handler(ApiError, _handle_api_error)

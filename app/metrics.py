@@ -45,8 +45,8 @@ REQUEST_TOTAL = Counter(
 )
 REQUEST_EXCEPTIONS = Counter(
     "flask_request_exceptions_total",
-    "Flask HTTP requests that raised an unhandled exception",
-    ["method", "endpoint", "exception"],
+    "Flask HTTP requests that raised an unhandled exception (type in the log)",
+    ["method", "endpoint"],
 )
 CACHE_LOOKUPS = Counter(
     "tradewise_cache_lookups_total", "Analysis cache lookups by result", ["result"]
@@ -84,6 +84,11 @@ def observe_request(method: str, endpoint: str, status: int, seconds: float) -> 
             _request_children[key] = children
     children[0].observe(seconds)
     children[1].inc()
+
+
+def init_endpoint(method: str, endpoint: str) -> None:
+    """Create the zero-valued exception counter of a route, so it is exported before any error."""
+    REQUEST_EXCEPTIONS.labels(method, endpoint)
 
 
 def count_cache(hit: bool) -> None:

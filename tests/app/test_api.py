@@ -264,7 +264,4 @@ def test_unexpected_exceptions_are_json_and_counted(make_app: AppFactory) -> Non
     body = _error(client.get("/api/test-boom"), 500, "internal_error")
     assert "kaboom" not in body["error"]["message"]
     text = client.get("/metrics").data.decode()
-    assert (
-        _counter(text, "flask_request_exceptions_total", endpoint="boom", exception="RuntimeError")
-        >= 1
-    )
+    assert _counter(text, "flask_request_exceptions_total", endpoint="boom") >= 1

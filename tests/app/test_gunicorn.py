@@ -1,0 +1,135 @@
+"""``tradewise-api`` under real gunicorn with two workers: stats and /metrics add up across them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import free_port, wait_until
+
+BIN = Path(sys.executable).parent
+
+
+class ApiServer:
+    """A ``tradewise-api`` process group on a free port."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path, prom: Path) -> None:
+        self.proc, self.url, self.log, self.prom = proc, url, log, prom
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+
+@pytest.fixture
+def api_server(redis_url: str, postgres_url: str, tmp_path: Path) -> Iterator[ApiServer]:
+    port = free_port()
+    prom = tmp_path / "prometheus"  # a fresh multiprocess dir for this server only
+    prom.mkdir()
+    log = tmp_path / "gunicorn.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEWISE_")},
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "PROMETHEUS_MULTIPROC_DIR": str(prom),
+        "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "tradewise-api")], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    server = ApiServer(proc, f"http://127.0.0.1:{port}", log, prom)
+
+    def up() -> bool:
+        try:
+            return httpx.get(server.url + "/api/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(lambda: up() or proc.poll() is not None, timeout=30, what="tradewise-api")
+        assert proc.poll() is None, log.read_text()
+        wait_until(lambda: len(server.workers()) == 2, timeout=15, what="two workers")
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _hammer(url: str, n: int) -> list[int]:
+    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda _: client.get(url).status_code, range(n)))
+
+
+def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
+    base = api_server.url
+    health = _hammer(base + "/api/health", 200)
+    assert health == [200] * 200
+    analyses = _hammer(base + "/api/stock-analysis?symbol=AAPL", 60)
+    assert analyses == [200] * 60
+    assert _hammer(base + "/api/stock-analysis?symbol=1X", 5) == [400] * 5
+
+    # both workers answered and wrote their own files
+    pids = {p.name.rsplit("_", 1)[1].split(".")[0] for p in api_server.prom.glob("counter_*.db")}
+    assert len(pids) >= 2, pids
+
+    stats = httpx.get(base + "/api/performance/stats", timeout=10).json()
+    assert stats["multiprocess"] is True
+    # 1 readiness probe of the fixture's health wait may have landed: count exactly what we sent
+    assert stats["requests"]["by_endpoint"]["stock_analysis"] == 65
+    assert stats["requests"]["by_endpoint"]["health"] >= 200
+    assert stats["cache"]["hits"] + stats["cache"]["misses"] == 60
+    assert stats["cache"]["misses"] >= 1
+    assert stats["cache"]["hits"] >= 58  # at most one miss per worker racing the first fill
+    assert stats["task_queue_length"] == 0
+
+    text = httpx.get(base + "/metrics", timeout=10).text
+    assert _metric(text, "flask_request_total", endpoint="stock_analysis", status="200") == 60
+    assert _metric(text, "flask_request_total", endpoint="stock_analysis", status="400") == 5
+    assert _metric(text, "flask_request_duration_seconds_count", endpoint="stock_analysis") == 65
+    hit_rate = _metric(text, "tradewise_cache_hit_rate")
+    assert hit_rate == pytest.approx(stats["cache"]["hits"] / 60, abs=1e-6)
+    assert "tradewise_task_queue_length 0.0" in text
+    assert _metric(text, "flask_request_exceptions_total", endpoint="stock_analysis") == 0
+    assert 'flask_request_exceptions_total{endpoint="stock_analysis",method="GET"}' in text
+
+    # a worker killed and replaced: its counts stay in the totals
+    victim = api_server.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: victim not in api_server.workers() and len(api_server.workers()) == 2,
+        timeout=20,
+        what="gunicorn to replace the killed worker",
+    )
+    time.sleep(0.2)
+    text_after: Any = httpx.get(base + "/metrics", timeout=10).text
+    assert _metric(text_after, "flask_request_total", endpoint="stock_analysis", status="200") == 60
+    assert _hammer(base + "/api/stock-analysis?symbol=AAPL", 10) == [200] * 10
+    text_after = httpx.get(base + "/metrics", timeout=10).text
+    assert _metric(text_after, "flask_request_total", endpoint="stock_analysis", status="200") == 70
