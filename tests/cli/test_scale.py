@@ -225,6 +225,10 @@ def test_staging_needs_no_confirmation(cluster: Emulator) -> None:
             "unknown traffic profile 'extreme': use one of low, medium, high, peak",
         ),
         (["scale", "emergency-down", "--api", "x"], "--api must be a whole number like 5"),
+        (
+            ["scale", "emergency-down", "--maintenance", "--env", "local"],
+            "--maintenance needs a Kubernetes environment; local is of kind local",
+        ),
         (["scale", "status", "--env", "nowhere"], "unknown environment 'nowhere'"),
         (["scale", "api", "3", "--env", "nowhere"], "unknown environment 'nowhere'"),
     ],
@@ -306,7 +310,7 @@ def test_emergency_down_and_a_profile_undoes_it(cluster: Emulator) -> None:
     assert hpa_reacts_under_load(cluster, API_HPA, 12) == 12
 
 
-def test_emergency_down_overrides_dry_run_and_maintenance_hint(cluster: Emulator) -> None:
+def test_emergency_down_overrides_dry_run_and_maintenance_plan(cluster: Emulator) -> None:
     result = run(
         "scale", "emergency-down", "--api", "1", "--workers", "1", "--maintenance",
         "--dry-run", "--env", "prod", "-o", "json",
@@ -318,8 +322,25 @@ def test_emergency_down_overrides_dry_run_and_maintenance_hint(cluster: Emulator
         ("worker", 1),
         ("precompute", 0),
     ]
-    assert doc["follow_ups"] == ["tradewise maintenance on prod"]
+    assert doc["maintenance"] is True
     assert writes(cluster) == []
+
+
+def test_emergency_down_with_maintenance_switches_the_ingress_first(cluster: Emulator) -> None:
+    result = run("scale", "emergency-down", "--maintenance", "--env", "prod", "--yes")
+    assert result.exit_code == 0, result.stderr
+    ingress = cluster.get("Ingress", NS, "tradewise-ingress")
+    assert ingress is not None
+    assert ingress["metadata"]["annotations"]["tradewise.io/maintenance"] == "on"
+    backends = json.dumps(ingress["spec"])
+    assert "tradewise-maintenance-service" in backends
+    assert "tradewise-api-service" not in backends
+    paths = writes(cluster)
+    first_ingress = next(i for i, p in enumerate(paths) if "/ingresses/" in p)
+    first_scale = next(i for i, p in enumerate(paths) if p.endswith("/scale"))
+    assert first_ingress < first_scale
+    assert "tradewise maintenance off prod" in result.stderr
+    assert replicas(cluster, PRE) == 0
 
 
 # -- status -------------------------------------------------------------------------------------

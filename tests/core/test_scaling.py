@@ -239,7 +239,7 @@ def test_emergency_down_pins_floors_and_stops_precompute(config: Config) -> None
     )
     # the pinned HPA cannot scale back up into the overload
     assert scaling.settled_replicas(12, plan.step("api").hpa_after) == 3
-    assert plan.follow_ups == ()
+    assert plan.maintenance is False
     assert any("scale traffic" in n for n in plan.notes)
 
 
@@ -251,7 +251,11 @@ def test_emergency_down_overrides_and_maintenance(config: Config) -> None:
     assert plan.step("api").hpa_after == HpaBounds(1, 1)
     assert plan.step("worker").replicas == 0
     assert not plan.step("worker").changes_hpa
-    assert plan.follow_ups == ("tradewise maintenance on prod",)
+    assert plan.maintenance is True
+    assert plan.to_dict()["maintenance"] is True
+    assert any("tradewise maintenance off prod" in n for n in plan.notes)
+    with pytest.raises(BadInputError, match="--maintenance needs a Kubernetes environment"):
+        scaling.plan_emergency_down(config.environment("local"), live(), NOW, maintenance=True)
 
 
 def test_emergency_down_without_precompute(config: Config) -> None:
@@ -485,16 +489,16 @@ def test_status_report_and_tables() -> None:
     )
     assert [e["reason"] for e in report["events"]] == ["ScalingReplicaSet", "SuccessfulRescale"]
 
-    tables = scaling.status_tables(report, NOW)
-    assert [t.title for t in tables] == [
-        "Scaling",
-        "Deployments",
-        "Autoscalers",
-        "Recent scaling events",
+    assert scaling.status_summary(report, NOW) == [
+        "environment: prod (namespace tradewise-ai)",
+        "traffic profile: high",
+        "applied: 2026-11-27T14:20:00Z (10m ago)",
     ]
-    assert tables[0].rows[1] == ["traffic profile", "high"]
-    assert tables[0].rows[2] == ["applied", "2026-11-27T14:20:00Z (10m ago)"]
-    assert tables[2].rows[0] == [
+    tables = scaling.status_tables(report, NOW)
+    assert [t.title for t in tables] == ["Deployments", "Autoscalers", "Recent scaling events"]
+    assert tables[0].columns == ["NAME", "DESIRED", "UP-TO-DATE", "READY", "AVAILABLE", "PROFILE"]
+    assert tables[0].rows[2] == ["tradewise-worker-deployment", 4, 3, 3, 3, "high"]
+    assert tables[1].rows[0] == [
         "tradewise-api-hpa",
         10,
         20,
@@ -503,8 +507,8 @@ def test_status_report_and_tables() -> None:
         "cpu 45%/70%, memory <unknown>/80%, tradewise_http_p95_seconds 320m/500m",
         "5m ago",
     ]
-    assert tables[2].rows[1][-1] == "never"
-    assert tables[3].rows[0][:4] == [
+    assert tables[1].rows[1][-1] == "never"
+    assert tables[2].rows[0][:4] == [
         "6m",
         "Normal",
         "Deployment/tradewise-api-deployment",
@@ -533,7 +537,7 @@ def test_profile_in_effect_mixed_and_none() -> None:
     assert scaling.profile_in_effect([unlabelled])["by_component"] == {"worker": "low"}
 
 
-def test_status_tables_show_mixed_and_missing_profiles() -> None:
+def test_status_summary_shows_mixed_and_missing_profiles() -> None:
     env = load_config(ROOT / "tradewise.yaml", environ={}).environment("prod")
     report = scaling.status_report(
         env,
@@ -544,12 +548,13 @@ def test_status_tables_show_mixed_and_missing_profiles() -> None:
         [],
         [],
     )
-    assert scaling.status_tables(report, NOW)[0].rows[1] == [
-        "traffic profile",
-        "mixed (api=manual, worker=high)",
-    ]
+    summary = scaling.status_summary(report, NOW)
+    assert summary[1] == "traffic profile: mixed (api=manual, worker=high)"
+    assert summary[-1] == "recent scaling events: none"
+    # no HPAs, no events: no empty tables
+    assert [t.title for t in scaling.status_tables(report, NOW)] == ["Deployments"]
     empty = scaling.status_report(env, [], [], [])
-    assert scaling.status_tables(empty, NOW)[0].rows[1][1].startswith("none recorded")
+    assert scaling.status_summary(empty, NOW)[1].startswith("traffic profile: none recorded")
 
 
 def test_scaling_events_keep_the_latest_and_accept_event_time() -> None:

@@ -56,7 +56,7 @@ def status(ctx: typer.Context) -> None:
     tables = [
         TableData(t.columns, t.rows, title=t.title) for t in scaling.status_tables(report, now)
     ]
-    state.terminal.result(report, _group(tables))
+    state.terminal.result(report, _group(scaling.status_summary(report, now), tables))
 
 
 def api(
@@ -111,6 +111,8 @@ def emergency_down(
     """
     state = get_state(ctx)
     env = state.environment()
+    if maintenance:
+        scaling.check_maintenance(env)
     overrides: dict[str, int] = {}
     if api_floor is not None:
         overrides["api"] = scaling.parse_replicas(api_floor, env.max_replicas, "--api")
@@ -172,7 +174,7 @@ def _plan_and_apply(
         return
     state.confirm(env, plan.action)
     if gateway is not None:
-        _cluster_apply(gateway, env, plan)
+        _cluster_apply(state, gateway, env, plan)
     else:
         _local_apply(stack, env, plan)
     term.result(
@@ -181,22 +183,16 @@ def _plan_and_apply(
     )
     for note in plan.notes:
         term.info(note)
-    for follow in plan.follow_ups:
-        _follow_up(state, env, follow)
     term.success(f"{plan.action}: done on {env.name} (recorded as {plan.profile!r})")
 
 
-def _follow_up(state: State, env: Environment, command: str) -> None:
-    # maintenance mode belongs to `tradewise maintenance`; say exactly what to run
-    state.terminal.info(f"next: {command}")
-
-
-def _group(tables: list[TableData]) -> Any:
+def _group(lines: list[str], tables: list[TableData]) -> Any:
     from rich.console import Group
+    from rich.text import Text
 
     from tradewise_ops.cli.terminal import render_table
 
-    return Group(*(render_table(t) for t in tables))
+    return Group(*(Text(line) for line in lines), *(render_table(t) for t in tables))
 
 
 # -- Kubernetes --------------------------------------------------------------------------------
@@ -217,7 +213,14 @@ def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
     return live
 
 
-def _cluster_apply(gateway: Any, env: Environment, plan: ScalePlan) -> None:
+def _cluster_apply(state: State, gateway: Any, env: Environment, plan: ScalePlan) -> None:
+    # maintenance first (what `tradewise maintenance on` applies: the Ingress alone), so the pods
+    # that stay are not hit harder while the others go
+    if plan.maintenance:
+        from tradewise_ops.core.render import render_ingress
+
+        gateway.apply(render_ingress(state.config(), env, maintenance=True))
+        state.terminal.step(f"maintenance mode on for {env.name}")
     # HPA bounds first (so the HPA does not undo the change), then the scale subresource, then
     # the annotations that record the profile on the Deployment
     annotations = plan.annotations()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -209,7 +209,7 @@ class ScalePlan:
     steps: tuple[ScaleStep, ...]
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    follow_ups: tuple[str, ...] = field(default=())
+    maintenance: bool = False  # also point the Ingress at the maintenance page (first)
 
     def annotations(self) -> dict[str, str]:
         """The annotations recorded on each touched Deployment and HPA."""
@@ -231,7 +231,7 @@ class ScalePlan:
             "steps": [s.to_dict() for s in self.steps],
             "notes": list(self.notes),
             "warnings": list(self.warnings),
-            "follow_ups": list(self.follow_ups),
+            "maintenance": self.maintenance,
         }
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
@@ -428,6 +428,14 @@ def emergency_floor(env: Environment, component: str) -> int:
     return 1
 
 
+def check_maintenance(env: Environment) -> None:
+    """Maintenance mode (the Ingress) exists only on Kubernetes: ``BadInputError`` elsewhere."""
+    if not env.is_kubernetes:
+        raise BadInputError(
+            f"--maintenance needs a Kubernetes environment; {env.name} is of kind {env.kind}"
+        )
+
+
 def plan_emergency_down(
     env: Environment,
     live: Mapping[str, LiveComponent],
@@ -439,7 +447,8 @@ def plan_emergency_down(
 
     ``overrides`` (checked replica counts, e.g. ``{"api": 1}``) replace a floor. Each HPA is pinned
     at the floor (min = max) so it cannot scale back into the overload; any traffic profile undoes
-    this. ``maintenance`` only adds the follow-up; the CLI runs it.
+    this. ``maintenance`` also sends users to the maintenance page (only on Kubernetes), before
+    anything is scaled down, so the remaining pods are not hit harder while they go.
     """
     overrides = dict(overrides or {})
     steps: list[ScaleStep] = []
@@ -463,7 +472,12 @@ def plan_emergency_down(
     notes.append(
         "undo with a traffic profile, e.g. `tradewise scale traffic medium --env " + env.name + "`"
     )
-    follow_ups = (f"tradewise maintenance on {env.name}",) if maintenance else ()
+    if maintenance:
+        check_maintenance(env)
+        notes.append(
+            "the Ingress now sends users to the maintenance page; undo with "
+            f"`tradewise maintenance off {env.name}`"
+        )
     return ScalePlan(
         action="scale emergency-down",
         environment=env.name,
@@ -471,7 +485,7 @@ def plan_emergency_down(
         applied_at=iso_utc(now),
         steps=tuple(steps),
         notes=tuple(notes),
-        follow_ups=follow_ups,
+        maintenance=maintenance,
     )
 
 
@@ -744,17 +758,24 @@ def _profile_text(profile: Mapping[str, Any]) -> str:
     return str(name)
 
 
-def status_tables(report: Mapping[str, Any], now: datetime) -> list[Rows]:
-    """The ``scale status`` report as tables: profile, Deployments, HPAs, events."""
+def status_summary(report: Mapping[str, Any], now: datetime) -> list[str]:
+    """The lines above the ``scale status`` tables: where, which profile, since when."""
     prof = report["profile"]
     applied = prof.get("applied_at")
-    profile_rows = [
-        ["environment", f"{report['environment']} (namespace {report['namespace']})"],
-        ["traffic profile", _profile_text(prof)],
-        ["applied", f"{applied} ({age(applied, now)} ago)" if applied else "-"],
-    ]
-    tables = [Rows("Scaling", ["", ""], profile_rows)]
-    tables.append(
+    where = report["environment"]
+    if report.get("namespace"):
+        where += f" (namespace {report['namespace']})"
+    lines = [f"environment: {where}", f"traffic profile: {_profile_text(prof)}"]
+    if applied:
+        lines.append(f"applied: {applied} ({age(applied, now)} ago)")
+    if not report["events"]:
+        lines.append("recent scaling events: none")
+    return lines
+
+
+def status_tables(report: Mapping[str, Any], now: datetime) -> list[Rows]:
+    """The ``scale status`` report as tables: Deployments, HPAs, events (when there are any)."""
+    tables = [
         Rows(
             "Deployments",
             ["NAME", "DESIRED", "UP-TO-DATE", "READY", "AVAILABLE", "PROFILE"],
@@ -770,7 +791,7 @@ def status_tables(report: Mapping[str, Any], now: datetime) -> list[Rows]:
                 for d in report["deployments"]
             ],
         )
-    )
+    ]
     hpa_rows = []
     for h in report["hpas"]:
         metrics = ", ".join(
@@ -788,23 +809,33 @@ def status_tables(report: Mapping[str, Any], now: datetime) -> list[Rows]:
                 f"{age(last, now)} ago" if last else "never",
             ]
         )
-    tables.append(
-        Rows(
-            "Autoscalers",
-            ["NAME", "MIN", "MAX", "CURRENT", "DESIRED", "METRICS (CURRENT/TARGET)", "LAST SCALE"],
-            hpa_rows,
+    if hpa_rows:
+        tables.append(
+            Rows(
+                "Autoscalers",
+                [
+                    "NAME",
+                    "MIN",
+                    "MAX",
+                    "CURRENT",
+                    "DESIRED",
+                    "METRICS (CURRENT/TARGET)",
+                    "LAST SCALE",
+                ],
+                hpa_rows,
+            )
         )
-    )
-    tables.append(
-        Rows(
-            "Recent scaling events",
-            ["AGE", "TYPE", "OBJECT", "REASON", "MESSAGE"],
-            [
-                [age(e["time"], now), e["type"], e["object"], e["reason"], e["message"]]
-                for e in report["events"]
-            ],
+    if report["events"]:
+        tables.append(
+            Rows(
+                "Recent scaling events",
+                ["AGE", "TYPE", "OBJECT", "REASON", "MESSAGE"],
+                [
+                    [age(e["time"], now), e["type"], e["object"], e["reason"], e["message"]]
+                    for e in report["events"]
+                ],
+            )
         )
-    )
     return tables
 
 
