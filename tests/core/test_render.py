@@ -365,9 +365,7 @@ def test_staging_without_a_tag_uses_latest(config: Config) -> None:
 
 
 def test_digests_pin_images_even_without_a_tag(config: Config) -> None:
-    objects = render_environment(
-        config, "prod", image_digests={"api": DIGEST, "worker": DIGEST}
-    )
+    objects = render_environment(config, "prod", image_digests={"api": DIGEST, "worker": DIGEST})
     api = container(by(objects, "Deployment", "tradewise-api-deployment"))
     assert api["image"] == f"registry.example.com/tradewise/tradewise-ai@{DIGEST}"
     assert validate(objects, "1.37") == []
