@@ -80,10 +80,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_transport_options": _transport_options(settings.visibility_timeout),
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "timezone": "America/New_York",
         "enable_utc": True,
         "beat_schedule": beat_schedule(settings),
         "task_default_queue": "celery",
     }
+
+
+def _transport_options(visibility_timeout: int) -> dict[str, Any]:
+    """Redis transport options: unacked messages return after ``visibility_timeout`` seconds.
+
+    The restore sweep runs about every ``interval * throttle`` seconds (kombu's default 100 s);
+    with a short visibility timeout it is made proportionally short.
+    """
+    options: dict[str, Any] = {"visibility_timeout": visibility_timeout}
+    if visibility_timeout < 300:
+        options["unacked_restore_interval"] = max(1, visibility_timeout // 3)
+        options["unacked_restore_throttle"] = 1
+    return options
