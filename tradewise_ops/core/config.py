@@ -307,7 +307,10 @@ def parse_config(
             v.fail(key, name, "a lower-case name of letters, digits and '-'")
         body = v.mapping(body, key, allowed=_ENV_KEYS | {"kind", "aliases"})
         merged = _deep_merge(copy.deepcopy(defaults), body)
-        environments[name] = _environment(v, name, merged, key, environ)
+        try:
+            environments[name] = _environment(v, name, merged, key, environ)
+        except ConfigError as exc:
+            raise _blame_defaults(exc, key, body, defaults) from None
 
     aliases: dict[str, str] = {}
     for env in environments.values():
@@ -647,6 +650,32 @@ def _check_timezone(v: _Validator, key: str, tz: str) -> None:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         v.fail(key, tz, "an IANA time zone like America/New_York")
+
+
+def _blame_defaults(
+    exc: ConfigError, key: str, body: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> ConfigError:
+    """The error of a merged environment, naming ``defaults.X`` when the value came from there."""
+    m = re.search(re.escape(key) + r"\.([A-Za-z0-9_.\-]+)", exc.message)
+    if not m:
+        return exc
+    parts = m.group(1).split(".")
+
+    def has(tree: Any, path: list[str]) -> bool:
+        for part in path:
+            if not isinstance(tree, Mapping) or part not in tree:
+                return False
+            tree = tree[part]
+        return True
+
+    # the longest prefix of the path that is set: the environment's own value wins over defaults
+    for n in range(len(parts), 0, -1):
+        if has(body, parts[:n]):
+            return exc
+        if has(defaults, parts[:n]):
+            message = exc.message.replace(f"{key}.", "defaults.", 1)
+            return ConfigError(f"{message} (inherited by {key})", hint=exc.hint)
+    return exc
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
