@@ -728,7 +728,12 @@ class _Checker:
                 self.enum(_get(policy, "type"), "scalingPolicyType", f"{bpath}.policies[{i}].type")
 
     def check_ingress(self, obj: Mapping[str, Any]) -> None:
+        for i, tls in enumerate(_list(_get(obj, "spec", "tls"))):
+            for j, host in enumerate(_list(_get(tls, "hosts"))):
+                self.host(host, f"spec.tls[{i}].hosts[{j}]")
         for i, rule in enumerate(_list(_get(obj, "spec", "rules"))):
+            if _get(rule, "host") is not None:
+                self.host(rule["host"], f"spec.rules[{i}].host")
             for j, p in enumerate(_list(_get(rule, "http", "paths"))):
                 ppath = f"spec.rules[{i}].http.paths[{j}]"
                 self.enum(_get(p, "pathType"), "pathType", f"{ppath}.pathType")
@@ -796,6 +801,15 @@ class _Checker:
     def dns_label(self, value: Any, path: str, what: str) -> None:
         if not isinstance(value, str) or not _DNS_LABEL.match(value) or len(value) > 63:
             self.add(path, "dns1123-name", f"{what} {value!r} is not a DNS-1123 label")
+
+    def host(self, value: Any, path: str) -> None:
+        name = value[2:] if isinstance(value, str) and value.startswith("*.") else value
+        if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name) or len(name) > 253:
+            self.add(
+                path,
+                "dns1123-name",
+                f"host {value!r} is not a lower-case DNS name (a wildcard only as '*.')",
+            )
 
     def port_name(self, value: Any, path: str) -> None:
         ok = (

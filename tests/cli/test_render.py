@@ -1,0 +1,124 @@
+"""``tradewise render``: output, files, exit codes, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tradewise_ops.cli.main import app
+from tradewise_ops.resources import data_path
+
+GOLDEN = Path(__file__).parents[1] / "core" / "golden"
+CONFIG = str(data_path("tradewise.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "TRADEWISE_CONFIG",
+        "TRADEWISE_ENV",
+        "TRADEWISE_NAMESPACE",
+        "TRADEWISE_REGISTRY",
+        "TRADEWISE_CONTEXT",
+        "TRADEWISE_KUBERNETES_VERSION",
+        "TRADEWISE_NO_CACHE",
+    ):
+        monkeypatch.delenv(name, raising=False)  # fmt: skip
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(app, ["--config", CONFIG, *args])
+
+
+def test_render_prints_the_golden_stream() -> None:
+    result = run("render", "prod", "--tag", "v1.2.3")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (GOLDEN / "prod.yaml").read_text(encoding="utf-8")
+
+
+def test_templates_are_cached_and_the_output_stays_identical(tmp_path: Path) -> None:
+    first = run("render", "staging", "--tag", "v1.2.3")
+    cached = list((tmp_path / "cache" / "tradewise" / "templates").iterdir())
+    second = run("render", "staging", "--tag", "v1.2.3")
+    assert first.exit_code == second.exit_code == 0
+    assert len(cached) >= 10
+    assert first.stdout == second.stdout == (GOLDEN / "staging.yaml").read_text(encoding="utf-8")
+
+
+def test_global_options_work_after_the_command() -> None:
+    result = run("render", "--tag", "v1.2.3", "--env", "production")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (GOLDEN / "prod.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("tag", [[], ["--tag", "latest"]])
+def test_prod_needs_a_pinned_tag(tag: list[str]) -> None:
+    result = run("render", "prod", *tag)
+    assert result.exit_code == 2
+    assert "requires a pinned image tag" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_local_environment_has_no_manifests() -> None:
+    result = run("render", "local")
+    assert result.exit_code == 2
+    assert "Kubernetes environments: staging, prod" in result.stderr
+
+
+@pytest.mark.parametrize(("version", "code"), [("1.27", 0), ("1.37", 0), ("1.26", 2), ("9", 2)])
+def test_k8s_version(version: str, code: int) -> None:
+    result = run("render", "prod", "--tag", "v1.2.3", "--k8s-version", version)
+    assert result.exit_code == code, result.stderr
+    if code:
+        assert "use one of 1.27 to 1.37" in result.stderr
+
+
+def test_out_writes_one_file_per_object(tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    out.mkdir()
+    (out / "99-deployment-stale.yaml").write_text("stale", encoding="utf-8")
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    result = run("render", "prod", "--tag", "v1.2.3", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    files = sorted(p.name for p in out.glob("*.yaml"))
+    assert files[0] == "01-namespace-tradewise-ai.yaml"
+    assert "99-deployment-stale.yaml" not in files
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    text = "".join((out / name).read_text(encoding="utf-8") for name in files)
+    assert text == (GOLDEN / "prod.yaml").read_text(encoding="utf-8")
+    assert f"wrote {len(files)} manifests for prod" in result.stderr
+
+
+def test_json_output_is_one_list_document() -> None:
+    result = run("-o", "json", "render", "prod", "--tag", "v1.2.3")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "List"
+    golden = list(yaml.safe_load_all((GOLDEN / "prod.yaml").read_text(encoding="utf-8")))
+    assert doc["items"] == golden
+
+
+def test_maintenance_flag_switches_the_ingress() -> None:
+    result = run("render", "prod", "--tag", "v1.2.3", "--maintenance")
+    assert result.exit_code == 0, result.stderr
+    (ingress,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Ingress"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+    assert backend == "tradewise-maintenance-service"
+
+
+def test_render_refuses_manifests_with_findings(tmp_path: Path) -> None:
+    doc = yaml.safe_load(Path(CONFIG).read_text(encoding="utf-8"))
+    doc["environments"]["staging"]["domain"] = "Staging.TradeWise.example.com"
+    config = tmp_path / "tradewise.yaml"
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = CliRunner().invoke(app, ["--config", str(config), "render", "staging", "-t", "v1"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "Ingress/tradewise-ingress spec.rules[0].host: host" in result.stderr
+    assert "[dns1123-name]" in result.stderr
+    assert "nothing written" in result.stderr
