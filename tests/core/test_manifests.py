@@ -51,7 +51,7 @@ def container(obj: dict[str, Any]) -> dict[str, Any]:
 def test_matches_golden_file(config: Config, env: str) -> None:
     """The rendered stream is byte-identical to the reviewed golden file.
 
-    After an intended change: UPDATE_GOLDEN=1 pytest tests/core/test_render.py, review the diff.
+    After an intended change: UPDATE_GOLDEN=1 pytest tests/core/test_manifests.py, review the diff.
     """
     text = to_yaml_stream(render_environment(config, env, tag=TAG))
     golden = GOLDEN / f"{env}.yaml"
