@@ -155,7 +155,11 @@ def live_display(term: Terminal, mon: BackgroundMonitor, seconds: float) -> Iter
                 term.warn(r.message)
             elif isinstance(r, HpaSample) and not r.deleted:
                 metrics = ", ".join(m.describe() for m in r.metrics)
-                term.debug(f"hpa {r.name}: {r.current} -> {r.desired} replicas ({metrics})")
+                line = f"hpa {r.name}: {r.current} -> {r.desired} replicas ({metrics})"
+                if r.current != r.desired:
+                    term.info(line)
+                else:
+                    term.debug(line)
 
     mon.session.listeners.append(lines)
     try:
@@ -170,16 +174,42 @@ def finish(
     *,
     interrupted: bool,
     report: Path | None = None,
-    load: dict[str, Any] | None = None,
-    title: str | None = None,
 ) -> dict[str, Any]:
     """Analyse the timeline, write the HTML report, show the summary; the data shown.
 
     Raises ``GoalMissedError`` (exit 1) when a scaling SLO was missed, after showing it.
     """
+    data, human = summarize(state, mon, interrupted=interrupted, report=report)
+    term = state.terminal
+    if interrupted:
+        term.info("interrupted: the summary covers what was seen until then")
+    term.result(data, human)
+    if mon.session.record_path:
+        term.info(f"timeline recorded in {mon.session.record_path}")
+    if report is not None:
+        term.info(f"report written to {report}")
+    if data["verdict"] == "fail":
+        raise GoalMissedError(data["sentence"])
+    return data
+
+
+def summarize(
+    state: State,
+    mon: BackgroundMonitor,
+    *,
+    interrupted: bool,
+    report: Path | None = None,
+    load: dict[str, Any] | None = None,
+    title: str | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """The analysis as data and as tables; writes the HTML report to ``report`` when given."""
     from tradewise_ops.core.monitor_report import (
         combined_html,
         combined_report,
+        deployment_rows,
+        event_rows,
+        hpa_rows,
+        process_rows,
         summary_tables,
         verdict_sentence,
     )
@@ -190,6 +220,7 @@ def finish(
     analysis = analyze(records, slo, end=time.time())
     sentence = verdict_sentence(analysis, slo)
     view, events, _ = mon.session.snapshot()
+    news = [e for e in events if e.notable and not e.listed]
     data: dict[str, Any] = {
         "environment": mon.env.name,
         "watched": mon.where,
@@ -206,8 +237,7 @@ def finish(
                 "object": f"{e.object_kind}/{e.object_name}",
                 "message": e.message,
             }
-            for e in events
-            if e.notable and not e.listed
+            for e in news
         ],
     }
     if report is not None:
@@ -225,24 +255,14 @@ def finish(
 
             raise BadInputError(f"cannot write the report {report}: {exc.strerror}") from None
         data["report_file"] = str(report)
-    term = state.terminal
-    if interrupted:
-        term.info("interrupted: the summary covers what was seen until then")
-    tables = [
-        TableData(t["columns"], t["rows"], title=t["title"]) for t in summary_tables(analysis)
-    ]
-    from tradewise_ops.core.monitor_report import deployment_rows, hpa_rows, process_rows
-
-    final = [process_rows(view)] if view.processes else [hpa_rows(view), deployment_rows(view)]
-    tables += [TableData(t["columns"], t["rows"], title=t["title"]) for t in final if t["rows"]]
-    term.result(data, _group(tables, sentence))
-    if mon.session.record_path:
-        term.info(f"timeline recorded in {mon.session.record_path}")
-    if report is not None:
-        term.info(f"report written to {report}")
-    if analysis.breached:
-        raise GoalMissedError(sentence)
-    return data
+    tables = summary_tables(analysis)
+    if view.processes:
+        tables.append(process_rows(view))
+    else:
+        tables += [hpa_rows(view), deployment_rows(view)]
+    tables.append(event_rows(news, analysis.start))
+    shown = [TableData(t["columns"], t["rows"], title=t["title"]) for t in tables if t["rows"]]
+    return data, _group(shown, sentence)
 
 
 def _group(tables: list[TableData], sentence: str) -> Any:
@@ -258,3 +278,84 @@ def _iso(t: float) -> str:
     from tradewise_ops.core.timeline import iso
 
     return iso(t)
+
+
+# --------------------------------------------------------------------------------------------
+# load-test --monitor / performance-test --monitor
+# --------------------------------------------------------------------------------------------
+# after the load stops, watch a little longer: pods asked for during the load come up after it
+SETTLE_SECONDS = 2.0
+
+
+class LoadMonitor:
+    """Watches the environment while a load test runs; joins both on one time axis at the end.
+
+    ``on_interval`` takes the load runner's intervals; ``finish`` stops watching, writes
+    ``monitor.html`` (load and replicas over time, scale-up latencies) and ``timeline.jsonl``
+    into the load test's report directory, and shows the scaling summary.
+    """
+
+    def __init__(self, state: State, duration: float, report_dir: Path | None) -> None:
+        self.state = state
+        self.report_dir = report_dir
+        self.data: dict[str, Any] = {}
+        self.summary: Any = None
+        record = report_dir / "timeline.jsonl" if report_dir is not None else None
+        self.mon = BackgroundMonitor(state, state.environment(), record)
+        try:
+            self.mon.prime()
+            # a generous bound: finish() stops it long before
+            self.mon.start(duration * 2 + 600)
+        except BaseException:
+            self.mon.close()
+            raise
+        state.terminal.step(f"monitoring {self.mon.where} during the load")
+
+    def on_interval(self, interval: Any) -> None:
+        """Add a load-test interval (``core.loadreport.Interval``) to the timeline."""
+        from tradewise_ops.core.timeline import LoadSample
+
+        row = interval.row()
+        self.mon.session.add(
+            LoadSample(
+                t=time.time(),
+                rps=row["rps"],
+                p95_ms=row["p95_ms"],
+                error_rate=row["error_rate"],
+                users=row["users"],
+                source="load-test",
+            )
+        )
+
+    def finish(self, load: dict[str, Any], interrupted: bool) -> dict[str, Any]:
+        """Stop watching; the scaling summary as data (``GoalMissedError`` on a missed SLO)."""
+        try:
+            if not interrupted:
+                time.sleep(SETTLE_SECONDS)
+            self.mon.stop()
+        finally:
+            self.mon.close()
+        report = self.report_dir / "monitor.html" if self.report_dir is not None else None
+        data, self.summary = summarize(
+            self.state,
+            self.mon,
+            interrupted=interrupted,
+            report=report,
+            load=load,
+            title=f"tradewise {load.get('kind', 'load-test')} with monitoring: {self.mon.env.name}",
+        )
+        self.data = data
+        return data
+
+    @property
+    def breached(self) -> bool:
+        """True when a scale-up or a recovery missed its SLO (after ``finish``)."""
+        return bool(self.data) and self.data["verdict"] == "fail"
+
+    def show(self) -> None:
+        """The scaling summary after the load test's own (tables on stdout unless -o json|yaml)."""
+        term = self.state.terminal
+        if self.summary is not None and not term.machine_output:
+            term.out.print(self.summary)
+        if self.data.get("report_file"):
+            term.info(f"load and replicas over time: {self.data['report_file']}")
