@@ -114,8 +114,10 @@ class Controllers:
                         "state": state,
                     }
                 )
-            phase = "Pending" if (waiting and waiting != "CrashLoopBackOff") or unschedulable else (
-                "Running"
+            phase = (
+                "Pending"
+                if (waiting and waiting != "CrashLoopBackOff") or unschedulable
+                else ("Running")
             )
             conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
             if unschedulable:
@@ -321,8 +323,8 @@ class Controllers:
             time.sleep(self.delay)
             try:
                 self._reconcile()
-            except Exception:  # noqa: BLE001 - a test controller must not die on a race
-                continue
+            except Exception:  # noqa: BLE001 - a race with a client write: try again
+                last_rv = -1
 
     def _reconcile(self) -> None:
         for hpa in self.emu.list("HorizontalPodAutoscaler"):
@@ -347,7 +349,6 @@ class Controllers:
                 state = (meta.get("uid"), meta.get("generation"), obj["spec"].get("replicas"))
                 if self._seen.get(key) == state:
                     continue
-                self._seen[key] = state
                 image = " ".join(
                     c.get("image", "")
                     for c in ((obj["spec"].get("template") or {}).get("spec") or {}).get(
@@ -359,3 +360,4 @@ class Controllers:
                     self.fail_pods(ns, name, failing, kind=kind)
                 else:
                     self.deployment_progress(ns, name, ready=True, kind=kind)
+                self._seen[key] = state

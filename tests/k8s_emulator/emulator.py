@@ -1,4 +1,4 @@
-"""``Emulator``: the store + the HTTP server + faults + RBAC + controllers, and a kubeconfig for it."""
+"""``Emulator``: the store, the HTTP server, faults, RBAC, controllers, and a kubeconfig for it."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ class Emulator:
         if method == "GET" and not name:
             verb = "watch" if is_watch else "list"
         if (verb, plural) in self.denied:
-            what = f'{plural}{"." + group if group else ""}'
+            what = f"{plural}{'.' + group if group else ''}"
             subject = f' "{name}"' if name else ""
             where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
             raise ApiError(

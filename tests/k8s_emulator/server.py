@@ -13,7 +13,6 @@ import copy
 import json
 import re
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.k8s_emulator.store import ApiError, ResourceType, Store
+from tests.k8s_emulator.store import ApiError, ResourceType
 
 
 @dataclass
@@ -167,13 +166,17 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any]:
         emu = self.server.emulator
         store = emu.store
-        if method == "GET" and path in ("/", "/version", "/api", "/apis") or (
-            method == "GET" and re.fullmatch(r"/api/v1|/apis/[^/]+(/[^/]+)?", path)
+        if (
+            method == "GET"
+            and path in ("/", "/version", "/api", "/apis")
+            or (method == "GET" and re.fullmatch(r"/api/v1|/apis/[^/]+(/[^/]+)?", path))
         ):
             return 200, emu.discovery(path)
         parsed = _parse_resource_path(path)
         if parsed is None:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource {path}")
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource {path}"
+            )
         group, version, namespace, plural, name, sub = parsed
         if group == "" and plural == "namespaces" and namespace and not name:
             # /api/v1/namespaces/NAME[/status]: the namespace object itself

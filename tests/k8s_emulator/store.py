@@ -51,10 +51,20 @@ CORE = [
     ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",)),
     ResourceType("", "v1", "endpoints", "Endpoints", short=("ep",)),
     ResourceType(
-        "apps", "v1", "deployments", "Deployment", subresources=("status", "scale"), short=("deploy",)
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        subresources=("status", "scale"),
+        short=("deploy",),
     ),
     ResourceType(
-        "apps", "v1", "statefulsets", "StatefulSet", subresources=("status", "scale"), short=("sts",)
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        subresources=("status", "scale"),
+        short=("sts",),
     ),
     ResourceType("apps", "v1", "replicasets", "ReplicaSet", subresources=("status", "scale")),
     ResourceType(
@@ -142,7 +152,7 @@ def _split_selector(text: str) -> list[str]:
 
 
 def selector_matches(selector: str | None, labels: dict[str, str] | None) -> bool:
-    """Whether ``labels`` match a Kubernetes label selector string (=, ==, !=, in, notin, exists)."""
+    """Whether ``labels`` match a label selector string (=, ==, !=, in, notin, exists)."""
     if not selector:
         return True
     labels = labels or {}
@@ -330,7 +340,9 @@ class Store:
             if (res.group, res.version, res.plural) == (group, version, plural):
                 return res
         gv = f"{group}/{version}" if group else version
-        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({gv} {plural})")
+        raise ApiError(
+            404, "NotFound", f"the server could not find the requested resource ({gv} {plural})"
+        )
 
     def resource_for_kind(self, api_version: str, kind: str) -> ResourceType:
         for res in self.resources:
@@ -494,8 +506,8 @@ class Store:
             new = body
             meta = new["metadata"]
         else:
-            new["status"] = copy.deepcopy(old.get("status")) if "status" in old else new.get(
-                "status"
+            new["status"] = (
+                copy.deepcopy(old.get("status")) if "status" in old else new.get("status")
             )
             if new.get("status") is None:
                 new.pop("status", None)
@@ -543,7 +555,7 @@ class Store:
         return ApiError(
             409,
             "Conflict",
-            f'Operation cannot be fulfilled on {res.plural}{"." + res.group if res.group else ""} '
+            f"Operation cannot be fulfilled on {res.plural}{'.' + res.group if res.group else ''} "
             f'"{name}": the object has been modified; please apply your changes to the latest '
             "version and try again",
             {"name": name, "group": res.group, "kind": res.plural},
@@ -572,7 +584,9 @@ class Store:
             elif content_type.startswith("application/json-patch"):
                 new = json_patch(old, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type}")
+                raise ApiError(
+                    415, "UnsupportedMediaType", f"unsupported patch type {content_type}"
+                )
             given = (new.get("metadata") or {}).get("resourceVersion")
             if given and given != old["metadata"]["resourceVersion"]:
                 raise self.conflict(res, name)
@@ -589,9 +603,7 @@ class Store:
         force: bool,
     ) -> dict[str, Any]:
         if not manager:
-            raise ApiError(
-                422, "Invalid", "PatchOptions.meta.k8s.io: fieldManager: Required value"
-            )
+            raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io: fieldManager: Required value")
         if not isinstance(config, dict):
             raise ApiError(400, "BadRequest", "apply patch must be an object")
         if config.get("kind") != res.kind:
@@ -682,9 +694,7 @@ class Store:
             out = [
                 e
                 for e in self.events
-                if e.rv > rv
-                and e.resource == res
-                and (not namespace or e.namespace == namespace)
+                if e.rv > rv and e.resource == res and (not namespace or e.namespace == namespace)
             ]
             return out, self.rv
 

@@ -76,13 +76,13 @@ def test_create_get_list_with_selector_and_kind(api: Any) -> None:
     ]
     selected = apps.list_namespaced_deployment(NS, label_selector="app=web,tier in (web,x)")
     assert [d.metadata.name for d in selected.items] == ["web"]
-    assert apps.list_namespaced_deployment(NS, label_selector="app!=web").items[0].metadata.name == (
-        "other"
-    )
+    assert apps.list_namespaced_deployment(NS, label_selector="app!=web").items[
+        0
+    ].metadata.name == ("other")
     from kubernetes.dynamic import DynamicClient
 
-    raw = DynamicClient(api).resources.get(api_version="apps/v1", kind="Deployment").get(
-        namespace=NS
+    raw = (
+        DynamicClient(api).resources.get(api_version="apps/v1", kind="Deployment").get(namespace=NS)
     )
     assert raw.kind == "DeploymentList" and raw.apiVersion == "apps/v1"
     with pytest.raises(client.ApiException) as err:
@@ -101,7 +101,9 @@ def test_namespace_must_exist_and_can_be_created(api: Any) -> None:
         core.create_namespaced_config_map("missing", {"metadata": {"name": "c"}})
     assert err.value.status == 404
     core.create_namespace({"metadata": {"name": "missing"}})
-    cm = core.create_namespaced_config_map("missing", {"metadata": {"name": "c"}, "data": {"a": "1"}})
+    cm = core.create_namespaced_config_map(
+        "missing", {"metadata": {"name": "c"}, "data": {"a": "1"}}
+    )
     assert cm.data == {"a": "1"}
 
 
@@ -262,7 +264,9 @@ def test_controllers_play_rollout_and_failures(api: Any, emulator: Emulator) -> 
     )
     assert len(core.list_namespaced_pod(NS, label_selector="app=web").items) == 2
     apps.patch_namespaced_deployment(
-        "web", NS, {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "x"}]}}}}
+        "web",
+        NS,
+        {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "x"}]}}}},
     )
     pods = emulator.controllers.fail_pods(NS, "web", "ImagePullBackOff")
     pod = core.read_namespaced_pod(pods[0], NS)

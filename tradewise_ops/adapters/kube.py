@@ -59,7 +59,9 @@ class KindInfo:
     @property
     def base(self) -> str:
         """``/api/v1`` or ``/apis/GROUP/VERSION``."""
-        return f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
+        return (
+            f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
+        )
 
     @property
     def resource(self) -> str:
@@ -139,6 +141,8 @@ class _Retryable(Exception):
         super().__init__(message)
         self.cause = cause
 
+
+_List = list  # ``KubeGateway.list`` shadows the builtin inside the class
 
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -301,7 +305,9 @@ class KubeGateway:
         attempt = 0
         while True:
             try:
-                return self._send_once(method, path, query, body, content_type, stream, timeout, what)
+                return self._send_once(
+                    method, path, query, body, content_type, stream, timeout, what
+                )
             except _Retryable as exc:
                 attempt += 1
                 if attempt > self.retries:
@@ -422,7 +428,7 @@ class KubeGateway:
         return kinds is not None and kind in kinds
 
     def discover(self) -> set[tuple[str, str]]:
-        """Every ``(apiVersion, kind)`` the cluster serves (``/api/v1``, ``/apis`` and each group)."""
+        """Every ``(apiVersion, kind)`` the cluster serves (``/api/v1``, ``/apis``, each group)."""
         out: set[tuple[str, str]] = set()
         versions = ["v1"]
         doc = self._send("GET", "/apis", what=("discover", "API groups", None))
@@ -531,7 +537,7 @@ class KubeGateway:
         involved_kind: str | None = None,
         warnings_only: bool = False,
         namespace: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> _List[dict[str, Any]]:
         """Events of the namespace (about ``involved_kind/involved_name``), oldest first."""
         selectors = []
         if involved_name:
@@ -755,7 +761,7 @@ class KubeGateway:
         out: queue.Queue[WatchEvent | BaseException | None] = queue.Queue()
         kinds = list(kinds)
         threads = []
-        responses: list[Any] = []
+        responses: _List[Any] = []
         for kind in kinds:
             info = self.kind_info(kind)
             t = threading.Thread(
@@ -797,7 +803,7 @@ class KubeGateway:
         namespace: str | None,
         stop: threading.Event,
         out: queue.Queue[WatchEvent | BaseException | None],
-        responses: list[Any],
+        responses: _List[Any],
     ) -> None:
         rv = since_rv
         failures = 0

@@ -1,0 +1,287 @@
+"""``tradewise deploy``, ``rollback``, ``history``: releases on Kubernetes (or the local stack)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from tradewise_ops.cli.state import State, get_state
+from tradewise_ops.cli.terminal import TableData
+from tradewise_ops.core.config import Environment
+from tradewise_ops.core.units import parse_duration
+from tradewise_ops.errors import BadInputError, GoalMissedError
+
+if TYPE_CHECKING:
+    from tradewise_ops.adapters.kube import KubeGateway
+    from tradewise_ops.adapters.kube_deploy import Deployer, DeployOutcome
+    from tradewise_ops.core.plan import DeployPlan
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``deploy``, ``rollback`` and ``history`` to the root app."""
+    app.command("deploy")(deploy)
+    app.command("rollback")(rollback)
+    app.command("history")(history)
+
+
+_ENV_ARG = typer.Argument(None, metavar="ENV", help="Environment (default: --env or the config's).")
+_TIMEOUT = typer.Option("5m", "--timeout", help="How long to wait for a healthy rollout.")
+_WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until every workload is healthy.")
+
+
+# -- shared by the Kubernetes commands (status, diff, maintenance import these) ----------------
+def kube_gateway(state: State, env: Environment) -> KubeGateway:
+    """The gateway for ``env`` (its context and namespace, or --context / --namespace)."""
+    from tradewise_ops.adapters.kube import KubeGateway
+
+    if not env.is_kubernetes:
+        raise BadInputError(
+            f"environment {env.name!r} is of kind {env.kind!r}: this command needs a Kubernetes "
+            "environment"
+        )
+    return KubeGateway.from_environment(env)
+
+
+def render_checked(
+    state: State,
+    env: Environment,
+    tag: str | None,
+    *,
+    maintenance: bool = False,
+    image_digests: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Render ``env`` and validate it; findings stop here (``GoalMissedError``, exit 1)."""
+    from tradewise_ops.core.render import render_environment
+    from tradewise_ops.core.validate import validate
+
+    config = state.config()
+    objects = render_environment(
+        config,
+        env,
+        tag=tag,
+        k8s_version=config.kubernetes_version,
+        image_digests=image_digests,
+        maintenance=maintenance,
+    )
+    findings = validate(objects, config.kubernetes_version, require_pinned=env.require_pinned_tag)
+    if findings:
+        for finding in findings[:20]:
+            state.terminal.error(str(finding))
+        raise GoalMissedError(
+            f"the manifests of {env.name} have {len(findings)} findings: nothing was applied",
+            hint=f"see `tradewise lint {env.name}`",
+        )
+    return objects
+
+
+def deployer_for(state: State, env: Environment, gw: KubeGateway) -> Deployer:
+    """A ``Deployer`` that reports its steps and live progress on stderr."""
+    from tradewise_ops.adapters.kube_deploy import Deployer
+
+    term = state.terminal
+    return Deployer(
+        gw,
+        env.name,
+        namespace=env.namespace,
+        user=os.environ.get("USER") or gw.user or "unknown",
+        on_step=term.step,
+        on_progress=lambda w: term.info("  " + w.line()),
+        on_warning=term.warn,
+    )
+
+
+def maintenance_is_on(gw: KubeGateway) -> bool:
+    """Whether the live Ingress points at the maintenance page."""
+    ingress = gw.find("Ingress", "tradewise-ingress")
+    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get("tradewise.io/maintenance") == "on"
+
+
+# -- deploy ----------------------------------------------------------------------------------
+def deploy(
+    ctx: typer.Context,
+    env_name: str = _ENV_ARG,
+    tag: str = typer.Option(
+        None, "--tag", help="Image tag (default: the running release's tag, else latest)."
+    ),
+    build: bool = typer.Option(False, "--build", help="Build and push the images first."),
+    wait: bool = _WAIT,
+    timeout: str = _TIMEOUT,
+    atomic: bool = typer.Option(
+        False, "--atomic", help="Roll back to the previous release when the rollout fails."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (create / change / prune); change nothing."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Fail (before any change) when a kind is not served."
+    ),
+    change_cause: str = typer.Option(
+        None, "--change-cause", help="Why (default: the command line); shown by history."
+    ),
+) -> None:
+    """Render, validate, apply in order (server-side apply), prune, wait for a healthy rollout."""
+    state = get_state(ctx)
+    env = state.environment(env_name)
+    seconds = parse_duration(timeout, what="--timeout")
+    if not env.is_kubernetes:
+        _deploy_local(state, env, dry_run, seconds)
+        return
+    term = state.terminal
+    gw = kube_gateway(state, env)
+    deployer = deployer_for(state, env, gw)
+    releases = deployer.records.list()
+    if tag is None:
+        from tradewise_ops.core.release import current
+
+        running = current(releases)
+        tag = running.tag if running is not None else None
+        if tag:
+            term.info(f"no --tag: keeping the running release's tag {tag}")
+    digests = _build(state, env, tag) if build and not dry_run else None
+    maintenance = maintenance_is_on(gw)
+    if maintenance:
+        term.warn("maintenance is on: the Ingress stays on the maintenance page")
+    rendered = render_checked(state, env, tag, maintenance=maintenance, image_digests=digests)
+    if dry_run:
+        plan = deployer.plan(rendered, tag, strict=strict, releases=releases, with_live=True)
+        _show_plan(state, plan)
+        return
+    state.confirm(env, f"deploy {tag or 'latest'}")
+    cause = change_cause or " ".join(
+        ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
+    )
+    outcome = deployer.deploy(
+        rendered, tag, cause, wait=wait, timeout=seconds, atomic=atomic, strict=strict
+    )
+    _show_outcome(state, outcome)
+
+
+def _build(state: State, env: Environment, tag: str | None) -> dict[str, str]:
+    try:
+        from tradewise_ops.adapters import images
+    except ImportError:
+        raise BadInputError("--build is not available: the images adapter is missing") from None
+    if not tag:
+        raise BadInputError("--build needs --tag (the tag to build, push and deploy)")
+    builder = images.ImageBuilder(env)
+    state.terminal.step(f"building images {tag}")
+    builder.build(tag, on_line=state.terminal.info)
+    state.terminal.step(f"pushing images {tag}")
+    builder.push(tag, on_line=state.terminal.info)
+    return dict(images.read_image_digests(env.name, tag))
+
+
+def _deploy_local(state: State, env: Environment, dry_run: bool, seconds: float) -> None:
+    try:
+        from tradewise_ops.adapters.local import stack_for
+    except ImportError:
+        raise BadInputError(
+            f"deploy {env.name}: the local stack adapter (tradewise_ops.adapters.local) is not "
+            "available in this build; use `tradewise local up`"
+        ) from None
+    stack = stack_for(env, progress=state.terminal.info)
+    if dry_run:
+        state.terminal.result(
+            {"environment": env.name, "kind": env.kind, "dry_run": True},
+            f"would start the {env.kind} stack of {env.name} (what is running stays)",
+        )
+        return
+    result = stack.up(timeout=seconds)
+    data = {
+        "environment": env.name,
+        "kind": env.kind,
+        "started": list(result.started),
+        "already_running": list(result.already_running),
+        "url": result.url,
+        "seconds": round(result.seconds, 2),
+    }
+    state.terminal.success(f"{env.name} is up at {result.url}")
+    state.terminal.result(data, f"started: {', '.join(result.started) or 'nothing'}")
+
+
+def _show_plan(state: State, plan: DeployPlan) -> None:
+    counts = plan.counts()
+    summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
+    state.terminal.result(
+        {**plan.to_dict(), "dry_run": True},
+        TableData(
+            ["ACTION", "KIND", "NAME", "DETAIL"],
+            plan.rows(),
+            title=f"plan for {plan.environment} ({plan.tag or 'latest'}): {summary}",
+        ),
+    )
+    state.terminal.info("dry run: nothing was changed")
+
+
+def _show_outcome(state: State, outcome: DeployOutcome) -> None:
+    from tradewise_ops.core.rollout import summary_rows
+
+    term = state.terminal
+    rows = summary_rows(outcome.rollout.state) if outcome.rollout else []
+    title = (
+        f"{outcome.environment} revision {outcome.revision} ({outcome.tag or 'latest'}): "
+        f"{outcome.status} in {outcome.seconds:.1f}s, {outcome.requests} API requests"
+    )
+    human: Any = TableData(["WORKLOAD", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS"], rows, title)
+    if not rows:
+        human = title
+    term.result(outcome.to_dict(), human)
+    for ref in outcome.progress.pruned:
+        term.info(f"pruned {ref}")
+    if outcome.status == "deployed":
+        term.success(outcome.message)
+        return
+    back = outcome.rolled_back
+    if back is not None:
+        verdict = "and is healthy" if back.status == "deployed" else f"but it {back.status}"
+        term.warn(f"rolled back as revision {back.revision} ({back.tag}) {verdict}")
+    raise GoalMissedError(f"revision {outcome.revision} failed: {outcome.message}")
+
+
+# -- rollback / history ----------------------------------------------------------------------
+def rollback(
+    ctx: typer.Context,
+    env_name: str = _ENV_ARG,
+    to_revision: int = typer.Option(
+        None, "--to-revision", min=1, help="Revision to restore (default: the previous one)."
+    ),
+    wait: bool = _WAIT,
+    timeout: str = _TIMEOUT,
+) -> None:
+    """Restore a whole earlier release (images, config, HPA settings) and wait like deploy."""
+    from tradewise_ops.core.release import rollback_target
+
+    state = get_state(ctx)
+    env = state.environment(env_name)
+    seconds = parse_duration(timeout, what="--timeout")
+    gw = kube_gateway(state, env)
+    deployer = deployer_for(state, env, gw)
+    target = rollback_target(deployer.records.list(), to_revision)
+    state.confirm(env, f"roll back to revision {target.revision} ({target.tag or 'latest'})")
+    state.terminal.step(f"rolling back {env.name} to revision {target.revision} ({target.tag})")
+    outcome = deployer.rollback_to(target, wait=wait, timeout=seconds)
+    _show_outcome(state, outcome)
+
+
+def history(ctx: typer.Context, env_name: str = _ENV_ARG) -> None:
+    """Every release of ENV: revision, time, status, tag, who, change cause."""
+    from tradewise_ops.core.release import history_rows
+
+    state = get_state(ctx)
+    env = state.environment(env_name)
+    gw = kube_gateway(state, env)
+    releases = deployer_for(state, env, gw).records.list()
+    if not releases:
+        state.terminal.result([], f"no releases of {env.name} in namespace {env.namespace}")
+        return
+    state.terminal.result(
+        [r.summary() for r in releases],
+        TableData(
+            ["REVISION", "TIME", "STATUS", "TAG", "USER", "CHANGE-CAUSE"],
+            history_rows(releases),
+            title=f"releases of {env.name} ({env.namespace})",
+        ),
+    )

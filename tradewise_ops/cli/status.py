@@ -1,0 +1,129 @@
+"""``tradewise status [ENV]``: the release, its tag, every workload's readiness, HPAs, warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from tradewise_ops.cli.state import get_state
+from tradewise_ops.cli.terminal import TableData
+
+_PART_OF = "app.kubernetes.io/part-of=tradewise"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``status`` to the root app."""
+    app.command("status")(status)
+
+
+def status(
+    ctx: typer.Context,
+    env_name: str = typer.Argument(None, metavar="ENV", help="Environment (default: --env)."),
+    warnings: int = typer.Option(10, "--warnings", min=0, help="How many recent warnings."),
+) -> None:
+    """What runs in ENV, at which tag, how healthy: release, workloads, HPAs, recent warnings."""
+    from tradewise_ops.adapters.kube_deploy import ReleaseStore
+    from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on
+    from tradewise_ops.core import release as rel
+    from tradewise_ops.core.rollout import evaluate
+
+    state = get_state(ctx)
+    env = state.environment(env_name)
+    gw = kube_gateway(state, env)
+    releases = ReleaseStore(gw, env.name, env.namespace).list()
+    running = rel.current(releases)
+    newest = rel.latest(releases)
+    workloads = gw.list("Deployment", _PART_OF) + gw.list("StatefulSet", _PART_OF)
+    pods = gw.list("Pod", "app.kubernetes.io/name=tradewise")
+    events = [e for e in gw.events(warnings_only=True)][-warnings:] if warnings else []
+    rollout = evaluate(workloads, pods, events)
+    hpas = gw.list("HorizontalPodAutoscaler", _PART_OF)
+    images = {
+        w["metadata"]["name"]: ", ".join(
+            c.get("image", "")
+            for c in ((w.get("spec") or {}).get("template") or {})
+            .get("spec", {})
+            .get("containers", [])
+        )
+        for w in workloads
+    }
+    data: dict[str, Any] = {
+        "environment": env.name,
+        "namespace": env.namespace,
+        "context": gw.context,
+        "release": running.summary() if running else None,
+        "latest_release": newest.summary() if newest else None,
+        "maintenance": maintenance_is_on(gw),
+        "healthy": rollout.done and bool(workloads),
+        "workloads": [{**w.to_dict(), "image": images.get(w.name, "")} for w in rollout.workloads],
+        "hpas": [_hpa(h) for h in hpas],
+        "warnings": [_warning(e) for e in events],
+    }
+    term = state.terminal
+    if term.machine_output:
+        term.result(data)
+        return
+    if running:
+        term.info(
+            f"{env.name}: revision {running.revision} ({running.tag or 'latest'}) deployed "
+            f"{running.time} by {running.user}"
+        )
+    else:
+        term.info(f"{env.name}: no deployed release recorded")
+    if newest and running and newest.revision != running.revision:
+        term.warn(f"latest revision {newest.revision} is {newest.status}: {newest.note}")
+    if data["maintenance"]:
+        term.warn("maintenance is on")
+    term.result(
+        data,
+        TableData(
+            ["WORKLOAD", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS", "IMAGE"],
+            [
+                [
+                    f"{w.kind}/{w.name}",
+                    f"{w.ready}/{w.desired}",
+                    w.updated,
+                    w.available,
+                    w.state,
+                    images.get(w.name, ""),
+                ]
+                for w in rollout.workloads
+            ],
+            title=f"workloads in {env.namespace}",
+        ),
+    )
+    if hpas:
+        term.result(
+            data,
+            TableData(
+                ["HPA", "TARGET", "MIN", "MAX", "CURRENT", "DESIRED"],
+                [list(_hpa(h).values()) for h in hpas],
+                title="autoscalers",
+            ),
+        )
+    for e in data["warnings"]:
+        term.warn(f"{e['object']}: {e['reason']}: {e['message']}")
+
+
+def _hpa(h: dict[str, Any]) -> dict[str, Any]:
+    spec = h.get("spec") or {}
+    status = h.get("status") or {}
+    return {
+        "name": h["metadata"]["name"],
+        "target": (spec.get("scaleTargetRef") or {}).get("name"),
+        "min": spec.get("minReplicas"),
+        "max": spec.get("maxReplicas"),
+        "current": status.get("currentReplicas"),
+        "desired": status.get("desiredReplicas"),
+    }
+
+
+def _warning(e: dict[str, Any]) -> dict[str, Any]:
+    involved = e.get("involvedObject") or {}
+    return {
+        "time": e.get("lastTimestamp") or e.get("eventTime"),
+        "object": f"{involved.get('kind')}/{involved.get('name')}",
+        "reason": e.get("reason"),
+        "message": e.get("message"),
+    }
