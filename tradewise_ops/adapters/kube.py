@@ -155,6 +155,21 @@ def _kubeconfig_files() -> list[str]:
     return [default] if os.path.exists(default) else []
 
 
+def _first_current_context(files: list[str]) -> str | None:
+    """kubectl's rule: the first file that sets ``current-context`` wins."""
+    import yaml
+
+    for path in files:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as fh:
+                doc = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and doc.get("current-context"):
+            return str(doc["current-context"])
+    return None
+
+
 class KubeGateway:
     """Every Kubernetes API call tradewise makes. See ``docs/contracts.md`` "Kubernetes gateway"."""
 
@@ -213,7 +228,7 @@ class KubeGateway:
             except (ConfigException, OSError, ValueError) as exc:
                 raise ConfigError(f"kubeconfig {joined} cannot be read: {exc}") from None
             names = [c["name"] for c in contexts or []]
-            chosen = context or (current or {}).get("name")
+            chosen = context or _first_current_context(files) or (current or {}).get("name")
             if chosen is None:
                 raise ConfigError(
                     f"kubeconfig {joined} has no current context: pass --context "
