@@ -28,7 +28,7 @@ def lint(
     all_envs: bool = typer.Option(False, "--all", help="Lint every Kubernetes environment."),
 ) -> None:
     """Validate the manifests of ENV: strict schemas plus policy; exit 1 on findings."""
-    from tradewise_ops.cli.render import enable_template_cache
+    from tradewise_ops.cli.render import enable_caches
     from tradewise_ops.core.render import kubernetes_environment_names, render_environment
     from tradewise_ops.core.validate import check_version, validate
 
@@ -42,7 +42,7 @@ def lint(
         environments = [state.environment(n) for n in kubernetes_environment_names(config)]
     else:
         environments = [state.environment(env)]
-    enable_template_cache()
+    enable_caches()
     findings: list[Any] = []
     counted = 0
     for environment in environments:

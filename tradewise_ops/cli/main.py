@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from typing import Any
 
 import typer
@@ -193,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:  # an unexpected failure: a short traceback, exit 1
+        import traceback  # here, not at the top: it costs start-up time on every run
+
         tb = traceback.extract_tb(exc.__traceback__)[-3:]
         print("error: unexpected failure (a bug in tradewise):", file=sys.stderr)
         for line in traceback.format_list(tb):

@@ -41,7 +41,7 @@ def render(
     config = state.config()
     environment = state.environment(env)
     version = check_version(k8s_version or config.kubernetes_version)
-    enable_template_cache()
+    enable_caches()
     objects = core_render.render_environment(
         config, environment, tag=tag, k8s_version=version, maintenance=maintenance
     )
@@ -84,11 +84,19 @@ def write_manifests(directory: Path, files: list[tuple[str, str]]) -> list[Path]
     return written
 
 
-def enable_template_cache() -> None:
-    """Cache compiled templates in the user's cache dir (unless ``TRADEWISE_NO_CACHE``)."""
+def enable_caches() -> None:
+    """Cache compiled templates and schema results in the user's cache dir.
+
+    ``$XDG_CACHE_HOME/tradewise`` (default ``~/.cache/tradewise``); ``TRADEWISE_NO_CACHE=1``
+    turns both off. Either cache only saves time: the output is the same without it.
+    """
     from tradewise_ops.core.render import use_template_cache
+    from tradewise_ops.core.validate import use_result_cache
 
     if os.environ.get("TRADEWISE_NO_CACHE"):
+        use_template_cache(None)
+        use_result_cache(None)
         return
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     use_template_cache(Path(base) / "tradewise" / "templates")
+    use_result_cache(Path(base) / "tradewise")

@@ -277,7 +277,8 @@ def load_config(
     except OSError as exc:
         raise ConfigError(f"config file {resolved} cannot be read: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        # libyaml's parser when present: the pure-Python one is most of the load time
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

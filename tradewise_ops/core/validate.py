@@ -9,7 +9,10 @@ policy checks in ``tradewise_ops.core.policy`` add what schemas cannot see.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -89,31 +92,123 @@ def newest_version() -> str:
 
 
 def schema_findings(objects: Iterable[Mapping[str, Any]], version: str) -> list[Finding]:
-    """Findings of the strict schema check of each object (rules ``schema``, ``schema-missing``)."""
+    """Findings of the strict schema check of each object (rules ``schema``, ``schema-missing``).
+
+    With ``use_result_cache`` on, an object checked before against the same schema files is
+    not checked again: its findings come from the cache (keyed by the object's content).
+    """
+    cache = _ResultCache(_result_cache_dir, version) if _result_cache_dir else None
     findings: list[Finding] = []
     for obj in objects:
-        kind = str(obj.get("kind", "?"))
-        name = _name(obj)
-        api_version = str(obj.get("apiVersion", ""))
-        validator = _validator(version, kind, api_version)
-        if validator is None:
-            findings.append(
-                Finding(
-                    kind,
-                    name,
-                    "apiVersion",
-                    "schema-missing",
-                    f"no schema for {kind} {api_version} in Kubernetes {version} or in the "
-                    "CRD schemas tradewise carries: it cannot be checked",
-                )
-            )
-            continue
-        errors = sorted(validator.iter_errors(obj), key=lambda e: _path(e.absolute_path))
-        for error in errors:
-            findings.append(
-                Finding(kind, name, _path(error.absolute_path), "schema", _message(error))
-            )
+        key = cache.key(obj) if cache else ""
+        cached = cache.get(key) if cache else None
+        found = cached if cached is not None else _check_schema(obj, version)
+        if cache is not None and cached is None:
+            cache.put(key, found)
+        findings.extend(found)
+    if cache is not None:
+        cache.save()
     return findings
+
+
+def use_result_cache(directory: Path | None) -> None:
+    """Remember schema results in ``directory`` (None: check every object every time).
+
+    Importing jsonschema and checking ~35 objects is most of the time ``render`` takes; the
+    results are a pure function of the object and the schema files, so they are kept per
+    Kubernetes version, keyed by a hash of each object, and dropped when the schema files
+    change. Unwritable or corrupt cache files are ignored.
+    """
+    global _result_cache_dir
+    _result_cache_dir = directory
+
+
+_result_cache_dir: Path | None = None
+
+
+def _check_schema(obj: Mapping[str, Any], version: str) -> list[Finding]:
+    kind = str(obj.get("kind", "?"))
+    name = _name(obj)
+    api_version = str(obj.get("apiVersion", ""))
+    validator = _validator(version, kind, api_version)
+    if validator is None:
+        return [
+            Finding(
+                kind,
+                name,
+                "apiVersion",
+                "schema-missing",
+                f"no schema for {kind} {api_version} in Kubernetes {version} or in the "
+                "CRD schemas tradewise carries: it cannot be checked",
+            )
+        ]
+    errors = sorted(validator.iter_errors(obj), key=lambda e: _path(e.absolute_path))
+    return [Finding(kind, name, _path(e.absolute_path), "schema", _message(e)) for e in errors]
+
+
+class _ResultCache:
+    """Schema findings per object hash, in one JSON file per Kubernetes version."""
+
+    _LIMIT = 2000  # entries kept (the newest)
+
+    def __init__(self, directory: Path, version: str) -> None:
+        self.path = directory / f"schema-results-{version}.json"
+        self.identity = _schema_identity(version)
+        self.entries: dict[str, list[dict[str, str]]] = {}
+        self.dirty = False
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict) and data.get("identity") == self.identity:
+                self.entries = dict(data.get("entries", {}))
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
+    def key(obj: Mapping[str, Any]) -> str:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> list[Finding] | None:
+        raw = self.entries.get(key)
+        if not isinstance(raw, list):
+            return None
+        try:
+            return [Finding(**item) for item in raw]
+        except TypeError:
+            return None
+
+    def put(self, key: str, findings: list[Finding]) -> None:
+        self.entries.pop(key, None)
+        self.entries[key] = [f.to_dict() for f in findings]
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        keep = dict(list(self.entries.items())[-self._LIMIT :])
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"identity": self.identity, "entries": keep}, f)
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _schema_identity(version: str) -> str:
+    """Size and mtime of every schema file results depend on: a change drops the cache."""
+    parts = []
+    files = [_schema_dir(version) / "_definitions.json", *sorted(_SCHEMAS_DIR.glob("*.json"))]
+    for path in files:
+        try:
+            st = path.stat()
+            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{path.name}:missing")
+    return "|".join(parts)
 
 
 # ------------------------------------------------------------------------------------------
