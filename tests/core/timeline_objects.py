@@ -38,7 +38,10 @@ def hpa(
     current_metrics: list[dict[str, Any]] = []
     if cpu is not None:
         current_metrics.append(
-            {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "current": {"averageUtilization": cpu}},
+            }
         )
     if p95 is not None:
         metrics.append(

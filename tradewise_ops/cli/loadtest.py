@@ -14,6 +14,7 @@ from tradewise_ops.cli.terminal import TableData
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError, TradewiseError
 
 _HOST_HELP = "Target base URL (default: the environment's url, or https://DOMAIN)."
+_MONITOR_HELP = "Watch HPAs, pods and events too; report load and replicas on one time axis."
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +43,7 @@ def load_test(
     in_cluster: bool = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
+    monitor: bool = typer.Option(False, "--monitor", help=_MONITOR_HELP),
 ) -> None:
     """Load one endpoint with Locust; live progress; exit 1 when the SLOs are missed."""
     from tradewise_ops.core.loadplan import load_test_spec, parse_wait
@@ -59,7 +61,7 @@ def load_test(
         workers=workers,
         interval_seconds=_check_interval(interval),
     )
-    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run)
+    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor)
 
 
 def performance_test(
@@ -78,6 +80,7 @@ def performance_test(
     in_cluster: bool = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
+    monitor: bool = typer.Option(False, "--monitor", help=_MONITOR_HELP),
 ) -> None:
     """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages."""
     from tradewise_ops.core.loadplan import parse_wait, performance_test_spec
@@ -91,7 +94,7 @@ def performance_test(
         workers=workers,
         interval_seconds=_check_interval(interval),
     )
-    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run)
+    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor)
 
 
 def _dir(report: str | None) -> Path | None:
@@ -125,6 +128,7 @@ def _execute(
     report_dir: Path | None,
     in_cluster: bool,
     dry_run: bool,
+    monitor: bool = False,
 ) -> None:
     from tradewise_ops.adapters.loadtest import LoadRunner, probe
     from tradewise_ops.core.loadreport import LoadReport, run_totals
@@ -147,8 +151,16 @@ def _execute(
         + (f" on {spec.workers} workers" if spec.workers else "")
     )
     runner = LoadRunner()
+    watch = _load_monitor(state, spec.duration_seconds, report_dir) if monitor else None
     with _LiveView(term, spec.duration_seconds) as view:
-        result = runner.run(spec, on_interval=view.update)
+        on_interval = view.update if watch is None else _both(view.update, watch.on_interval)
+        try:
+            result = runner.run(spec, on_interval=on_interval)
+        except BaseException:
+            if watch is not None:
+                watch.mon.watcher.stop()
+                watch.mon.close()
+            raise
     intervals = result.intervals
     totals = run_totals(intervals)
     verdict = evaluate(
@@ -174,10 +186,13 @@ def _execute(
         generator=result.generator(),
         settings=spec.settings(),
     )
+    scaling = watch.finish(report.to_dict(), result.aborted) if watch is not None else None
     if report_dir is not None:
         _write_reports(report_dir, report)
         term.info(f"report written to {report_dir}/ (report.json, timeseries.csv, report.html)")
-    _show(state, report)
+    _show(state, report, scaling)
+    if watch is not None:
+        watch.show()
     if result.aborted:
         raise AbortedError(
             f"interrupted: load stopped after {report.ran_seconds:.1f}s of "
@@ -185,10 +200,12 @@ def _execute(
         )
     if not verdict.met:
         raise GoalMissedError(verdict.sentence())
+    if watch is not None and watch.breached:
+        raise GoalMissedError(f"{verdict.sentence()}; {watch.data['sentence']}")
     term.success(verdict.sentence())
 
 
-def _show(state: State, report: Any) -> None:
+def _show(state: State, report: Any, scaling: dict[str, Any] | None = None) -> None:
     from tradewise_ops.core.loadreport import SUMMARY_COLUMNS, summary_rows
 
     term = state.terminal
@@ -196,9 +213,26 @@ def _show(state: State, report: Any) -> None:
     title = f"{report.kind} {report.target}: {report.ran_seconds:.1f}s, {report.users} users" + (
         f", generator CPU {gen.get('cpu_percent', 0):.0f}%" if gen else ""
     )
-    term.result(report.to_dict(), TableData(SUMMARY_COLUMNS, summary_rows(report), title=title))
+    data = report.to_dict()
+    if scaling is not None:
+        data["monitor"] = scaling  # --monitor: the scaling summary (tradewise monitor's JSON)
+    term.result(data, TableData(SUMMARY_COLUMNS, summary_rows(report), title=title))
     for err in report.errors[:5]:
         term.warn(f"{err.get('occurrences')}x {err.get('name')}: {err.get('error')}")
+
+
+def _load_monitor(state: State, duration: float, report_dir: Path | None) -> Any:
+    from tradewise_ops.cli.monitor import LoadMonitor
+
+    return LoadMonitor(state, duration, report_dir)
+
+
+def _both(first: Any, second: Any) -> Any:
+    def call(interval: Any) -> None:
+        first(interval)
+        second(interval)
+
+    return call
 
 
 def _prepare_dir(path: Path) -> None:
