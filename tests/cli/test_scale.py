@@ -28,6 +28,7 @@ API, WORKER, PRE = (
     "tradewise-precompute-deployment",
 )
 API_HPA, WORKER_HPA = "tradewise-api-hpa", "tradewise-worker-hpa"
+MAINTENANCE = "tradewise-maintenance-deployment"
 PROFILE = "tradewise.io/traffic-profile"
 APPLIED_AT = "tradewise.io/traffic-profile-applied-at"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -327,6 +328,16 @@ def test_emergency_down_overrides_dry_run_and_maintenance_plan(cluster: Emulator
 
 
 def test_emergency_down_with_maintenance_switches_the_ingress_first(cluster: Emulator) -> None:
+    from tradewise_ops.core.render import render_environment
+
+    config = load_config(ROOT / "tradewise.yaml", environ={})
+    (page,) = [
+        o
+        for o in render_environment(config, "prod", tag="v1.0")
+        if o["metadata"]["name"] == MAINTENANCE and o["kind"] == "Deployment"
+    ]
+    cluster.put(page)
+    cluster.reset_requests()
     result = run("scale", "emergency-down", "--maintenance", "--env", "prod", "--yes")
     assert result.exit_code == 0, result.stderr
     ingress = cluster.get("Ingress", NS, "tradewise-ingress")
@@ -341,6 +352,14 @@ def test_emergency_down_with_maintenance_switches_the_ingress_first(cluster: Emu
     assert first_ingress < first_scale
     assert "tradewise maintenance off prod" in result.stderr
     assert replicas(cluster, PRE) == 0
+
+
+def test_emergency_down_maintenance_without_the_page_changes_nothing(cluster: Emulator) -> None:
+    result = run("scale", "emergency-down", "--maintenance", "--env", "prod", "--yes")
+    assert result.exit_code == 1
+    assert "the maintenance page is not deployed in prod" in result.stderr
+    assert writes(cluster) == []
+    assert replicas(cluster, PRE) == 1
 
 
 # -- status -------------------------------------------------------------------------------------

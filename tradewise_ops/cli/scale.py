@@ -14,11 +14,12 @@ from tradewise_ops.cli.terminal import TableData
 from tradewise_ops.core import scaling
 from tradewise_ops.core.config import Environment
 from tradewise_ops.core.scaling import LiveComponent, ScalePlan
-from tradewise_ops.errors import BadInputError, UnreachableError
+from tradewise_ops.errors import BadInputError, NotFoundError, UnreachableError
 
 # ``scale api -1`` must reach our own check (one sentence, exit 2), not click's "no such option"
 _NUMBER_ARG = {"ignore_unknown_options": True}
 _PROFILE_FILE = "traffic-profile.json"
+MAINTENANCE_DEPLOYMENT = "tradewise-maintenance-deployment"
 
 
 def register(app: typer.Typer) -> None:
@@ -47,10 +48,12 @@ def status(ctx: typer.Context) -> None:
     if env.is_kubernetes:
         report = _cluster_status(state, env)
     else:
-        stack = _stack(env)
+        stack = _stack(env, must_run=False)
         counts = stack.counts()
         report = scaling.local_status_report(
-            env, {c: counts.get(c, 0) for c in ("api", "worker", "precompute")}, _local_profile(env)
+            env,
+            {c: int(counts.get(c, 0)) for c in ("api", "worker", "precompute")},
+            _local_profile(stack, env, counts),
         )
     now = datetime.now(UTC)
     tables = [
@@ -172,6 +175,8 @@ def _plan_and_apply(
         for note in plan.notes:
             term.info(note)
         return
+    if plan.maintenance and gateway is not None:
+        _check_maintenance_page(gateway, env)
     state.confirm(env, plan.action)
     if gateway is not None:
         _cluster_apply(state, gateway, env, plan)
@@ -213,6 +218,16 @@ def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
     return live
 
 
+def _check_maintenance_page(gateway: Any, env: Environment) -> None:
+    # as `tradewise maintenance on`: never point the Ingress at a page that is not deployed
+    if gateway.find("Deployment", MAINTENANCE_DEPLOYMENT) is None:
+        raise NotFoundError(
+            f"the maintenance page is not deployed in {env.name} ({env.namespace}): "
+            "nothing was changed",
+            hint=f"run `tradewise deploy {env.name}` first, or leave out --maintenance",
+        )
+
+
 def _cluster_apply(state: State, gateway: Any, env: Environment, plan: ScalePlan) -> None:
     # maintenance first (what `tradewise maintenance on` applies: the Ingress alone), so the pods
     # that stay are not hit harder while the others go
@@ -245,11 +260,11 @@ def _cluster_status(state: State, env: Environment) -> dict[str, Any]:
 
 
 # -- local and compose -------------------------------------------------------------------------
-def _stack(env: Environment) -> Any:
+def _stack(env: Environment, must_run: bool = True) -> Any:
     from tradewise_ops.adapters.local import stack_for
 
     stack = stack_for(env)
-    if not stack.is_up():
+    if must_run and not stack.is_up():
         raise UnreachableError(
             f"the {env.name} stack is not running: nothing to scale",
             hint=f"start it with: tradewise local up --env {env.name}",
@@ -259,8 +274,8 @@ def _stack(env: Environment) -> Any:
 
 def _local_live(stack: Any, env: Environment) -> dict[str, LiveComponent]:
     counts = stack.counts()
-    profile = _local_profile(env)
-    # the local stack scales the API and the workers; precompute is not scaled on its own
+    profile = _local_profile(stack, env, counts)
+    # the local stacks scale the API and the workers; precompute is not scaled on its own
     return {c: LiveComponent(c, int(counts.get(c, 0)), None, profile) for c in ("api", "worker")}
 
 
@@ -269,14 +284,25 @@ def _local_apply(stack: Any, env: Environment, plan: ScalePlan) -> None:
         if step.component not in ("api", "worker"):
             raise BadInputError(f"the {env.name} stack cannot scale {step.component} on its own")
         stack.scale(step.component, step.replicas)
-    path = Path(env.local.state_dir) / _PROFILE_FILE
+    # no objects to annotate here: the profile goes into the stack's state dir, with the counts
+    # it set, so a profile is shown only while those counts still hold
+    record = {**plan.annotations(), "counts": {s.component: s.replicas for s in plan.steps}}
+    path = _profile_path(stack, env)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plan.annotations()), encoding="utf-8")
+    path.write_text(json.dumps(record), encoding="utf-8")
 
 
-def _local_profile(env: Environment) -> str | None:
-    path = Path(env.local.state_dir) / _PROFILE_FILE
+def _profile_path(stack: Any, env: Environment) -> Path:
+    state_dir = getattr(stack, "state_dir", None) or Path(env.local.state_dir).expanduser()
+    return Path(state_dir) / _PROFILE_FILE
+
+
+def _local_profile(stack: Any, env: Environment, counts: dict[str, int]) -> str | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get(scaling.PROFILE_ANNOTATION)
-    except (OSError, ValueError, AttributeError):
+        record = json.loads(_profile_path(stack, env).read_text(encoding="utf-8"))
+        wanted = record["counts"]
+        if any(int(counts.get(c, 0)) != int(n) for c, n in wanted.items()):
+            return None  # changed since (restarted, scaled by hand): no longer in effect
+        return str(record[scaling.PROFILE_ANNOTATION])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
