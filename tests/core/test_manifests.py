@@ -284,6 +284,8 @@ def test_alerts_carry_the_seed_thresholds(prod: list[dict[str, Any]]) -> None:
         assert threshold in alerts[name]["expr"], name
         assert alerts[name].get("for") == duration, name
     assert 'namespace="tradewise-ai"' in alerts["TradewiseHighErrorRate"]["expr"]
+    assert 'status=~"5.."' in alerts["TradewiseHighErrorRate"]["expr"]
+    assert "tradewise_database_up" in alerts["TradewiseDatabaseDown"]["expr"]
 
 
 def test_dashboards_are_four_valid_grafana_documents(prod: list[dict[str, Any]]) -> None:
