@@ -1,0 +1,324 @@
+"""``tradewise deploy`` / ``rollback`` / ``history`` against the emulator over real HTTP.
+
+The emulator's auto controller plays the Deployment/StatefulSet controllers and the kubelet:
+every workload becomes ready shortly after each change, unless its image contains a key of
+``fail_images`` (then its new pod fails with that reason and a Warning Event).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from tests.helpers import free_port
+from tests.k8s_emulator import Emulator
+from tradewise_ops.cli.main import app
+
+pytest_plugins = ["tests.k8s_emulator.fixtures"]
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = str(ROOT / "tradewise.yaml")
+NS = "tradewise-ai"
+API = "tradewise-api-deployment"
+WORKER = "tradewise-worker-deployment"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def run(*args: str, config: str = CONFIG) -> Result:
+    return CliRunner().invoke(app, ["--config", config, *args])
+
+
+@pytest.fixture
+def cluster(emulator: Emulator, kubeconfig: Path) -> Emulator:
+    emulator.controllers.auto(delay=0.01)
+    return emulator
+
+
+def image_of(emu: Emulator, name: str) -> str:
+    obj = emu.get("Deployment", NS, name)
+    assert obj is not None, name
+    return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def releases(emu: Emulator) -> dict[int, str]:
+    """revision -> status, from the release records in the cluster."""
+    out = {}
+    for secret in emu.list("Secret", NS, "owner=tradewise"):
+        labels = secret["metadata"]["labels"]
+        out[int(labels["tradewise.io/revision"])] = labels["tradewise.io/status"]
+    return out
+
+
+def real_writes(emu: Emulator) -> list[str]:
+    return [
+        f"{r.method} {r.path}"
+        for r in emu.requests
+        if r.method in WRITES and r.query.get("dryRun") != "All"
+    ]
+
+
+def test_first_deploy_applies_records_and_waits(cluster: Emulator) -> None:
+    result = run("deploy", "staging", "--tag", "v1.0", "--timeout", "20s")
+    assert result.exit_code == 0, result.stderr
+    assert image_of(cluster, API).endswith("tradewise-ai:v1.0")
+    assert image_of(cluster, WORKER).endswith("tradewise-ai-worker:v1.0")
+    assert releases(cluster) == {1: "deployed"}
+    for name in (API, WORKER, "tradewise-precompute-deployment"):
+        status = cluster.get("Deployment", NS, name)["status"]  # type: ignore[index]
+        assert status["readyReplicas"] == status["replicas"] >= 1
+    assert "revision 1 is deployed and healthy" in result.stderr
+    assert f"Deployment/{API}: 0/" in result.stderr  # live progress while waiting
+    assert f"Deployment/{API}" in result.stdout and "ready" in result.stdout
+    # server-side apply with our field manager, in dependency order
+    patches = [r for r in cluster.requests if r.method == "PATCH" and "fieldManager" in r.query]
+    assert {r.query["fieldManager"] for r in patches} == {"tradewise"}
+    order = [r.path.split("/")[-2] for r in patches if r.content_type.endswith("yaml")]
+    assert order.index("statefulsets") < order.index("deployments")
+    assert order.index("configmaps") < order.index("deployments")
+    assert order.index("deployments") < order.index("horizontalpodautoscalers")
+
+
+def test_upgrade_supersedes_and_json_is_one_document(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1.0").exit_code == 0
+    generation = cluster.get("Deployment", NS, API)["metadata"]["generation"]  # type: ignore[index]
+    result = run("deploy", "staging", "--tag", "v1.1", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["revision"], doc["status"], doc["tag"]) == (2, "deployed", "v1.1")
+    assert all(w["done"] for w in doc["workloads"]) and len(doc["workloads"]) == 6
+    assert image_of(cluster, API).endswith(":v1.1")
+    assert cluster.get("Deployment", NS, API)["metadata"]["generation"] > generation  # type: ignore[index]
+    assert releases(cluster) == {1: "superseded", 2: "deployed"}
+    # the request budget: at most 2 per object plus the watches (4)
+    assert doc["requests"] <= 2 * doc["applied"] + 4
+
+
+def test_failed_rollout_fails_fast_naming_pod_and_reason(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1.0").exit_code == 0
+    cluster.controllers.fail_images["broken"] = "ImagePullBackOff"
+    start = time.monotonic()
+    result = run("deploy", "staging", "--tag", "broken", "--timeout", "60s")
+    assert result.exit_code == 1
+    assert time.monotonic() - start < 15  # failed fast, not at the timeout
+    assert "ImagePullBackOff" in result.stderr
+    assert f"pod {API}-" in result.stderr or f"pod {WORKER}-" in result.stderr
+    assert releases(cluster) == {1: "deployed", 2: "failed"}
+    assert image_of(cluster, API).endswith(":broken")  # no --atomic: left as it is
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "CrashLoopBackOff", "FailedScheduling"])
+def test_other_failures_are_named(cluster: Emulator, reason: str) -> None:
+    cluster.controllers.fail_images[":bad"] = reason
+    result = run("deploy", "staging", "--tag", "bad", "--timeout", "60s", "-o", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    failures = [w for w in doc["workloads"] if w["failure"]]
+    assert failures and failures[0]["failure"] == reason and failures[0]["pod"]
+    assert reason in result.stderr
+
+
+def test_atomic_rolls_back_to_the_previous_release(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1.0").exit_code == 0
+    cluster.controllers.fail_images["broken"] = "ImagePullBackOff"
+    result = run("deploy", "staging", "--tag", "broken", "--atomic", "--timeout", "30s")
+    assert result.exit_code == 1
+    assert "rolling back to revision 1" in result.stderr
+    assert "rolled back as revision 3 (v1.0) and is healthy" in result.stderr
+    assert image_of(cluster, API).endswith(":v1.0")
+    assert releases(cluster) == {1: "superseded", 2: "failed", 3: "deployed"}
+    history = run("history", "staging", "-o", "json")
+    rows = json.loads(history.stdout)
+    assert rows[2]["change_cause"] == "rollback to revision 1"
+
+
+def test_rollback_to_a_chosen_revision_and_history(cluster: Emulator) -> None:
+    for tag in ("v1", "v2", "v3"):
+        assert run("deploy", "staging", "--tag", tag).exit_code == 0
+    result = run("rollback", "staging", "--to-revision", "1")
+    assert result.exit_code == 0, result.stderr
+    assert image_of(cluster, API).endswith(":v1")
+    assert releases(cluster) == {1: "superseded", 2: "superseded", 3: "rolled-back", 4: "deployed"}
+    again = run("rollback", "staging")  # the previous healthy one: revision 3 (v3)
+    assert again.exit_code == 0, again.stderr
+    assert image_of(cluster, API).endswith(":v3")
+    history = run("history", "staging")
+    assert history.exit_code == 0
+    assert "rollback to revision 1" in history.stdout and "rolled-back" in history.stdout
+    listed = json.loads(run("history", "staging", "-o", "json").stdout)
+    assert [r["revision"] for r in listed] == [1, 2, 3, 4, 5]
+    assert {r["user"] for r in listed} <= {"tester", __import__("os").environ.get("USER")}
+    missing = run("rollback", "staging", "--to-revision", "42")
+    assert missing.exit_code == 1 and "no revision 42" in missing.stderr
+
+
+def test_prune_removes_what_is_no_longer_rendered(cluster: Emulator, tmp_path: Path) -> None:
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    assert cluster.get("CronJob", NS, "tradewise-scale-market-open") is not None
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "not-ours", "namespace": NS},
+        "data": {"a": "1"},
+    }
+    cluster.put(foreign)
+    raw = yaml.safe_load(Path(CONFIG).read_text())
+    raw["schedules"] = []
+    smaller = tmp_path / "tradewise.yaml"
+    smaller.write_text(yaml.safe_dump(raw))
+    result = run("deploy", "staging", "--tag", "v1", "-o", "json", config=str(smaller))
+    assert result.exit_code == 0, result.stderr
+    pruned = set(json.loads(result.stdout)["pruned"])
+    # the CronJobs, and the scaler's RBAC that only they used
+    assert {
+        "CronJob/tradewise-scale-after-close",
+        "CronJob/tradewise-scale-market-open",
+        "Role/tradewise-scaler",
+    } <= pruned
+    assert not any(p.startswith(("Deployment/", "Namespace/")) for p in pruned)
+    assert cluster.get("CronJob", NS, "tradewise-scale-market-open") is None
+    assert cluster.get("ConfigMap", NS, "not-ours") is not None
+    assert cluster.get("Namespace", None, NS) is not None
+
+
+def test_409_and_500_are_retried(cluster: Emulator) -> None:
+    cluster.fail_next("PATCH", f"/deployments/{API}$", 500, count=2)
+    cluster.fail_next("PATCH", "/configmaps/tradewise-config$", 409, count=1)
+    cluster.fail_next("GET", "/secrets$", 503, count=1)
+    result = run("deploy", "staging", "--tag", "v1")
+    assert result.exit_code == 0, result.stderr
+    assert len(cluster.requests_matching("PATCH", f"/deployments/{API}$")) == 3
+    assert len(cluster.requests_matching("PATCH", "/configmaps/tradewise-config$")) == 2
+    assert image_of(cluster, API).endswith(":v1")
+
+
+def test_a_watch_dropped_mid_wait_resumes(emulator: Emulator, kubeconfig: Path) -> None:
+    emulator.drop_watch("/deployments$", after_events=2)
+    emulator.controllers.auto(delay=0.2)  # slow enough that the drop comes before ready
+    result = run("deploy", "staging", "--tag", "v1", "--timeout", "30s")
+    assert result.exit_code == 0, result.stderr
+    watches = [r for r in emulator.requests_matching("GET", "/deployments$") if r.watch]
+    assert len(watches) >= 2
+    assert all(r.query.get("resourceVersion") for r in watches)
+    assert int(watches[1].query["resourceVersion"]) > int(watches[0].query["resourceVersion"])
+
+
+def test_unreachable_cluster_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "staging", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "staging",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    result = run("deploy", "staging", "--tag", "v1")
+    assert result.exit_code == 3
+    assert f"127.0.0.1:{port}" in result.stderr and "context staging" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rbac_403_names_verb_and_resource(cluster: Emulator) -> None:
+    cluster.deny("patch", "deployments")
+    result = run("deploy", "staging", "--tag", "v1")
+    assert result.exit_code == 1
+    assert "RBAC refused to patch deployments.apps" in result.stderr
+    assert "applied" in result.stderr and "recorded as failed" in result.stderr
+    assert releases(cluster) == {1: "failed"}
+
+
+def test_dry_run_changes_nothing(cluster: Emulator) -> None:
+    cluster.reset_requests()
+    result = run("deploy", "staging", "--tag", "v1", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["dry_run"] is True and plan["counts"]["create"] >= 30
+    assert real_writes(cluster) == []
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    cluster.reset_requests()
+    secrets_before = releases(cluster)
+    result = run("deploy", "staging", "--tag", "v2", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    actions = {(o["kind"], o["name"]): o["action"] for o in json.loads(result.stdout)["objects"]}
+    assert actions[("Deployment", API)] == "update"
+    assert actions[("Service", "tradewise-api-service")] == "unchanged"
+    assert real_writes(cluster) == []
+    assert releases(cluster) == secrets_before
+    assert image_of(cluster, API).endswith(":v1")
+    table = run("deploy", "staging", "--tag", "v2", "--dry-run")
+    assert "update" in table.stdout and "nothing was changed" in table.stderr
+
+
+def test_unserved_kinds_are_skipped_or_fail_strict_before_any_change(
+    bare_emulator: Emulator, bare_kubeconfig: Path
+) -> None:
+    bare_emulator.controllers.auto(delay=0.01)
+    strict = run("deploy", "staging", "--tag", "v1", "--strict")
+    assert strict.exit_code == 1
+    assert "ServiceMonitor" in strict.stderr and "nothing was applied" in strict.stderr
+    assert real_writes(bare_emulator) == []
+    result = run("deploy", "staging", "--tag", "v1", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    skipped = {s["kind"] for s in json.loads(result.stdout)["skipped"]}
+    assert skipped == {"ServiceMonitor", "PrometheusRule"}
+    assert "skipping ServiceMonitor/tradewise-api" in result.stderr
+
+
+def test_prod_asks_for_confirmation_and_a_pinned_tag(cluster: Emulator) -> None:
+    refused = run("deploy", "prod", "--tag", "v1")
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert real_writes(cluster) == []
+    unpinned = run("deploy", "prod", "--yes")
+    assert unpinned.exit_code == 2 and "pinned" in unpinned.stderr
+    ok = run("deploy", "production", "--tag", "v1", "--yes")
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_hpa_chosen_replicas_are_kept_and_awaited(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    cluster.controllers.set_hpa(NS, "tradewise-api-hpa", 5)
+    result = run("deploy", "staging", "--tag", "v2", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    api = next(w for w in json.loads(result.stdout)["workloads"] if w["name"] == API)
+    assert api["desired"] == api["ready"] == api["available"] == 5
+    assert cluster.get("Deployment", NS, API)["spec"]["replicas"] == 5  # type: ignore[index]
+
+
+def test_timeout_when_nothing_becomes_ready(emulator: Emulator, kubeconfig: Path) -> None:
+    start = time.monotonic()
+    result = run("deploy", "staging", "--tag", "v1", "--timeout", "1s")
+    assert result.exit_code == 1
+    assert "not healthy after 1s" in result.stderr
+    assert time.monotonic() - start < 8
+    assert releases(emulator) == {1: "failed"}
+
+
+def test_no_wait_returns_after_applying(emulator: Emulator, kubeconfig: Path) -> None:
+    result = run("deploy", "staging", "--tag", "v1", "--no-wait", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["waited"] is False and doc["status"] == "deployed"
+
+
+def test_deploy_keeps_the_running_tag_when_none_is_given(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v7").exit_code == 0
+    result = run("deploy", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert "keeping the running release's tag v7" in result.stderr
+    assert image_of(cluster, API).endswith(":v7")
+
+
+def test_bad_timeout_is_exit_2(cluster: Emulator) -> None:
+    result = run("deploy", "staging", "--timeout", "soon")
+    assert result.exit_code == 2 and "--timeout" in result.stderr
