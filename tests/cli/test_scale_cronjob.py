@@ -156,3 +156,95 @@ def test_a_schedule_may_name_emergency_down(
     hpa = scaler_cluster.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
     assert hpa is not None
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 3)
+
+
+# runs the CronJob's command in a process where only the image's distributions can be imported:
+# an import of anything else fails as it would in the image (optional imports may fall back)
+_PROBE = """
+import importlib.abc, importlib.metadata, json, re, sys
+allowed = set(json.loads(sys.argv[1]))
+by_module = importlib.metadata.packages_distributions()
+blocked = set()
+
+def canon(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+class NotInImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top in ("tradewise_ops", "app"):
+            return None
+        dists = by_module.get(top)
+        if dists and not any(canon(d) in allowed for d in dists):
+            blocked.add(top)
+            raise ModuleNotFoundError(f"No module named {top!r} (not in the image)", name=top)
+        return None
+
+sys.meta_path.insert(0, NotInImage())
+from tradewise_ops.cli.main import main
+code = 0
+try:
+    main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code or 0
+print(json.dumps({"code": code, "blocked": sorted(blocked)}))
+"""
+
+
+def _service_closure() -> set[str]:
+    """Every distribution the images install: the ``service`` extra and what it requires."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    todo = [Requirement(r) for r in doc["project"]["optional-dependencies"]["service"]]
+    seen: set[str] = set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(req.name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for raw in requires:
+            sub = Requirement(raw)
+            extras = req.extras or {""}
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(Requirement(str(sub).split(";")[0]))
+    return seen
+
+
+def test_the_api_image_carries_what_the_cronjob_command_imports(
+    scaler_cluster: Emulator,
+    prod_objects: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """The CronJobs run the CLI in the API image, which installs only the ``service`` extra."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    command, env_vars = _cronjob(prod_objects, "tradewise-scale-market-open")
+    env = {**os.environ, **{k: v for k, v in env_vars.items() if k != "HOME"}}
+    env.pop("TRADEWISE_CONFIG", None)
+    env["PYTHONPATH"] = str(ROOT)
+    allowed = sorted(_service_closure())
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(allowed), *command[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    doc = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert doc["code"] == 0, probe.stderr[-3000:]
+    assert _replicas(scaler_cluster, "tradewise-api-deployment") == 10
