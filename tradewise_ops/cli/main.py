@@ -20,7 +20,19 @@ _GLOBAL_VALUED = ("--config", "--env", "-e", "--context", "--namespace", "-o", "
 _GLOBAL_FLAGS = ("--yes", "-y", "--verbose")
 
 # command modules, each with ``register(app)``; imported at start-up, so they import nothing heavy
-_COMMAND_MODULES: tuple[str, ...] = ("loadtest", "render", "lint", "scale", "build", "monitor", "deploy", "status", "maintenance", "diff", "local")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "loadtest",
+    "render",
+    "lint",
+    "scale",
+    "build",
+    "monitor",
+    "deploy",
+    "status",
+    "maintenance",
+    "diff",
+    "local",
+)
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
