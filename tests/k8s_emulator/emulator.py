@@ -170,6 +170,13 @@ class Emulator:
             self.faults.append(fault)
         return fault
 
+    def delay_next(self, method: str, path: str, seconds: float, count: int = 1) -> Fault:
+        """Answer the next ``count`` matching requests normally, after ``seconds``."""
+        fault = Fault(method.upper(), path, 200, count, delay=seconds)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
     def drop_watch(self, path: str, after_events: int = 0, count: int = 1) -> Fault:
         """Cut the next ``count`` watches on ``path`` after ``after_events`` events."""
         fault = Fault("GET", path, 0, count, watch=True, after_events=after_events or 0)

@@ -40,6 +40,7 @@ class Fault:
     message: str = ""
     watch: bool | None = None
     after_events: int = 0
+    delay: float = 0.0  # > 0: answer normally, but only after this many seconds
     hits: int = 0
 
     def matches(self, method: str, path: str, is_watch: bool) -> bool:
@@ -117,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 fault.count -= 1
                 fault.hits += 1
+        if fault is not None and fault.delay > 0:
+            time.sleep(fault.delay)
+            fault = None
         try:
             if fault is not None and not (is_watch and fault.after_events):
                 record.status = fault.status

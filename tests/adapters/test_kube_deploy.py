@@ -1,0 +1,173 @@
+"""Deployer (apply, prune, wait, record) against the emulator; Ctrl-C on a real ``tradewise``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s_emulator import Emulator
+from tradewise_ops.adapters.kube import KubeGateway
+from tradewise_ops.adapters.kube_deploy import Deployer, wait_for_rollout
+from tradewise_ops.core.config import load_config
+from tradewise_ops.core.render import render_environment
+from tradewise_ops.errors import AbortedError
+
+pytest_plugins = ["tests.k8s_emulator.fixtures"]
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "tradewise-ai"
+API = "tradewise-api-deployment"
+
+
+def _rendered(tag: str) -> list[dict[str, Any]]:
+    return render_environment(load_config(ROOT / "tradewise.yaml"), "staging", tag=tag)
+
+
+@pytest.fixture
+def gw(kubeconfig: Path) -> KubeGateway:
+    return KubeGateway.from_kubeconfig(context="staging", namespace=NS, backoff=0.01)
+
+
+def _releases(emu: Emulator) -> dict[int, tuple[str, str]]:
+    out = {}
+    for secret in emu.list("Secret", NS, "owner=tradewise"):
+        meta = secret["metadata"]
+        out[int(meta["labels"]["tradewise.io/revision"])] = (
+            meta["labels"]["tradewise.io/status"],
+            (meta.get("annotations") or {}).get("tradewise.io/note", ""),
+        )
+    return out
+
+
+def test_ctrl_c_while_waiting_records_failed(gw: KubeGateway, emulator: Emulator) -> None:
+    def interrupt(_status: Any) -> None:
+        raise KeyboardInterrupt
+
+    deployer = Deployer(gw, "staging", user="me", on_progress=interrupt)
+    with pytest.raises(AbortedError) as err:
+        deployer.deploy(_rendered("v1"), "v1", "test", timeout=10)
+    assert "every object was applied" in err.value.message
+    assert "revision 1 is recorded as failed" in err.value.message
+    status, note = _releases(emulator)[1]
+    assert status == "failed" and "interrupted" in note
+    assert err.value.exit_code == 130
+
+
+def test_ctrl_c_while_applying_says_what_was_not_applied(
+    gw: KubeGateway, emulator: Emulator
+) -> None:
+    steps: list[str] = []
+
+    def step(message: str) -> None:
+        steps.append(message)
+        if "applying" in message:
+            raise KeyboardInterrupt
+
+    deployer = Deployer(gw, "staging", on_step=step)
+    with pytest.raises(AbortedError) as err:
+        deployer.deploy(_rendered("v1"), "v1", "test", timeout=10)
+    message = err.value.message
+    assert "interrupted during apply: applied 1 objects (Namespace/tradewise-ai)" in message
+    assert f"not applied: ServiceAccount/tradewise" in message and f"Deployment/{API}" in message
+    assert emulator.get("Deployment", NS, API) is None
+    assert _releases(emulator)[1][0] == "failed"
+
+
+def test_wait_returns_promptly_after_the_last_workload_is_ready(
+    gw: KubeGateway, emulator: Emulator
+) -> None:
+    objects = [o for o in _rendered("v1") if o["kind"] in ("Namespace", "Deployment")]
+    answers = [gw.apply(o) for o in objects]
+    workloads = [a for a in answers if a["kind"] == "Deployment"]
+    since = str(min(int(a["metadata"]["resourceVersion"]) for a in workloads) - 1)
+
+    def controller() -> None:
+        for w in workloads:
+            time.sleep(0.1)
+            emulator.controllers.deployment_progress(NS, w["metadata"]["name"])
+
+    threading.Thread(target=controller).start()
+    outcome = wait_for_rollout(gw, workloads, timeout=10, since_rv=since)
+    returned = time.monotonic()
+    assert outcome.ok
+    last_ready = max(emulator.controllers.ready_at.values())
+    assert returned - last_ready < 1.0
+
+
+def test_progress_deadline_exceeded_fails(gw: KubeGateway, emulator: Emulator) -> None:
+    objects = [o for o in _rendered("v1") if o["kind"] in ("Namespace", "Deployment")]
+    answers = [gw.apply(o) for o in objects]
+    workloads = [a for a in answers if a["kind"] == "Deployment" and a["metadata"]["name"] == API]
+
+    def controller() -> None:
+        time.sleep(0.2)
+        emulator.controllers.progress_deadline_exceeded(NS, API)
+
+    threading.Thread(target=controller).start()
+    outcome = wait_for_rollout(gw, workloads, timeout=10)
+    assert not outcome.ok and not outcome.timed_out
+    assert outcome.state.failures[0].failure == "ProgressDeadlineExceeded"
+
+
+def _tradewise(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tradewise_ops", "--config", str(ROOT / "tradewise.yaml"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"never saw {text!r}; stderr so far:\n{seen}")
+
+
+def test_sigint_to_a_real_deploy_stops_cleanly(emulator: Emulator, kubeconfig: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1"}
+    # nothing becomes ready (no controller): the deploy waits until interrupted
+    proc = _tradewise("deploy", "staging", "--tag", "v1", "--timeout", "60s", env=env)
+    _read_until(proc, "waiting up to")
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted while waiting for the rollout" in err
+    assert "Traceback" not in err
+    assert _releases(emulator)[1][0] == "failed"
+
+
+def test_sigint_during_apply_lists_what_was_applied(emulator: Emulator, kubeconfig: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1"}
+    emulator.delay_next("PATCH", f"/deployments/{API}$", 20)
+    proc = _tradewise("deploy", "staging", "--tag", "v1", env=env)
+    _read_until(proc, "applying")
+    emulator.wait_for(
+        lambda: bool(emulator.requests_matching("PATCH", f"/deployments/{API}$")),
+        timeout=20,
+        what="the slow apply",
+    )
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted during apply" in err
+    assert "StatefulSet/postgres" in err.split("not applied")[0]  # applied before the API
+    assert f"Deployment/{API}" in err.split("not applied")[1]

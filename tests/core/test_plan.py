@@ -1,0 +1,80 @@
+"""Deploy plans and diffs as data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradewise_ops.core.plan import build_plan, changed_fields, object_diff
+from tradewise_ops.core.release import ObjectRef
+
+
+def _obj(kind: str, name: str, api: str = "v1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "ns"},
+        **({"spec": spec} if spec else {}),
+    }
+
+
+def served(api_version: str, kind: str) -> bool:
+    return not api_version.startswith("monitoring.coreos.com")
+
+
+def test_plan_actions_without_live_state() -> None:
+    rendered = [
+        _obj("ConfigMap", "cfg"),
+        _obj("ServiceMonitor", "sm", "monitoring.coreos.com/v1"),
+    ]
+    plan = build_plan("staging", "ns", "v1", rendered, served, previous=[_obj("Service", "old")])
+    assert [(i.action, str(i.ref)) for i in plan.items] == [
+        ("apply", "ConfigMap/cfg"),
+        ("skip", "ServiceMonitor/sm"),
+        ("prune", "Service/old"),
+    ]
+    assert [o["kind"] for o in plan.to_apply] == ["ConfigMap"]
+    assert plan.to_prune == [ObjectRef("v1", "Service", "old", "ns")]
+    assert plan.changes and plan.counts() == {"apply": 1, "skip": 1, "prune": 1}
+
+
+def test_plan_with_live_state() -> None:
+    same = _obj("ConfigMap", "same", replicas=1)
+    changed = _obj("Deployment", "api", "apps/v1", replicas=1)
+    new = _obj("Service", "svc")
+    live_same = {**same, "metadata": {**same["metadata"], "resourceVersion": "5"}}
+    live = {
+        ObjectRef.of(same): (live_same, live_same),
+        ObjectRef.of(changed): (changed, _obj("Deployment", "api", "apps/v1", replicas=2)),
+        ObjectRef.of(new): (None, new),
+    }
+    plan = build_plan("staging", "ns", None, [same, changed, new], served, live=live)
+    actions = {str(i.ref): (i.action, i.reason) for i in plan.items}
+    assert actions == {
+        "ConfigMap/same": ("unchanged", ""),
+        "Deployment/api": ("update", "spec.replicas"),
+        "Service/svc": ("create", ""),
+    }
+    assert not build_plan("s", "ns", None, [same], served, live=live).changes
+
+
+def test_changed_fields_ignore_server_bookkeeping() -> None:
+    a = {"metadata": {"resourceVersion": "1", "generation": 1}, "spec": {"x": 1}, "status": {}}
+    b = {
+        "metadata": {"resourceVersion": "2", "generation": 2},
+        "spec": {"x": 2},
+        "status": {"r": 1},
+    }
+    assert changed_fields(a, b) == ["spec.x"]
+
+
+def test_object_diff_is_kubectl_style() -> None:
+    ref = ObjectRef("apps/v1", "Deployment", "api", "ns")
+    live = {"metadata": {"name": "api", "managedFields": [{"m": 1}]}, "spec": {"replicas": 1}}
+    after = {"metadata": {"name": "api"}, "spec": {"replicas": 2}}
+    text = object_diff(ref, live, after)
+    assert text.startswith(
+        "diff -u -N /tmp/LIVE/apps.v1.Deployment.ns.api /tmp/MERGED/apps.v1.Deployment.ns.api\n"
+    )
+    assert "-  replicas: 1\n+  replicas: 2\n" in text and "managedFields" not in text
+    assert object_diff(ref, after, after) == ""
+    assert "-kind" not in object_diff(ref, live, None) and "-spec:" in object_diff(ref, live, None)
