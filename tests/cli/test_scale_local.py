@@ -89,6 +89,10 @@ def test_profile_emergency_down_and_bad_input_locally(
     assert (stack.counts()["api"], stack.counts()["worker"]) == (2, 2)
     status = json.loads(run(local_config, "scale", "status", "-o", "json").stdout)
     assert status["profile"]["name"] == "medium"
+    assert status["profile"]["applied_at"].endswith("Z")
+    table = run(local_config, "scale", "status")
+    assert table.exit_code == 0, table.stderr
+    assert "traffic profile: medium" in table.stdout and "api processes" in table.stdout
 
     down = run(local_config, "scale", "emergency-down")
     assert down.exit_code == 0, down.stderr

@@ -695,3 +695,28 @@ def test_no_schedules_no_cronjobs_no_scaler(config: Config) -> None:
     assert [
         r for r in _of_kind(objects, "Role") if r["metadata"]["name"] == "tradewise-scaler"
     ] == []
+
+
+def test_local_status_report(config: Config) -> None:
+    env = config.environment("local")
+    report = scaling.local_status_report(
+        env, {"api": 2, "worker": 1, "precompute": 1}, "low", "2026-11-27T14:00:00Z"
+    )
+    assert report["profile"] == {
+        "name": "low",
+        "applied_at": "2026-11-27T14:00:00Z",
+        "by_component": {"api": "low", "worker": "low"},
+    }
+    assert [(d["name"], d["desired"]) for d in report["deployments"]] == [
+        ("api processes", 2),
+        ("worker processes", 1),
+        ("precompute processes", 1),
+    ]
+    assert report["hpas"] == [] and report["events"] == []
+    assert scaling.status_summary(report, NOW)[:3] == [
+        "environment: local",
+        "traffic profile: low",
+        "applied: 2026-11-27T14:00:00Z (30m ago)",
+    ]
+    none = scaling.local_status_report(env, {"api": 1}, None, "2026-11-27T14:00:00Z")
+    assert none["profile"]["applied_at"] is None

@@ -50,10 +50,12 @@ def status(ctx: typer.Context) -> None:
     else:
         stack = _stack(env, must_run=False)
         counts = stack.counts()
+        record = _local_record(stack, env, counts)
         report = scaling.local_status_report(
             env,
             {c: int(counts.get(c, 0)) for c in ("api", "worker", "precompute")},
-            _local_profile(stack, env, counts),
+            record.get(scaling.PROFILE_ANNOTATION),
+            record.get(scaling.APPLIED_AT_ANNOTATION),
         )
     now = datetime.now(UTC)
     tables = [
@@ -274,7 +276,7 @@ def _stack(env: Environment, must_run: bool = True) -> Any:
 
 def _local_live(stack: Any, env: Environment) -> dict[str, LiveComponent]:
     counts = stack.counts()
-    profile = _local_profile(stack, env, counts)
+    profile = _local_record(stack, env, counts).get(scaling.PROFILE_ANNOTATION)
     # the local stacks scale the API and the workers; precompute is not scaled on its own
     return {c: LiveComponent(c, int(counts.get(c, 0)), None, profile) for c in ("api", "worker")}
 
@@ -297,12 +299,13 @@ def _profile_path(stack: Any, env: Environment) -> Path:
     return Path(state_dir) / _PROFILE_FILE
 
 
-def _local_profile(stack: Any, env: Environment, counts: dict[str, int]) -> str | None:
+def _local_record(stack: Any, env: Environment, counts: dict[str, int]) -> dict[str, str]:
+    """The recorded profile annotations, empty when the counts it set no longer hold."""
     try:
         record = json.loads(_profile_path(stack, env).read_text(encoding="utf-8"))
         wanted = record["counts"]
         if any(int(counts.get(c, 0)) != int(n) for c, n in wanted.items()):
-            return None  # changed since (restarted, scaled by hand): no longer in effect
-        return str(record[scaling.PROFILE_ANNOTATION])
+            return {}  # changed since (restarted, scaled by hand): no longer in effect
+        return {k: str(v) for k, v in record.items() if k != "counts"}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        return {}

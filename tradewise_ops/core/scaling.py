@@ -840,13 +840,20 @@ def status_tables(report: Mapping[str, Any], now: datetime) -> list[Rows]:
 
 
 def local_status_report(
-    env: Environment, processes: Mapping[str, int], profile: str | None
+    env: Environment,
+    processes: Mapping[str, int],
+    profile: str | None,
+    applied_at: str | None = None,
 ) -> dict[str, Any]:
-    """The ``scale status`` document of the ``local`` kind: process counts, no HPAs."""
+    """The ``scale status`` document of a local or compose stack: process counts, no HPAs."""
     return {
         "environment": env.name,
         "namespace": None,
-        "profile": {"name": profile, "applied_at": None, "by_component": {}},
+        "profile": {
+            "name": profile,
+            "applied_at": applied_at if profile else None,
+            "by_component": {c: profile for c in ("api", "worker") if c in processes},
+        },
         "deployments": [
             {
                 "name": f"{comp} processes",
