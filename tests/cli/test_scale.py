@@ -428,3 +428,29 @@ def test_unreachable_cluster_exits_3(
     result = run("scale", "status", "--env", "staging")
     assert result.exit_code == 3, (result.stdout, result.stderr)
     assert result.stderr.startswith("error: ")
+
+
+def test_the_emulators_own_hpa_controller_keeps_the_choice(
+    cluster: Emulator, kubeconfig: Path
+) -> None:
+    """The emulator's background HPA controller (clamps to [min, max]) reacts to every change."""
+    from kubernetes import client, config
+
+    cluster.controllers.auto(delay=0.02)
+    result = run("scale", "workers", "14", "--env", "prod", "--yes")
+    assert result.exit_code == 0, result.stderr
+
+    def settled(n: int) -> Any:
+        def check() -> bool:
+            hpa = cluster.get("HorizontalPodAutoscaler", NS, WORKER_HPA) or {}
+            return (hpa.get("status") or {}).get("desiredReplicas") == n and replicas(
+                cluster, WORKER
+            ) == n
+
+        return check
+
+    cluster.wait_for(settled(14), timeout=10, what="the HPA to settle at 14")
+    # the controller does react: a bare change above the ceiling is brought back to it
+    apps = client.AppsV1Api(config.new_client_from_config(str(kubeconfig), context="prod"))
+    apps.patch_namespaced_deployment_scale(WORKER, NS, {"spec": {"replicas": 30}})
+    cluster.wait_for(settled(14), timeout=10, what="the HPA to clamp 30 back to 14")
