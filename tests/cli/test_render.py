@@ -122,3 +122,17 @@ def test_render_refuses_manifests_with_findings(tmp_path: Path) -> None:
     assert "Ingress/tradewise-ingress spec.rules[0].host: host" in result.stderr
     assert "[dns1123-name]" in result.stderr
     assert "nothing written" in result.stderr
+
+
+def test_a_config_error_exits_2_naming_file_key_and_value(tmp_path: Path) -> None:
+    doc = yaml.safe_load(Path(CONFIG).read_text(encoding="utf-8"))
+    doc["environments"]["prod"]["components"] = {"api": {"autoscaling": {"min": 9, "max": 3}}}
+    config = tmp_path / "tradewise.yaml"
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = CliRunner().invoke(app, ["--config", str(config), "render", "prod", "-t", "v1"])
+    assert result.exit_code == 2
+    assert (
+        f"{config}: environments.prod.components.api.autoscaling.min is 9; "
+        "expected at most autoscaling.max (3)"
+    ) in result.stderr
+    assert result.stdout == ""
