@@ -17,6 +17,7 @@ from tradewise_ops.core.loadreport import (
     LatencyHistogram,
     LoadReport,
     live_line,
+    live_lines,
     report_html,
     run_totals,
     summary_rows,
@@ -163,3 +164,10 @@ def test_live_line() -> None:
     line = live_line(interval(4, {"/a": [12.0] * 50}), 60)
     assert line.startswith("0:05/1:00  users 5  50 req/s  p50 12.0")
     assert "errors 0.00%" in line
+
+
+def test_live_lines_fit_a_narrow_terminal() -> None:
+    top, bottom = live_lines(interval(4, {"/a": [12.0] * 50}), 60)
+    assert top == "elapsed 0:05 of 1:00 (0:55 left)  users 5"
+    assert bottom.startswith("50 req/s  p50 12.0  p95 12.0")
+    assert max(len(top), len(bottom)) < 80

@@ -312,17 +312,17 @@ class _LiveView:
     def update(self, interval: Any) -> None:
         from tradewise_ops.core.loadreport import live_line
 
-        line = live_line(interval, self.planned)
         if self.live is not None:
             from rich.text import Text
 
-            remaining = max(self.planned - interval.end, 0)
-            self.live.update(Text(f"{line}  ({remaining:.0f}s left)"))
+            from tradewise_ops.core.loadreport import live_lines
+
+            self.live.update(Text("\n".join(live_lines(interval, self.planned))))
             return
         now = time.monotonic()
         if self.term.verbose or now - self.last_print >= 5:
             self.last_print = now
-            self.term.info(line)
+            self.term.info(live_line(interval, self.planned))
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:

@@ -334,6 +334,18 @@ def live_line(interval: Interval, planned_seconds: float) -> str:
     )
 
 
+def live_lines(interval: Interval, planned_seconds: float) -> tuple[str, str]:
+    """Two short lines for a live display: time and users; throughput, latency, errors."""
+    row = interval.row()
+    left = max(planned_seconds - interval.end, 0.0)
+    return (
+        f"elapsed {_clock(interval.end)} of {_clock(planned_seconds)} ({_clock(left)} left)  "
+        f"users {row['users']}" + (f"  stage {interval.stage}" if interval.stage else ""),
+        f"{row['rps']:.0f} req/s  p50 {_ms(row['p50_ms'])}  p95 {_ms(row['p95_ms'])}  "
+        f"p99 {_ms(row['p99_ms'])} ms  errors {row['error_rate'] * 100:.2f}%",
+    )
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}:{s:02d}"
