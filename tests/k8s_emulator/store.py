@@ -295,12 +295,6 @@ def _remove_path(doc: dict[str, Any], path: tuple[str, ...]) -> None:
         cur.pop(path[-1], None)
 
 
-def _prune_empty(doc: Any) -> Any:
-    if isinstance(doc, dict):
-        return {k: _prune_empty(v) for k, v in doc.items() if not (isinstance(v, dict) and not v)}
-    return doc
-
-
 def _deep_set(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     result = copy.deepcopy(target)
     for key, value in source.items():
@@ -650,7 +644,12 @@ class Store:
         for path in gone - others:
             if path and path[0] not in ("apiVersion", "kind"):
                 _remove_path(new, path)
-        new = _prune_empty(_deep_set(new, config))
+                # a map left empty by the removal goes too (unless the config sets it)
+                for depth in range(len(path) - 1, 0, -1):
+                    parent = path[:depth]
+                    if _get_path(new, parent) == {} and _get_path(config, parent) is None:
+                        _remove_path(new, parent)
+        new = _deep_set(new, config)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         managers = [m.get("manager") for m in old["metadata"].get("managedFields", [])]
         if manager not in managers:
