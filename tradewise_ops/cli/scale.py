@@ -99,10 +99,10 @@ def traffic(
 
 def emergency_down(
     ctx: typer.Context,
-    api_floor: str = typer.Option(
+    api_floor: str | None = typer.Option(
         None, "--api", metavar="N", help="API replicas instead of the floor."
     ),
-    worker_floor: str = typer.Option(
+    worker_floor: str | None = typer.Option(
         None, "--workers", metavar="N", help="Worker replicas instead of the floor."
     ),
     maintenance: bool = typer.Option(
