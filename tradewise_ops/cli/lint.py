@@ -20,10 +20,15 @@ def register(app: typer.Typer) -> None:
 
 def lint(
     ctx: typer.Context,
-    env: str = typer.Argument(None, help="Environment (default --env, then the config's)."),
-    tag: str = typer.Option(None, "--tag", "-t", help="Image tag to render with."),
+    env: str = typer.Argument(
+        None, metavar="ENV", help="Environment (default --env, then the config's)."
+    ),
+    tag: str = typer.Option(None, "--tag", "-t", metavar="TAG", help="Image tag to render with."),
     k8s_version: str = typer.Option(
-        None, "--k8s-version", help="Kubernetes version to validate for (default from config)."
+        None,
+        "--k8s-version",
+        metavar="VERSION",
+        help="Kubernetes version to validate for (default from config).",
     ),
     all_envs: bool = typer.Option(False, "--all", help="Lint every Kubernetes environment."),
 ) -> None:

@@ -20,13 +20,23 @@ def register(app: typer.Typer) -> None:
 
 def render(
     ctx: typer.Context,
-    env: str = typer.Argument(None, help="Environment (default --env, then the config's)."),
-    tag: str = typer.Option(None, "--tag", "-t", help="Image tag of the API and worker images."),
+    env: str = typer.Argument(
+        None, metavar="ENV", help="Environment (default --env, then the config's)."
+    ),
+    tag: str = typer.Option(
+        None, "--tag", "-t", metavar="TAG", help="Image tag of the API and worker images."
+    ),
     out: str = typer.Option(
-        None, "--out", help="Write one file per object (NN-kind-name.yaml) into this directory."
+        None,
+        "--out",
+        metavar="DIR",
+        help="Write one file per object (NN-kind-name.yaml) into this directory.",
     ),
     k8s_version: str = typer.Option(
-        None, "--k8s-version", help="Kubernetes version to validate for (default from config)."
+        None,
+        "--k8s-version",
+        metavar="VERSION",
+        help="Kubernetes version to validate for (default from config).",
     ),
     maintenance: bool = typer.Option(
         False, "--maintenance", help="Point the Ingress at the maintenance page."
