@@ -506,3 +506,42 @@ def test_worker_and_api_are_tracked_separately() -> None:
     s.at(0, "Pod", pod("w-1", deployment_name=WORKER, component="worker"), "ADDED")
     assert (s.builder.view.ready(API), s.builder.view.ready(WORKER)) == (3, 2)
     assert s.builder.view.deployment_names() == [API, WORKER]
+
+
+def test_a_crash_while_scaling_down_is_still_a_failure() -> None:
+    s = Script()
+    drive_scale_up(s)
+    s.at(100, "HorizontalPodAutoscaler", hpa(current=5, desired=3, cpu=30))
+    s.at(101, "Pod", pod("api-0", ready=False, restarts=1, last_terminated="OOMKilled"))
+    s.at(109, "Pod", pod("api-0", restarts=1, last_terminated="OOMKilled"))
+    (rec,) = s.analyze().recoveries
+    assert (rec.pod, rec.cause) == ("api-0", "OOMKilled")
+    # ready again when the Deployment is back to what it still wants (3 of the 4 left)
+    assert rec.seconds == pytest.approx(0)
+
+
+def test_a_scale_up_overtaken_by_a_scale_down_is_done_at_the_lower_size() -> None:
+    s = Script()
+    s.start()
+    s.at(10, "HorizontalPodAutoscaler", hpa(cpu=85))
+    s.at(20, "HorizontalPodAutoscaler", hpa(desired=6, cpu=85))
+    s.at(30, "Pod", pod("api-3"), "ADDED")
+    s.at(40, "HorizontalPodAutoscaler", hpa(current=4, desired=4, cpu=50))
+    (up,) = s.analyze().scale_ups
+    assert up.ready_at == T0 + 40 and up.verdict == PASS
+
+
+def test_scale_down_deletions_seen_before_the_decision_are_no_failures() -> None:
+    s = Script()
+    drive_scale_up(s)
+    # the pods' watch delivers the deletions before the HPA's and the Deployment's watches
+    s.at(100, "Pod", pod("api-4", terminating=True))
+    s.at(100.1, "Pod", pod("api-3"), "DELETED")
+    s.at(100.2, "HorizontalPodAutoscaler", hpa(current=5, desired=3, cpu=30))
+    s.at(100.3, "Deployment", deployment(replicas=3, ready=3))
+    assert s.analyze().recoveries == ()
+    # a pod deleted while nothing scales down is a failure
+    s.at(200, "Pod", pod("api-0"), "DELETED")
+    s.at(215, "Pod", pod("api-8"), "ADDED")
+    (rec,) = s.analyze().recoveries
+    assert (rec.pod, rec.cause, rec.seconds) == ("api-0", "deleted", pytest.approx(15))

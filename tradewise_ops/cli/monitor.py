@@ -141,7 +141,10 @@ def live_display(term: Terminal, mon: BackgroundMonitor, seconds: float) -> Iter
             ]
             return Group(header, *tables)
 
-        with Live(get_renderable=renderable, console=term.err, refresh_per_second=2):
+        live = Live(
+            get_renderable=renderable, console=term.err, refresh_per_second=2, transient=True
+        )
+        with live:
             yield
         return
 
@@ -261,7 +264,7 @@ def summarize(
         tables.append(process_rows(view))
     else:
         tables += [hpa_rows(view), deployment_rows(view)]
-    tables.append(event_rows(news, analysis.start))
+    tables.append(event_rows(news, mon.session.started))
     shown = [TableData(t["columns"], t["rows"], title=t["title"]) for t in tables if t["rows"]]
     return data, _group(shown, sentence)
 

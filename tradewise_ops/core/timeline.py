@@ -39,6 +39,8 @@ ALERT_QUEUE_BACKLOG = 50
 WATCHED_KINDS = ("HorizontalPodAutoscaler", "Deployment", "Pod", "Event")
 # an HPA's status and its SuccessfulRescale event come on two watches: one rescale if this close
 _RESCALE_MATCH_SECONDS = 30.0
+# a pod removed this shortly before its Deployment's scale-down was seen belongs to the scale-down
+_SCALE_DOWN_GRACE_SECONDS = 10.0
 # event reasons worth showing in the live event log (others are kept in the record too)
 NOTABLE_EVENT_REASONS = frozenset(
     {
@@ -886,7 +888,9 @@ class _OpenFailure:
     cause: str
     failed_at: float
     ready_before: int
+    removed: bool = False  # deleted or terminating, not crashed: maybe a scale-down's
     recovered_at: float | None = None
+    cancelled: bool = False
 
 
 @dataclass
@@ -942,6 +946,8 @@ def analyze(
                     wanted = hpa.desired  # scaled down again before it finished
                 if view.ready(up.deployment) >= wanted:
                     up.ready_at = record.t
+        if isinstance(record, (HpaSample, DeploymentSample)):
+            _scale_down_seen(view, record.t, failures)
         for failure in failures:
             if failure.recovered_at is None:
                 wanted = failure.ready_before
@@ -954,7 +960,9 @@ def analyze(
     start = ordered[0].t if ordered else None
     stop = end if end is not None else (ordered[-1].t if ordered else None)
     ups = tuple(_close_scale_up(u, slo.scale_up_seconds, stop) for u in scale_ups)
-    recoveries = tuple(_close_failure(f, slo.recovery_seconds, stop) for f in failures)
+    recoveries = tuple(
+        _close_failure(f, slo.recovery_seconds, stop) for f in failures if not f.cancelled
+    )
     verdicts = [u.verdict for u in ups] + [r.verdict for r in recoveries]
     if FAIL in verdicts:
         verdict = FAIL
@@ -1112,9 +1120,10 @@ def _pod_failure(view: ClusterView, pod: PodSample, failures: list[_OpenFailure]
     if deployment is None:
         return
     ready_before = view.ready(deployment)
+    crashed = pod.restarts > before.restarts or pod.phase == "Failed"
     desired = view.lowest_desired(deployment)
-    if desired is not None and ready_before > desired:
-        return  # scaling down (or a surge during a rollout): the pod is not missed
+    if not crashed and desired is not None and ready_before > desired:
+        return  # removed by a scale-down (or a rollout's surge): the pod is not missed
     if any(f.pod == pod.name and f.recovered_at is None for f in failures):
         return
     if pod.restarts > before.restarts:
@@ -1132,8 +1141,22 @@ def _pod_failure(view: ClusterView, pod: PodSample, failures: list[_OpenFailure]
             cause=cause,
             failed_at=pod.t,
             ready_before=ready_before,
+            removed=not crashed and (pod.deleted or pod.terminating),
         )
     )
+
+
+def _scale_down_seen(view: ClusterView, t: float, failures: list[_OpenFailure]) -> None:
+    """A pod removed just before its scale-down was seen was the scale-down's, not a failure.
+
+    The HPA, the Deployment and the pods arrive on separate watches, so a scale-down's pod
+    deletions may be seen a moment before the decision that caused them.
+    """
+    for f in failures:
+        if f.removed and not f.cancelled and 0 <= t - f.failed_at <= _SCALE_DOWN_GRACE_SECONDS:
+            desired = view.lowest_desired(f.deployment)
+            if desired is not None and desired < f.ready_before:
+                f.cancelled = True
 
 
 def _close_scale_up(up: _OpenScaleUp, slo: float, stop: float | None) -> ScaleUp:
