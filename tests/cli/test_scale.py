@@ -454,3 +454,19 @@ def test_the_emulators_own_hpa_controller_keeps_the_choice(
     apps = client.AppsV1Api(config.new_client_from_config(str(kubeconfig), context="prod"))
     apps.patch_namespaced_deployment_scale(WORKER, NS, {"spec": {"replicas": 30}})
     cluster.wait_for(settled(14), timeout=10, what="the HPA to clamp 30 back to 14")
+
+
+def test_status_warns_when_something_reset_the_profiles_floor(cluster: Emulator) -> None:
+    assert run("scale", "traffic", "high", "--env", "prod", "--yes").exit_code == 0
+    # another writer (an apply of the rendered HPA, a kubectl edit) puts the floor back to 3
+    hpa = cluster.get("HorizontalPodAutoscaler", NS, API_HPA)
+    assert hpa is not None
+    hpa["spec"]["minReplicas"] = 3
+    cluster.put(hpa)
+    result = run("scale", "status", "--env", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: tradewise-api-hpa has a floor of 3, not the 10 of profile high" in (
+        result.stdout
+    )
+    doc = json.loads(run("scale", "status", "--env", "prod", "-o", "json").stdout)
+    assert len(doc["warnings"]) == 1

@@ -720,3 +720,26 @@ def test_local_status_report(config: Config) -> None:
     ]
     none = scaling.local_status_report(env, {"api": 1}, None, "2026-11-27T14:00:00Z")
     assert none["profile"]["applied_at"] is None
+
+
+def test_status_warns_when_an_hpa_floor_drifted_from_its_profile(config: Config) -> None:
+    env = config.environment("prod")
+    # API_HPA records "high" (floor 10) and has a floor of 10; a reset one has 3
+    reset = {
+        **API_HPA,
+        "spec": {**API_HPA["spec"], "minReplicas": 3},
+    }
+    ok = scaling.status_report(env, [], [API_HPA], [], profiles=config.profiles)
+    assert ok["warnings"] == []
+    drifted = scaling.status_report(env, [], [reset], [], profiles=config.profiles)
+    assert drifted["warnings"] == [
+        "tradewise-api-hpa has a floor of 3, not the 10 of profile high recorded on it "
+        "(reset since?): re-apply it with `tradewise scale traffic high`"
+    ]
+    assert scaling.status_summary(drifted, NOW)[-1].startswith("warning: tradewise-api-hpa")
+    # manual and emergency-down records are not profiles: no check
+    manual = {
+        **reset,
+        "metadata": {**reset["metadata"], "annotations": {PROFILE_ANNOTATION: MANUAL}},
+    }
+    assert scaling.status_report(env, [], [manual], [], profiles=config.profiles)["warnings"] == []

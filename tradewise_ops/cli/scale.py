@@ -258,7 +258,7 @@ def _cluster_status(state: State, env: Environment) -> dict[str, Any]:
         events = gateway.events()
     finally:
         gateway.close()
-    return scaling.status_report(env, deployments, hpas, events)
+    return scaling.status_report(env, deployments, hpas, events, profiles=state.config().profiles)
 
 
 # -- local and compose -------------------------------------------------------------------------

@@ -733,9 +733,15 @@ def status_report(
     hpas: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
     event_limit: int = 10,
+    profiles: Mapping[str, Profile] | None = None,
 ) -> dict[str, Any]:
-    """The ``scale status`` document: Deployments, HPAs, the profile in effect, recent events."""
+    """The ``scale status`` document: Deployments, HPAs, the profile in effect, recent events.
+
+    With ``profiles`` (the config's), ``warnings`` names each HPA whose floor no longer matches
+    the profile recorded on it (for example after an apply that reset the HPA's bounds).
+    """
     names = {_name(o) for o in list(deployments) + list(hpas)}
+    hpa_rows = sorted((hpa_row(h) for h in hpas), key=lambda r: str(r["name"]))
     return {
         "environment": env.name,
         "namespace": env.namespace,
@@ -743,9 +749,31 @@ def status_report(
         "deployments": sorted(
             (deployment_row(d) for d in deployments), key=lambda r: str(r["name"])
         ),
-        "hpas": sorted((hpa_row(h) for h in hpas), key=lambda r: str(r["name"])),
+        "hpas": hpa_rows,
         "events": scaling_events(events, names, event_limit),
+        "warnings": profile_drift(hpa_rows, profiles or {}),
     }
+
+
+def profile_drift(
+    hpa_rows: Sequence[Mapping[str, Any]], profiles: Mapping[str, Profile]
+) -> list[str]:
+    """One sentence per HPA whose floor differs from what its recorded profile set."""
+    out = []
+    for row in hpa_rows:
+        recorded = row.get("profile")
+        component = row.get("component") or _component_by_name(str(row.get("target") or ""))
+        if recorded not in profiles or component not in ("api", "worker"):
+            continue
+        profile = profiles[str(recorded)]
+        wanted = profile.api if component == "api" else profile.workers
+        if wanted > 0 and row["min"] != wanted:
+            out.append(
+                f"{row['name']} has a floor of {row['min']}, not the {wanted} of profile "
+                f"{recorded} recorded on it (reset since?): re-apply it with "
+                f"`tradewise scale traffic {recorded}`"
+            )
+    return out
 
 
 def _profile_text(profile: Mapping[str, Any]) -> str:
@@ -770,6 +798,7 @@ def status_summary(report: Mapping[str, Any], now: datetime) -> list[str]:
         lines.append(f"applied: {applied} ({age(applied, now)} ago)")
     if not report["events"]:
         lines.append("recent scaling events: none")
+    lines.extend(f"warning: {w}" for w in report.get("warnings", []))
     return lines
 
 
@@ -869,4 +898,5 @@ def local_status_report(
         ],
         "hpas": [],
         "events": [],
+        "warnings": [],
     }
