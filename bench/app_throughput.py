@@ -76,6 +76,25 @@ class Run:
     p99_ms: float
     errors: int
     non_2xx: int
+    cpu_us: float = 0.0  # server CPU (user+sys of the gunicorn processes) per request
+
+
+def _cpu_seconds(master: int) -> float:
+    """user+sys CPU seconds of a gunicorn master and its live workers (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [master]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _free_port() -> int:
@@ -96,7 +115,10 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up in {timeout:.0f}s")
 
 
-def _wrk(url: str, duration: int, connections: int, threads: int, script: Path) -> Run:
+def _wrk(
+    url: str, duration: int, connections: int, threads: int, script: Path, master: int = 0
+) -> Run:
+    cpu_before = _cpu_seconds(master) if master else 0.0
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(script), url],
@@ -106,7 +128,16 @@ def _wrk(url: str, duration: int, connections: int, threads: int, script: Path) 
     if not match:
         raise RuntimeError(f"unexpected wrk output:\n{out.stdout}\n{out.stderr}")
     requests, micros, p50, p95, p99, errors, non_2xx = (int(g) for g in match.groups())
-    return Run(requests / (micros / 1e6), p50 / 1000, p95 / 1000, p99 / 1000, errors, non_2xx)
+    cpu = (_cpu_seconds(master) - cpu_before) if master else 0.0
+    return Run(
+        requests / (micros / 1e6),
+        p50 / 1000,
+        p95 / 1000,
+        p99 / 1000,
+        errors,
+        non_2xx,
+        cpu / requests * 1e6 if requests else 0.0,
+    )
 
 
 def _median(runs: list[Run]) -> Run:
@@ -117,6 +148,7 @@ def _median(runs: list[Run]) -> Run:
         statistics.median(r.p99_ms for r in runs),
         sum(r.errors for r in runs),
         sum(r.non_2xx for r in runs),
+        statistics.median(r.cpu_us for r in runs),
     )
 
 
@@ -183,18 +215,19 @@ def main(argv: list[str] | None = None) -> int:
 
         script = tmp / "report.lua"
         script.write_text(WRK_SCRIPT)
+        app_pid, base_pid = procs[1].pid, procs[2].pid
         cases = [
-            ("health", "baseline", base_url + "/api/health"),
-            ("health", "app", app_url + "/api/health"),
-            ("cached analysis", "baseline", base_url + analysis),
-            ("cached analysis", "app", app_url + analysis),
+            ("health", "baseline", base_url + "/api/health", base_pid),
+            ("health", "app", app_url + "/api/health", app_pid),
+            ("cached analysis", "baseline", base_url + analysis, base_pid),
+            ("cached analysis", "app", app_url + analysis, app_pid),
         ]
-        for _, _, url in cases:  # warm-up
+        for _, _, url, _ in cases:  # warm-up
             _wrk(url, 2, args.connections, args.threads, script)
         runs: dict[tuple[str, str], list[Run]] = {}
         for _ in range(args.rounds):
-            for endpoint, server, url in cases:
-                run = _wrk(url, args.duration, args.connections, args.threads, script)
+            for endpoint, server, url, pid in cases:
+                run = _wrk(url, args.duration, args.connections, args.threads, script, pid)
                 runs.setdefault((endpoint, server), []).append(run)
         result = {key: _median(value) for key, value in runs.items()}
         with urllib.request.urlopen(app_url + "/api/performance/stats", timeout=10) as response:  # noqa: S310
@@ -219,14 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'endpoint':<16} {'server':<9} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'errors':>7}  req/s of each round"
+        f"{'p99 ms':>8} {'errors':>7} {'cpu us/req':>10}  req/s of each round"
     )
     print(header)
     print("-" * len(header))
     for (endpoint, server), r in result.items():
         print(
             f"{endpoint:<16} {server:<9} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p95_ms:>8.2f} "
-            f"{r.p99_ms:>8.2f} {r.errors + r.non_2xx:>7}  "
+            f"{r.p99_ms:>8.2f} {r.errors + r.non_2xx:>7} {r.cpu_us:>10.0f}  "
             + " ".join(f"{x.rps:.0f}" for x in runs[(endpoint, server)])
         )
     verdicts = []
