@@ -322,3 +322,15 @@ def test_deploy_keeps_the_running_tag_when_none_is_given(cluster: Emulator) -> N
 def test_bad_timeout_is_exit_2(cluster: Emulator) -> None:
     result = run("deploy", "staging", "--timeout", "soon")
     assert result.exit_code == 2 and "--timeout" in result.stderr
+
+
+def test_build_needs_a_tag(cluster: Emulator) -> None:
+    result = run("deploy", "staging", "--build")
+    assert result.exit_code == 2 and "--build needs --tag" in result.stderr
+    assert real_writes(cluster) == []
+
+
+def test_deploy_local_dry_run_uses_the_local_stack() -> None:
+    result = run("deploy", "local", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"environment": "local", "kind": "local", "dry_run": True}
