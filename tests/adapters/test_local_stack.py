@@ -1,0 +1,254 @@
+"""LocalStack against real processes: redis-server, gunicorn, Celery workers, the scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port, port_open, require_binary, wait_until
+from tradewise_ops.adapters.local import LocalStack, stack_for
+from tradewise_ops.adapters.local.common import pid_alive
+from tradewise_ops.core.config import LocalSettings, load_config
+from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_env(state_dir: Path, api_processes: int = 1, workers: int = 1, kind: str = "local"):
+    """The checkout's ``local`` environment with free ports and a private state dir."""
+    env = load_config(ROOT / "tradewise.yaml").environment("local")
+    import dataclasses
+
+    local = LocalSettings(
+        api_port=free_port(),
+        api_processes=api_processes,
+        worker_processes=workers,
+        redis_port=free_port(),
+        state_dir=str(state_dir),
+    )
+    return dataclasses.replace(env, kind=kind, local=local, max_replicas=6)
+
+
+def all_pids(stack: LocalStack) -> list[int]:
+    return [i.pid for i in stack.status() if i.pid]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One stack for the module's flow tests (up once, down at the end)."""
+    require_binary("redis-server", "apt-get install redis-server")
+    messages: list[str] = []
+    s = LocalStack(make_env(tmp_path_factory.mktemp("local"), api_processes=2), messages.append)
+    try:
+        yield s
+    finally:
+        s.down(grace=5)
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_up_starts_everything_and_the_api_is_ready(stack: LocalStack) -> None:
+    result = stack.up(timeout=120)
+    assert result.started == ["redis", "api", "worker-1", "precompute"]
+    assert result.already_running == []
+    status, body = get_json(stack.url + "/api/health/ready")
+    assert status == 200 and body["status"] == "ready"
+    infos = {i.name: i for i in stack.status()}
+    assert set(infos) == {"redis", "api", "worker-1", "precompute"}
+    assert all(i.state == "running" and pid_alive(i.pid) for i in infos.values())
+    assert infos["api"].port == stack.settings.api_port
+    assert infos["redis"].port == stack.settings.redis_port
+    assert stack.counts() == {"redis": 1, "api": 2, "worker": 1, "precompute": 1}
+    # the API uses the stack's SQLite file, the workers its Redis
+    assert (stack.state_dir / "tradewise.db").is_file()
+    assert stack.is_up()
+
+
+def test_up_again_is_idempotent(stack: LocalStack) -> None:
+    before = {i.name: i.pid for i in stack.status()}
+    result = stack.up(timeout=60)
+    assert result.started == []
+    assert sorted(result.already_running) == sorted(before)
+    assert {i.name: i.pid for i in stack.status()} == before
+    assert any("already up" in m for m in _messages(stack))
+
+
+def _messages(stack: LocalStack) -> list[str]:
+    # the progress callback is the list's append: read the list back
+    return stack.progress.__self__  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_worker_processes_a_task(stack: LocalStack) -> None:
+    from celery import Celery
+
+    client = Celery(broker=stack.redis_url, backend=stack.redis_url)
+    try:
+        result = client.send_task("tradewise.analyse_symbol", args=["MSFT"])
+        value = result.get(timeout=60)
+    finally:
+        client.close()
+    assert value["symbol"] == "MSFT"
+    assert value["action"] in ("buy", "sell", "hold")
+
+
+def test_scale_api_and_workers_at_run_time(stack: LocalStack) -> None:
+    api_pid = next(i.pid for i in stack.status() if i.name == "api")
+    assert stack.scale("api", 3)["api"] == 3
+    assert stack.scale("workers", 2)["worker"] == 2
+    assert {i.name for i in stack.status()} >= {"worker-1", "worker-2"}
+    assert stack.scale("api", 1)["api"] == 1
+    assert stack.scale("workers", 1)["worker"] == 1
+    # the API master was signalled, not restarted
+    assert next(i.pid for i in stack.status() if i.name == "api") == api_pid
+    status, _ = get_json(stack.url + "/api/health")
+    assert status == 200
+    with pytest.raises(BadInputError, match="outside 1..6"):
+        stack.scale("api", 0)
+    with pytest.raises(BadInputError, match="outside 0..6"):
+        stack.scale("workers", 7)
+    with pytest.raises(BadInputError, match="cannot scale 'redis'"):
+        stack.scale("redis", 2)
+
+
+def test_a_crashed_process_shows_in_ps_and_up_restarts_it(stack: LocalStack) -> None:
+    worker = next(i for i in stack.status() if i.name == "worker-1")
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_until(
+        lambda: next(i for i in stack.status() if i.name == "worker-1").state == "exited",
+        timeout=10,
+        what="the killed worker to show as exited",
+    )
+    info = next(i for i in stack.status() if i.name == "worker-1")
+    assert info.exit_code == -signal.SIGKILL
+    assert not stack.is_up()
+    result = stack.up(timeout=60)
+    assert result.started == ["worker-1"]
+    again = next(i for i in stack.status() if i.name == "worker-1")
+    assert again.state == "running" and again.pid != worker.pid
+
+
+def test_logs_tail_and_filter(stack: LocalStack) -> None:
+    api_lines = list(stack.logs("api", lines=50))
+    assert any("Booting worker" in line or "Listening at" in line for line in api_lines)
+    everything = list(stack.logs(None, lines=5))
+    assert any(line.startswith("redis | ") for line in everything)
+    assert any(line.startswith("worker-1 | ") for line in everything)
+    with pytest.raises(BadInputError, match="no local service 'nginx'"):
+        list(stack.logs("nginx"))
+
+
+def test_follow_yields_new_lines(stack: LocalStack) -> None:
+    import threading
+
+    path = stack.log_dir / "api.log"
+    stop = threading.Event()
+
+    def append() -> None:  # lines appended after the follower started
+        while not stop.wait(0.2):
+            with open(path, "a") as fh:
+                fh.write("marker line from the test\n")
+
+    writer = threading.Thread(target=append, daemon=True)
+    writer.start()
+    lines = stack.logs("api", follow=True, lines=0)
+    try:
+        deadline = time.monotonic() + 10
+        seen = ""
+        while time.monotonic() < deadline and "marker line" not in seen:
+            seen = next(lines)
+    finally:
+        stop.set()
+        writer.join()
+        lines.close()
+    assert seen == "marker line from the test"
+
+
+def test_down_stops_everything_it_started(stack: LocalStack) -> None:
+    pids = all_pids(stack)
+    supervisors = [e["supervisor"] for e in stack._read_state()["processes"].values()]
+    assert len(pids) == 4
+    stopped = stack.down(grace=10)
+    assert sorted(stopped) == ["api", "precompute", "redis", "worker-1"]
+    assert not any(pid_alive(p) for p in pids + supervisors)
+    assert not port_open("127.0.0.1", stack.settings.api_port)
+    assert not port_open("127.0.0.1", stack.settings.redis_port)
+    assert stack.status() == []
+    assert not list((stack.state_dir / "run").glob("*.pid"))
+    assert stack.down() == []
+
+
+# -- faults ------------------------------------------------------------------------------------
+def test_port_in_use_names_the_port_and_the_holder(tmp_path: Path) -> None:
+    require_binary("redis-server", "apt-get install redis-server")
+    s = LocalStack(make_env(tmp_path))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", s.settings.api_port))
+        sock.listen()
+        with pytest.raises(BadInputError) as err:
+            s.up(timeout=30)
+    message = str(err.value)
+    assert f"port {s.settings.api_port} (api) is already in use by pid {os.getpid()}" in message
+    # redis, started before the API's port was checked, was stopped again
+    assert s.status() == []
+    assert not port_open("127.0.0.1", s.settings.redis_port)
+
+
+def test_missing_redis_server_is_a_clear_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWISE_REDIS_SERVER", str(tmp_path / "no-redis-server"))
+    s = LocalStack(make_env(tmp_path))
+    with pytest.raises(BadInputError, match="redis-server is not installed"):
+        s.up(timeout=10)
+    assert s.status() == []
+
+
+def test_a_service_that_fails_at_start_up_is_reported_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_binary("redis-server", "apt-get install redis-server")
+    monkeypatch.setenv("TRADEWISE_INJECT_LATENCY_MS", "not-a-number")
+    s = LocalStack(make_env(tmp_path))
+    with pytest.raises(GoalMissedError) as err:
+        s.up(timeout=60)
+    assert "exited 2 during start-up" in str(err.value)
+    assert "TRADEWISE_INJECT_LATENCY_MS" in str(err.value)
+    assert s.status() == []
+    assert not port_open("127.0.0.1", s.settings.redis_port)
+
+
+def test_ctrl_c_during_up_stops_what_it_started(tmp_path: Path) -> None:
+    require_binary("redis-server", "apt-get install redis-server")
+    seen: list[str] = []
+
+    def progress(message: str) -> None:
+        seen.append(message)
+        if message.startswith("starting worker-1"):
+            raise KeyboardInterrupt  # what SIGINT raises in the main thread
+
+    s = LocalStack(make_env(tmp_path), progress)
+    with pytest.raises(AbortedError, match=r"stopped what this run had started \(redis, api\)"):
+        s.up(timeout=60)
+    assert s.status() == []
+    assert not port_open("127.0.0.1", s.settings.api_port)
+    assert not port_open("127.0.0.1", s.settings.redis_port)
+
+
+def test_stack_for_maps_kinds(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    assert isinstance(stack_for(env), LocalStack)
+    import dataclasses
+
+    with pytest.raises(BadInputError, match="kind kubernetes"):
+        stack_for(dataclasses.replace(env, kind="kubernetes"))
