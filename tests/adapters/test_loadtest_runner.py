@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +22,7 @@ from tradewise_ops.core.loadplan import (
     load_test_spec,
     parse_wait,
     performance_test_spec,
+    render_locust_jobs,
 )
 from tradewise_ops.core.loadreport import Interval, run_totals
 from tradewise_ops.errors import UnreachableError
@@ -145,3 +151,58 @@ def test_result_is_usable_without_a_report_dir(tmp_path: Path, api: ApiServer) -
     totals = run_totals(result.intervals)
     # a held rate of 20 req/s for 1 s: about 20 requests, not thousands
     assert 5 <= totals.requests <= 30
+
+
+def test_in_cluster_pod_commands_run_for_real(api: ApiServer, tmp_path: Path) -> None:
+    """The master and worker commands of the rendered Jobs, run here on loopback."""
+    spec = load_test_spec(
+        host=api.url, duration="2", users=2, endpoint="/api/health", spawn_rate=20,
+        wait=WaitSpec(kind="constant", seconds=0.01),
+    )  # fmt: skip
+    objects = render_locust_jobs(
+        spec, namespace="ns", environment="staging", image="img", run_id="t1", workers=1
+    )
+    configmap, _service, master_job, worker_job = objects
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(configmap["data"]["spec.json"])
+    port = free_port()
+    termination = tmp_path / "termination-log"
+
+    def command(job: dict[str, Any]) -> list[str]:
+        argv = list(job["spec"]["template"]["spec"]["containers"][0]["command"])
+        argv[0] = sys.executable
+        argv[argv.index("--spec-file") + 1] = str(spec_file)
+        if "--worker" in argv:
+            at = argv.index("--worker")
+            argv[at + 1 : at + 3] = ["127.0.0.1", str(port)]
+        else:
+            argv[argv.index("--master-port") + 1] = str(port)
+        return argv
+
+    env = dict(
+        os.environ, TRADEWISE_LOCUST_BIND="127.0.0.1", TRADEWISE_TERMINATION_LOG=str(termination)
+    )
+    before = api.requests_counted("health")
+    master = subprocess.Popen(
+        command(master_job), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
+    worker = subprocess.Popen(command(worker_job), env=env, stdin=subprocess.DEVNULL)
+    try:
+        out, _ = master.communicate(timeout=60)
+        worker.wait(timeout=20)
+    finally:
+        for proc in (master, worker):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert master.returncode == 0 and worker.returncode == 0
+    time.sleep(0.3)
+    counted = api.requests_counted("health") - before
+    summary = json.loads(termination.read_text())
+    assert len(termination.read_bytes()) <= 4096
+    assert summary["total"]["requests"] > 20
+    assert 0 <= counted - summary["total"]["requests"] <= spec.users
+    # the interval lines are on the master's stdout (the pod log)
+    lines = [json.loads(line) for line in out.splitlines()]
+    intervals = [Interval.from_message(m) for m in lines if m["type"] == "interval"]
+    assert run_totals(intervals).requests == summary["total"]["requests"]

@@ -35,7 +35,7 @@ from gevent.os import make_nonblocking, nb_read
 from locust import FastHttpUser, LoadTestShape, between, constant, constant_throughput
 from locust.env import Environment
 
-from tradewise_ops.core.loadreport import EndpointCounts
+from tradewise_ops.core.loadreport import EndpointCounts, compact_summary
 
 FLUSH_SECONDS = 0.25  # how often a worker sends its samples to the master
 
@@ -283,9 +283,16 @@ def run(spec: dict[str, Any]) -> int:
                 "end": round(end, 4),
                 "users": runner.user_count if users is None else users,
                 "stage": stage["name"] if stage else None,
-                "endpoints": {name: c.to_wire() for name, c in agg.take().items()},
+                "endpoints": {name: c.to_wire() for name, c in _keep(agg.take()).items()},
             }
         )
+
+    totals: dict[str, EndpointCounts] = {}
+
+    def _keep(batch: dict[str, EndpointCounts]) -> dict[str, EndpointCounts]:
+        for name, counts in batch.items():
+            totals.setdefault(name, EndpointCounts()).merge(counts)
+        return batch
 
     index, prev_end = 0, 0.0
     stopped_by = "duration"
@@ -330,6 +337,15 @@ def run(spec: dict[str, Any]) -> int:
             "worker_cpu_seconds": round(sum(float(f.get("cpu", 0)) for f in finals), 3),
         }
     )
+    if spec.get("termination_log"):
+        summary = compact_summary(
+            totals, ran_seconds=stopped_at, stopped_by=stopped_by, errors=errors
+        )
+        try:
+            with open(spec["termination_log"], "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(summary, separators=(",", ":")))
+        except OSError as exc:
+            logging.getLogger("tradewise").warning("cannot write the summary: %s", exc)
     runner.quit()
     _end_workers(worker_procs)
     return 0
@@ -415,7 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         host, port = options["--worker"]
         return run_worker(spec, host, int(port))
     if "--master-port" in options:
-        spec["master_bind"] = ["0.0.0.0", int(options["--master-port"][0])]
+        bind = os.environ.get("TRADEWISE_LOCUST_BIND", "0.0.0.0")  # a pod's own address
+        spec["master_bind"] = [bind, int(options["--master-port"][0])]
+        spec["termination_log"] = os.environ.get(
+            "TRADEWISE_TERMINATION_LOG", "/dev/termination-log"
+        )
     try:
         return run(spec)
     except Exception as exc:  # report it on the protocol, then fail

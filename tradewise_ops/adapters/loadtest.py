@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from tradewise_ops.core.loadplan import LoadSpec
 from tradewise_ops.core.loadreport import Interval
@@ -222,3 +222,99 @@ class LoadRunner:
             worker_cpu_seconds=float(done.get("worker_cpu_seconds", 0.0)),
             ran_seconds=float(done.get("ran_seconds", 0.0)),
         )
+
+
+class ClusterGateway(Protocol):
+    """What ``run_in_cluster`` needs of ``adapters.kube.KubeGateway``."""
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def get(self, kind: str, name: str) -> dict[str, Any]: ...
+
+    def list(self, kind: str, label_selector: str | None = None) -> list[dict[str, Any]]: ...
+
+    def delete(self, kind: str, name: str) -> bool: ...
+
+
+@dataclass
+class ClusterRun:
+    """An in-cluster run: where it ran and the master's summary (``compact_summary``)."""
+
+    run_id: str
+    namespace: str
+    master_job: str
+    worker_job: str
+    summary: dict[str, Any]
+    aborted: bool = False
+
+
+def run_in_cluster(
+    gateway: ClusterGateway,
+    objects: list[dict[str, Any]],
+    *,
+    timeout_seconds: float,
+    poll_seconds: float = 2.0,
+    on_progress: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+) -> ClusterRun:
+    """Apply the Locust ConfigMap, Service and Jobs, wait for the master Job, read its summary.
+
+    The summary is the master pod's termination message (the generator writes it there at the
+    end); the per-interval lines stay in the master's log (``kubectl logs job/NAME``). Ctrl-C
+    deletes both Jobs (their pods stop) and returns a run marked ``aborted`` with an empty
+    summary. The ConfigMap and Service are deleted at the end; the Jobs stay for their logs
+    (``ttlSecondsAfterFinished``).
+    """
+    jobs = [o for o in objects if o["kind"] == "Job"]
+    master = next(o for o in jobs if o["metadata"]["name"].endswith("-master"))
+    worker = next(o for o in jobs if o["metadata"]["name"].endswith("-worker"))
+    run_id = master["metadata"]["labels"]["tradewise.io/run"]
+    namespace = master["metadata"]["namespace"]
+    master_name, worker_name = master["metadata"]["name"], worker["metadata"]["name"]
+    hint = f"kubectl logs -n {namespace} job/{master_name}"
+    for obj in objects:
+        gateway.apply(obj)
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while True:
+            status = gateway.get("Job", master_name).get("status") or {}
+            if status.get("succeeded"):
+                break
+            if status.get("failed"):
+                raise LoadGeneratorError(f"the Locust master Job {master_name} failed", hint=hint)
+            if time.monotonic() > deadline:
+                raise LoadGeneratorError(
+                    f"the Locust master Job {master_name} did not finish in {timeout_seconds:.0f}s",
+                    hint=hint,
+                )
+            if on_progress is not None:
+                workers = gateway.get("Job", worker_name).get("status") or {}
+                on_progress(status, workers)
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        for name in (master_name, worker_name):
+            gateway.delete("Job", name)
+        _cleanup(gateway, objects)
+        return ClusterRun(run_id, namespace, master_name, worker_name, {}, aborted=True)
+    selector = f"tradewise.io/run={run_id},tradewise.io/locust-role=master"
+    summary: dict[str, Any] | None = None
+    for pod in gateway.list("Pod", label_selector=selector):
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            message = ((cs.get("state") or {}).get("terminated") or {}).get("message")
+            if message:
+                try:
+                    summary = dict(json.loads(message))
+                except ValueError:
+                    continue
+    _cleanup(gateway, objects)
+    if summary is None:
+        raise LoadGeneratorError(
+            f"the Locust master pod of {master_name} left no summary in its termination message",
+            hint=hint,
+        )
+    return ClusterRun(run_id, namespace, master_name, worker_name, summary)
+
+
+def _cleanup(gateway: ClusterGateway, objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        if obj["kind"] in ("ConfigMap", "Service"):
+            gateway.delete(obj["kind"], obj["metadata"]["name"])

@@ -11,9 +11,10 @@ import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData
-from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError, TradewiseError
+from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
 
 _HOST_HELP = "Target base URL (default: the environment's url, or https://DOMAIN)."
+_IMAGE_HELP = "--in-cluster: image with tradewise and Locust (default REGISTRY/API_IMAGE:latest)."
 _MONITOR_HELP = "Watch HPAs, pods and events too; report load and replicas on one time axis."
 
 
@@ -44,6 +45,7 @@ def load_test(
     dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
     monitor: bool = typer.Option(False, "--monitor", help=_MONITOR_HELP),
+    image: str = typer.Option(None, "--image", help=_IMAGE_HELP),
 ) -> None:
     """Load one endpoint with Locust; live progress; exit 1 when the SLOs are missed."""
     from tradewise_ops.core.loadplan import load_test_spec, parse_wait
@@ -52,7 +54,7 @@ def load_test(
     cfg = state.config()
     n_users = cfg.load_test.users if users is None else users
     spec = load_test_spec(
-        host=host or state.environment().target_url,
+        host=_target(state, host, in_cluster),
         duration=duration or cfg.load_test.duration,
         users=n_users,
         endpoint=endpoint or cfg.load_test.endpoint,
@@ -61,7 +63,7 @@ def load_test(
         workers=workers,
         interval_seconds=_check_interval(interval),
     )
-    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor)
+    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor, image)
 
 
 def performance_test(
@@ -81,20 +83,31 @@ def performance_test(
     dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
     monitor: bool = typer.Option(False, "--monitor", help=_MONITOR_HELP),
+    image: str = typer.Option(None, "--image", help=_IMAGE_HELP),
 ) -> None:
     """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages."""
     from tradewise_ops.core.loadplan import parse_wait, performance_test_spec
 
     state = get_state(ctx)
     spec = performance_test_spec(
-        host=host or state.environment().target_url,
+        host=_target(state, host, in_cluster),
         perf=state.config().performance_test,
         scale=scale_duration,
         wait=parse_wait(wait),
         workers=workers,
         interval_seconds=_check_interval(interval),
     )
-    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor)
+    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor, image)
+
+
+def _target(state: State, host: str | None, in_cluster: bool) -> str | None:
+    """``--host``; else in-cluster the API Service's cluster address; else the env's URL."""
+    if host:
+        return host
+    env = state.environment()
+    if in_cluster:
+        return f"http://tradewise-api-service.{env.namespace}.svc"
+    return env.target_url
 
 
 def _dir(report: str | None) -> Path | None:
@@ -129,6 +142,7 @@ def _execute(
     in_cluster: bool,
     dry_run: bool,
     monitor: bool = False,
+    image: str | None = None,
 ) -> None:
     from tradewise_ops.adapters.loadtest import LoadRunner, probe
     from tradewise_ops.core.loadreport import LoadReport, run_totals
@@ -137,7 +151,7 @@ def _execute(
     term = state.terminal
     objectives = _objectives(state, p95, max_error_rate)
     if in_cluster:
-        _in_cluster(state, spec, dry_run)
+        _in_cluster(state, spec, dry_run, objectives, report_dir, image)
         return
     if dry_run:
         raise BadInputError("--dry-run goes with --in-cluster (a local run has nothing to plan)")
@@ -256,37 +270,119 @@ def _write_reports(path: Path, report: Any) -> None:
     (path / "report.html").write_text(report_html(report))
 
 
-def _in_cluster(state: State, spec: Any, dry_run: bool) -> None:
-    from tradewise_ops.core.loadplan import render_locust_jobs
+def _in_cluster(
+    state: State,
+    spec: Any,
+    dry_run: bool,
+    objectives: tuple[float, float],
+    report_dir: Path | None,
+    image: str | None,
+) -> None:
+    import json
 
+    from tradewise_ops.core.loadplan import render_locust_jobs
+    from tradewise_ops.core.slo import evaluate
+
+    term = state.terminal
     env = state.environment()
     if not env.is_kubernetes:
         raise BadInputError(
             f"--in-cluster needs a Kubernetes environment; {env.name} is {env.kind} (use --env)"
         )
-    image = f"{env.registry}/{env.api_image}:latest"
+    workers = max(spec.workers, 1)
     objects = render_locust_jobs(
         spec,
         namespace=env.namespace,
         environment=env.name,
-        image=image,
+        image=image or f"{env.registry}/{env.api_image}:latest",
         run_id=time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6],
-        workers=max(spec.workers, 1),
+        workers=workers,
     )
     if dry_run:
         import yaml
 
-        if state.terminal.machine_output:
-            state.terminal.result(objects)
+        if term.machine_output:
+            term.result(objects)
         else:
-            state.terminal.raw(yaml.safe_dump_all(objects, sort_keys=False))
+            term.raw(yaml.safe_dump_all(objects, sort_keys=False))
         return
-    raise TradewiseError(
-        "--in-cluster cannot apply the Locust Jobs yet: this build has no Kubernetes gateway for "
-        "Jobs and pod logs",
-        hint="use --in-cluster --dry-run to print them (kubectl apply -f -), or run locally with "
-        "--workers N",
+    if report_dir is not None:
+        _prepare_dir(report_dir)
+    from tradewise_ops.adapters.kube import KubeGateway
+    from tradewise_ops.adapters.loadtest import run_in_cluster
+
+    gateway = KubeGateway.from_environment(env)
+    term.step(
+        f"{spec.kind} in {env.name}: Locust master + {workers} workers as Jobs in "
+        f"{env.namespace}, {spec.users} users against {spec.host} for {spec.duration_seconds:g}s"
     )
+    last = [0.0]
+
+    def progress(master: dict[str, Any], workers_status: dict[str, Any]) -> None:
+        if time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            term.info(
+                f"master {'running' if master.get('active') else 'starting'}, "
+                f"{workers_status.get('active', 0)} of {workers} workers running"
+            )
+
+    run = run_in_cluster(
+        gateway, objects, timeout_seconds=spec.duration_seconds + 300, on_progress=progress
+    )
+    logs = f"kubectl logs -n {run.namespace} job/{run.master_job}"
+    if run.aborted:
+        raise AbortedError(f"interrupted: deleted the Locust Jobs of run {run.run_id}")
+    summary = run.summary
+    total = summary["total"]
+    verdict = evaluate(
+        requests=int(total["requests"]),
+        failures=int(total["failures"]),
+        p95_ms=total.get("p95_ms"),
+        max_p95_ms=objectives[0],
+        max_error_rate=objectives[1],
+    )
+    doc = {
+        "kind": spec.kind,
+        "target": spec.host,
+        "in_cluster": {
+            "run_id": run.run_id,
+            "namespace": run.namespace,
+            "master_job": run.master_job,
+            "worker_job": run.worker_job,
+            "intervals": logs,
+        },
+        "planned_seconds": spec.duration_seconds,
+        "ran_seconds": summary.get("ran_seconds"),
+        "stopped_by": summary.get("stopped_by"),
+        "users": spec.users,
+        "workers": workers,
+        "total": total,
+        "endpoints": summary.get("endpoints", {}),
+        "verdict": verdict.to_dict(),
+        "errors": summary.get("errors", []),
+    }
+    if report_dir is not None:
+        (report_dir / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+        term.info(f"report written to {report_dir}/report.json (time series: {logs})")
+    from tradewise_ops.core.loadreport import SUMMARY_COLUMNS
+
+    rows = [
+        (
+            name,
+            str(s["requests"]),
+            f"{s['failures']} ({s['error_rate'] * 100:.2f}%)",
+            f"{s['rps']:.1f}",
+            *(f"{s[k]:.1f}" if s.get(k) is not None else "-" for k in _PCTL),
+        )
+        for name, s in [*doc["endpoints"].items(), ("total", total)]
+    ]
+    term.result(doc, TableData(SUMMARY_COLUMNS, rows, title=f"{spec.kind} in {env.name}"))
+    if not verdict.met:
+        raise GoalMissedError(verdict.sentence())
+    term.success(verdict.sentence())
+
+
+_PCTL = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
 
 
 class _LiveView:

@@ -332,8 +332,9 @@ def render_locust_jobs(
     """The in-cluster run: a ConfigMap with the spec, a master Service, master and worker Jobs.
 
     The pods run this package's load generator (``python -m tradewise_ops.adapters._locust_child``)
-    from ``image``: the master reads the spec from the ConfigMap and prints the interval lines
-    on its log, where the CLI collects them.
+    from ``image``, which needs tradewise and Locust installed. The master reads the spec from the
+    ConfigMap, prints the interval lines on its log and leaves the run's totals in its
+    termination message, where ``adapters.loadtest.run_in_cluster`` reads them.
     """
     if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", run_id) or len(run_id) > 40:
         raise BadInputError(f"run id {run_id!r} must be a lower-case DNS label of 40 characters")
@@ -360,6 +361,8 @@ def render_locust_jobs(
                         "image": image,
                         "command": command,
                         "env": [{"name": "TRADEWISE_LOCUST_MASTER_PORT", "value": str(port)}],
+                        "terminationMessagePath": "/dev/termination-log",
+                        "terminationMessagePolicy": "File",
                         "ports": [{"containerPort": port, "name": "locust"}]
                         if role == "master"
                         else [],

@@ -270,6 +270,46 @@ def run_totals(intervals: Iterable[Interval]) -> EndpointCounts:
     return out
 
 
+def compact_summary(
+    endpoints: Mapping[str, EndpointCounts],
+    *,
+    ran_seconds: float,
+    stopped_by: str,
+    errors: Sequence[Mapping[str, Any]] = (),
+    limit_bytes: int = 3800,
+) -> dict[str, Any]:
+    """A run's totals small enough for a pod's termination message (4 KiB).
+
+    The totals and the busiest endpoints with their percentiles, the top errors; endpoints and
+    errors are dropped from the end until the JSON fits ``limit_bytes``.
+    """
+    import json
+
+    total = EndpointCounts()
+    for counts in endpoints.values():
+        total.merge(counts)
+    busiest = sorted(endpoints.items(), key=lambda kv: -kv[1].requests)
+    doc: dict[str, Any] = {
+        "v": 1,
+        "ran_seconds": round(ran_seconds, 3),
+        "stopped_by": stopped_by,
+        "total": _summary(total, ran_seconds),
+        "endpoints": {name: _summary(c, ran_seconds) for name, c in busiest[:20]},
+        "errors": [
+            {k: str(e.get(k, ""))[:120] for k in ("name", "error", "occurrences")}
+            for e in list(errors)[:5]
+        ],
+    }
+    while len(json.dumps(doc, separators=(",", ":"))) > limit_bytes:
+        if doc["errors"]:
+            doc["errors"].pop()
+        elif len(doc["endpoints"]) > 1:
+            doc["endpoints"].pop(next(reversed(doc["endpoints"])))
+        else:
+            break
+    return doc
+
+
 def _summary(counts: EndpointCounts, seconds: float) -> dict[str, Any]:
     lat = counts.latency
     return {
