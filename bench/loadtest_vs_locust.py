@@ -163,10 +163,13 @@ def run_locust(
     }
 
 
-def run_wrk(url: str, seconds: int, connections: int, rate: float, workdir: Path) -> dict:
+def run_wrk(
+    url: str, seconds: int, connections: int, rate: float, workdir: Path, latency_ms: float = 0
+) -> dict:
+    """wrk holding about ``rate``: each connection waits (period - typical latency) per request."""
     script = workdir / "hold.lua"
     script.write_text(WRK_SCRIPT)
-    delay_ms = max(0, int(round(connections * 1000.0 / rate)))
+    delay_ms = max(0, int(round(connections * 1000.0 / rate - latency_ms)))
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
         capture_output=True, text=True, timeout=seconds + 30,
@@ -243,8 +246,9 @@ def main() -> int:
                         held["tradewise"].append(
                             run_tradewise(base, args.seconds, users, endpoint, *rate_arg)
                         )
+                        typical = held["tradewise"][-1]["p50"]  # so wrk's rate matches
                         held["wrk"].append(
-                            run_wrk(base + endpoint, args.seconds, users, rate, workdir)
+                            run_wrk(base + endpoint, args.seconds, users, rate, workdir, typical)
                         )
                         held["locust"].append(
                             run_locust(base, args.seconds, users, workdir, endpoint, rate)
