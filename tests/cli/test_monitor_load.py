@@ -90,3 +90,39 @@ def test_load_test_with_monitor_reports_load_and_replicas_together(
     assert re.search(r"3 -&gt; 5</td><td>cpu</td>", page)
     assert f"Load test against {api.url}" in page
     assert (out / "report.html").exists()  # the load test's own report is still there
+
+
+def test_performance_test_with_monitor(
+    api: ApiServer, emulator: Emulator, kubeconfig: Path, tmp_path: Path
+) -> None:
+    Driver(emulator).baseline()
+    out = tmp_path / "perf"
+    result = CliRunner().invoke(
+        app,
+        [
+            "performance-test",
+            "--host",
+            api.url,
+            "--scale-duration",
+            "0.06",
+            "--p95",
+            "10000",
+            "--monitor",
+            "-e",
+            "staging",
+            "--report",
+            str(out),
+            "-o",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "performance-test"
+    scaling = data["monitor"]
+    assert scaling["verdict"] == "none" and scaling["scale_ups"] == []
+    assert scaling["state"]["deployments"] == [
+        {"name": "tradewise-api-deployment", "desired": 3, "ready": 3}
+    ]
+    page = (out / "monitor.html").read_text(encoding="utf-8")
+    assert "Requests per second" in page and "No scale-up seen." in page
