@@ -91,6 +91,19 @@ def test_slo_breach_on_a_slow_endpoint_exits_1(slow_api: ApiServer, tmp_path: Pa
     assert loose.exit_code == 0, loose.stderr
 
 
+def test_failing_requests_miss_the_error_objective(api: ApiServer, tmp_path: Path) -> None:
+    bad = "/api/stock-analysis?symbol=no!such"
+    result = invoke(
+        "load-test", "2", "2", bad, "--host", api.url, "--wait", "0.05", "--report", str(tmp_path)
+    )
+    assert result.exit_code == 1, result.stderr
+    assert "errors < 1% (100.00%) MISSED" in result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["total"]["failures"] == report["total"]["requests"] > 1
+    assert report["errors"] and report["errors"][0]["name"] == bad
+    assert "400" in report["errors"][0]["error"]
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
