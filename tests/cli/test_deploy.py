@@ -334,3 +334,33 @@ def test_deploy_local_dry_run_uses_the_local_stack() -> None:
     result = run("deploy", "local", "--dry-run", "-o", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"environment": "local", "kind": "local", "dry_run": True}
+
+
+def test_concurrent_deploy_loses_the_revision_race(cluster: Emulator) -> None:
+    import threading
+
+    from tradewise_ops.core import release as rel
+
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    # another deploy records revision 2 between our read of the history and our write
+    cluster.reset_requests()
+    cluster.delay_next("POST", "/secrets$", 0.5)
+    other = rel.to_secret(
+        rel.Release(2, "staging", NS, "v9", "2026-01-01T00:00:00Z", "else", "x", rel.PENDING)
+    )
+
+    def racer() -> None:
+        cluster.wait_for(lambda: bool(cluster.requests_matching("POST", "/secrets$")), 20)
+        cluster.put(other)
+
+    threading.Thread(target=racer).start()
+    result = run("deploy", "staging", "--tag", "v2")
+    assert result.exit_code == 1, result.stderr + str(releases(cluster))
+    assert "another deploy or rollback is running" in result.stderr
+    assert image_of(cluster, API).endswith(":v1")  # stopped before any workload was applied
+
+
+def test_unknown_context_is_a_config_error(cluster: Emulator) -> None:
+    result = run("deploy", "staging", "--tag", "v1", "--context", "nope")
+    assert result.exit_code == 2
+    assert "context 'nope'" in result.stderr and "staging" in result.stderr

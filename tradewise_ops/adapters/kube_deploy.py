@@ -21,6 +21,7 @@ from tradewise_ops.core.release import ObjectRef, Release
 from tradewise_ops.core.rollout import WORKLOAD_KINDS, RolloutState, WorkloadStatus, evaluate
 from tradewise_ops.errors import (
     AbortedError,
+    ConflictError,
     GoalMissedError,
     NotFoundError,
     TradewiseError,
@@ -45,8 +46,15 @@ class ReleaseStore:
         )
 
     def create(self, release: Release) -> None:
-        """Store a new release record."""
-        self.gw.create(rel.to_secret(release))
+        """Store a new release record; ``ConflictError`` when that revision exists (another
+        deploy of the environment got there first: the record doubles as a lock)."""
+        try:
+            self.gw.create(rel.to_secret(release))
+        except ConflictError:
+            raise ConflictError(
+                f"revision {release.revision} of {self.environment} was recorded by someone else "
+                "meanwhile: another deploy or rollback is running; try again when it is done"
+            ) from None
 
     def set_status(self, revision: int, status: str, note: str | None = None) -> None:
         """Change a record's status (a merge patch of its labels)."""
