@@ -186,3 +186,24 @@ def test_ctrl_c_ends_early_with_the_summary_and_a_whole_record_file(
     lines = record.read_text(encoding="utf-8").splitlines()
     assert len(lines) == data["records"]
     assert all(json.loads(line)["type"] for line in lines)
+
+
+def test_a_cluster_lost_mid_way_exits_3_after_the_summary(
+    emulator: Emulator, kubeconfig: Path
+) -> None:
+    Driver(emulator).baseline()
+
+    def play(driver: Driver) -> None:
+        driver.scale_up(GAP)
+        time.sleep(0.3)
+        emulator.stop()  # the API server goes away; the watches cannot resume
+
+    thread = _drive_later(emulator, play)
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["monitor", "60", "-e", "staging", "-o", "json"])
+    thread.join(5)
+    assert result.exit_code == 3, result.stderr
+    assert time.monotonic() - started < 30
+    data = json.loads(result.stdout)
+    assert data["interrupted"] is True and len(data["scale_ups"]) == 1
+    assert "error:" in result.stderr and emulator.url in result.stderr

@@ -16,7 +16,7 @@ import typer
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData, Terminal
 from tradewise_ops.core.config import Environment
-from tradewise_ops.errors import GoalMissedError
+from tradewise_ops.errors import GoalMissedError, UnreachableError
 
 DEFAULT_SECONDS = "300"
 RECORD_OPTION = typer.Option(
@@ -56,6 +56,7 @@ def monitor(
     term = state.terminal
     mon = BackgroundMonitor(state, env, record)
     interrupted = False
+    lost: UnreachableError | None = None
     try:
         mon.prime()
         term.step(f"monitoring {mon.where} for {duration:g}s (Ctrl-C ends early)")
@@ -64,8 +65,14 @@ def monitor(
                 mon.watcher.run(duration)
             except KeyboardInterrupt:
                 interrupted = True
+            except UnreachableError as exc:  # lost mid-way: show what was seen, then exit 3
+                lost = exc
     finally:
         mon.close()
+    if lost is not None:
+        with contextlib.suppress(GoalMissedError):
+            finish(state, mon, interrupted=True, report=report)
+        raise lost
     finish(state, mon, interrupted=interrupted, report=report)
 
 
@@ -148,6 +155,18 @@ def live_display(term: Terminal, mon: BackgroundMonitor, seconds: float) -> Iter
             yield
         return
 
+    lines = line_listener(term)
+
+    mon.session.listeners.append(lines)
+    try:
+        yield
+    finally:
+        mon.session.listeners.remove(lines)
+
+
+def line_listener(term: Terminal) -> Any:
+    """A session listener printing notable events, warnings and rescales as lines on stderr."""
+
     def lines(records: list[Any]) -> None:
         from tradewise_ops.core.timeline import EventRecord, HpaSample, WarningRecord
 
@@ -164,11 +183,7 @@ def live_display(term: Terminal, mon: BackgroundMonitor, seconds: float) -> Iter
                 else:
                     term.debug(line)
 
-    mon.session.listeners.append(lines)
-    try:
-        yield
-    finally:
-        mon.session.listeners.remove(lines)
+    return lines
 
 
 def finish(
@@ -338,6 +353,7 @@ class LoadMonitor:
         self.mon = BackgroundMonitor(state, state.environment(), record)
         try:
             self.mon.prime()
+            self.mon.session.listeners.append(line_listener(state.terminal))
             # a generous bound: finish() stops it long before
             self.mon.start(duration * 2 + 600)
         except BaseException:
