@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -545,3 +546,53 @@ def test_scale_down_deletions_seen_before_the_decision_are_no_failures() -> None
     s.at(215, "Pod", pod("api-8"), "ADDED")
     (rec,) = s.analyze().recoveries
     assert (rec.pod, rec.cause, rec.seconds) == ("api-0", "deleted", pytest.approx(15))
+
+
+def test_the_rendered_hpas_are_read_with_every_metric_against_its_target() -> None:
+    from tradewise_ops.core.config import load_config
+    from tradewise_ops.core.render import render_environment
+
+    config = load_config(Path(__file__).resolve().parents[2] / "tradewise.yaml")
+    objects = render_environment(config, "prod", tag="v1")
+    hpas = {o["metadata"]["name"]: o for o in objects if o["kind"] == "HorizontalPodAutoscaler"}
+    api = dict(hpas["tradewise-api-hpa"])
+    api["status"] = {
+        "currentReplicas": 3,
+        "desiredReplicas": 5,
+        "currentMetrics": [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "current": {"averageUtilization": 91}},
+            },
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": "http_request_duration_seconds_p95"},
+                    "current": {"averageValue": "620m"},
+                },
+            },
+        ],
+    }
+    record = hpa_record(api, T0)
+    assert (record.target, record.min_replicas, record.max_replicas) == (API, 3, 20)
+    by_name = {m.name: m for m in record.metrics}
+    assert by_name["cpu"].describe() == "cpu 91%/70%"
+    assert by_name["memory"].value is None and by_name["memory"].target == 80
+    p95 = by_name["http_request_duration_seconds_p95"]
+    assert (p95.value, p95.target, p95.above) == (0.62, 0.5, True)
+    worker = dict(hpas["tradewise-worker-hpa"])
+    worker["status"] = {
+        "currentReplicas": 2,
+        "desiredReplicas": 2,
+        "currentMetrics": [
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"name": "tradewise_task_queue_length"},
+                    "current": {"averageValue": "3"},
+                },
+            }
+        ],
+    }
+    queue = {m.name: m for m in hpa_record(worker, T0).metrics}["tradewise_task_queue_length"]
+    assert (queue.kind, queue.value, queue.target, queue.above) == ("External", 3, 5, False)
