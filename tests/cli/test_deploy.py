@@ -364,3 +364,30 @@ def test_unknown_context_is_a_config_error(cluster: Emulator) -> None:
     result = run("deploy", "staging", "--tag", "v1", "--context", "nope")
     assert result.exit_code == 2
     assert "context 'nope'" in result.stderr and "staging" in result.stderr
+
+
+def test_rbac_refusing_the_watch_fails_the_wait_clearly(
+    emulator: Emulator, kubeconfig: Path
+) -> None:
+    cluster = emulator
+    cluster.controllers.auto(delay=3)  # the refusal comes long before the rollout is done
+    cluster.deny("watch", "pods")
+    result = run("deploy", "staging", "--tag", "v1", "--timeout", "20s")
+    assert result.exit_code == 1
+    assert "RBAC refused to watch pods" in result.stderr
+    assert releases(cluster) == {1: "failed"}
+
+
+def test_cluster_gone_mid_wait_exits_3(emulator: Emulator, kubeconfig: Path) -> None:
+    import threading
+
+    def stop_when_waiting() -> None:
+        emulator.wait_for(
+            lambda: any(r.watch for r in emulator.requests_matching("GET")), timeout=20
+        )
+        emulator.stop()
+
+    threading.Thread(target=stop_when_waiting).start()
+    result = run("deploy", "staging", "--tag", "v1", "--timeout", "30s")
+    assert result.exit_code == 3, result.stderr
+    assert "keeps dropping" in result.stderr or "cannot reach" in result.stderr
