@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
+
+if TYPE_CHECKING:
+    from tradewise_ops.core.loadplan import LoadSpec
+    from tradewise_ops.core.loadreport import LoadReport
 
 _HOST_HELP = "Target base URL (default: the environment's url, or https://DOMAIN)."
 _IMAGE_HELP = "--in-cluster: image with tradewise and Locust (default REGISTRY/API_IMAGE:latest)."
@@ -135,7 +139,7 @@ def _objectives(
 
 def _execute(
     state: State,
-    spec: Any,
+    spec: LoadSpec,
     p95: float | None,
     max_error_rate: float | None,
     report_dir: Path | None,
@@ -219,7 +223,7 @@ def _execute(
     term.success(verdict.sentence())
 
 
-def _show(state: State, report: Any, scaling: dict[str, Any] | None = None) -> None:
+def _show(state: State, report: LoadReport, scaling: dict[str, Any] | None = None) -> None:
     from tradewise_ops.core.loadreport import SUMMARY_COLUMNS, summary_rows
 
     term = state.terminal
@@ -260,7 +264,7 @@ def _prepare_dir(path: Path) -> None:
         raise BadInputError(f"--report {path} is not a directory")
 
 
-def _write_reports(path: Path, report: Any) -> None:
+def _write_reports(path: Path, report: LoadReport) -> None:
     import json
 
     from tradewise_ops.core.loadreport import report_html, timeseries_csv
@@ -272,7 +276,7 @@ def _write_reports(path: Path, report: Any) -> None:
 
 def _in_cluster(
     state: State,
-    spec: Any,
+    spec: LoadSpec,
     dry_run: bool,
     objectives: tuple[float, float],
     report_dir: Path | None,
