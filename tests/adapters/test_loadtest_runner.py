@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import free_port
 from tests.loadtest_app import ApiServer
-from tradewise_ops.adapters.loadtest import LoadRunner, probe
+from tradewise_ops.adapters.loadtest import LoadGeneratorError, LoadRunner, probe
 from tradewise_ops.core.config import load_config
 from tradewise_ops.core.loadplan import (
     WaitSpec,
@@ -206,3 +206,11 @@ def test_in_cluster_pod_commands_run_for_real(api: ApiServer, tmp_path: Path) ->
     lines = [json.loads(line) for line in out.splitlines()]
     intervals = [Interval.from_message(m) for m in lines if m["type"] == "interval"]
     assert run_totals(intervals).requests == summary["total"]["requests"]
+
+
+def test_a_generator_that_dies_is_an_error_not_a_verdict() -> None:
+    spec = load_test_spec(
+        host="http://127.0.0.1:9", duration="5", users=1, endpoint="/", spawn_rate=1
+    )
+    with pytest.raises(LoadGeneratorError, match="exited with code 1"):
+        LoadRunner(python="/bin/false").run(spec)

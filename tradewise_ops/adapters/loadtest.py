@@ -138,8 +138,11 @@ class LoadRunner:
         )
         self._proc = proc
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write((json.dumps(spec.to_wire()) + "\n").encode())
-        proc.stdin.flush()
+        try:
+            proc.stdin.write((json.dumps(spec.to_wire()) + "\n").encode())
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died at once: its exit code and stderr tell why, below
 
         interrupts = {"n": 0}
         previous = None
