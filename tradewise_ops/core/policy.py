@@ -79,6 +79,7 @@ _ENUMS: dict[str, tuple[str, ...]] = {
     "severity": ("critical", "warning", "info"),
     "resourceName": ("cpu", "memory", "ephemeral-storage"),
     "hpaResource": ("cpu", "memory"),
+    "whenUnsatisfiable": ("DoNotSchedule", "ScheduleAnyway"),
 }
 
 
@@ -350,6 +351,18 @@ class _Checker:
             "seccomp",
             f"{pod.path}.securityContext.seccompProfile.type",
         )
+        for i, spread in enumerate(_list(spec.get("topologySpreadConstraints"))):
+            spath = f"{pod.path}.topologySpreadConstraints[{i}]"
+            self.enum(
+                _get(spread, "whenUnsatisfiable"), "whenUnsatisfiable", f"{spath}.whenUnsatisfiable"
+            )
+            selector = _get(spread, "labelSelector")
+            if selector and not label_selector_matches(selector, pod.labels):
+                self.add(
+                    f"{spath}.labelSelector",
+                    "selector-match",
+                    "the spread selector does not match the pod's own labels",
+                )
         for host in ("hostNetwork", "hostPID", "hostIPC"):
             if spec.get(host) is True:
                 self.add(f"{pod.path}.{host}", "security-context", f"{host} must not be true")
