@@ -42,7 +42,7 @@ def lint(
     config = state.config()
     version = check_version(k8s_version or config.kubernetes_version)
     if all_envs:
-        if env or state.env_name:
+        if env:  # (--env / TRADEWISE_ENV is ignored: --all says which ones)
             raise BadInputError("--all lints every Kubernetes environment: give no ENV with it")
         environments = [state.environment(n) for n in kubernetes_environment_names(config)]
     else:
