@@ -398,3 +398,19 @@ def test_manifest_files_are_numbered_in_apply_order(prod: list[dict[str, Any]]) 
     assert files[0][0] == "01-namespace-tradewise-ai.yaml"
     assert files[-1][0] == f"{len(prod):02d}-cronjob-tradewise-scale-market-open.yaml"
     assert "".join(text for _, text in files) == to_yaml_stream(prod)
+
+
+def test_without_autoscaling_the_deployment_keeps_its_replicas() -> None:
+    import yaml
+
+    from tradewise_ops.core.config import parse_config
+
+    doc = yaml.safe_load(data_path("tradewise.yaml").read_text(encoding="utf-8"))
+    doc["environments"]["staging"]["components"]["api"] = {"autoscaling": None, "replicas": 4}
+    config = parse_config(doc, environ={})
+    objects = render_environment(config, "staging", tag=TAG)
+    assert by(objects, "Deployment", "tradewise-api-deployment")["spec"]["replicas"] == 4
+    hpas = [o["metadata"]["name"] for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert hpas == ["tradewise-worker-hpa"]
+    assert by(objects, "PodDisruptionBudget", "tradewise-api-pdb")["spec"]["maxUnavailable"] == 1
+    assert validate(objects, "1.37", require_pinned=False) == []
