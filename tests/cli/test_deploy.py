@@ -391,3 +391,22 @@ def test_cluster_gone_mid_wait_exits_3(emulator: Emulator, kubeconfig: Path) -> 
     result = run("deploy", "staging", "--tag", "v1", "--timeout", "30s")
     assert result.exit_code == 3, result.stderr
     assert "keeps dropping" in result.stderr or "cannot reach" in result.stderr
+
+
+def test_atomic_first_deploy_has_nothing_to_roll_back_to(cluster: Emulator) -> None:
+    cluster.controllers.fail_images["broken"] = "ImagePullBackOff"
+    result = run("deploy", "staging", "--tag", "broken", "--atomic")
+    assert result.exit_code == 1
+    assert "--atomic could not roll back" in result.stderr
+    assert releases(cluster) == {1: "failed"}
+
+
+def test_rollback_in_prod_asks_first(cluster: Emulator) -> None:
+    for tag in ("v1", "v2"):
+        assert run("deploy", "prod", "--tag", tag, "--yes").exit_code == 0
+    refused = run("rollback", "prod")
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert image_of(cluster, API).endswith(":v2")
+    ok = run("rollback", "prod", "--yes", "-o", "json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["tag"] == "v1"
+    assert image_of(cluster, API).endswith(":v1")
