@@ -16,7 +16,7 @@ from app import metrics
 from app.openapi import openapi_document
 from app.providers import ProviderError, ProviderUnavailableError, UnknownSymbolError
 from app.service import AnalysisService
-from app.symbols import SYMBOL_HELP, InvalidSymbolError, normalize_symbol
+from app.symbols import SYMBOL_HELP, SYMBOL_RE, InvalidSymbolError, normalize_symbol
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -93,16 +93,17 @@ def stock_analysis() -> Response:
     if service.settings.inject_latency_ms:
         time.sleep(service.settings.inject_latency_ms / 1000.0)
     raw = request.args.get("symbol")
-    try:
-        symbol = normalize_symbol(raw)
-    except InvalidSymbolError as exc:
-        code = "missing_symbol" if raw is None or not raw.strip() else "invalid_symbol"
-        raise ApiError(400, code, str(exc)) from None
+    if raw is not None and SYMBOL_RE.match(raw):  # the common case: already normalised
+        symbol = raw
+    else:
+        try:
+            symbol = normalize_symbol(raw)
+        except InvalidSymbolError as exc:
+            code = "missing_symbol" if raw is None or not raw.strip() else "invalid_symbol"
+            raise ApiError(400, code, str(exc)) from None
     payload = service.cached(symbol)
-    if payload is not None:
-        response = Response(payload, mimetype=JSON)
-        response.headers["X-Cache"] = "HIT"
-        return response
+    if payload is not None:  # the hot path: one Redis GET, the stored bytes as they are
+        return Response(payload, headers=[("Content-Type", JSON), ("X-Cache", "HIT")])
     try:
         computed = service.compute_and_store(symbol, strict=False)
     except UnknownSymbolError:

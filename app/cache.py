@@ -23,9 +23,7 @@ class AnalysisCache:
     def __init__(self, url: str, ttl_seconds: int, retry_seconds: float = 2.0) -> None:
         self.ttl = ttl_seconds
         self.retry_seconds = retry_seconds
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
-        )
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._down_until = 0.0
         self._last_error: str | None = None
         self._lock = threading.Lock()
