@@ -185,3 +185,46 @@ def test_app_metrics_become_load_samples() -> None:
     # p95 of 100 requests, 50 under 0.1 s and 50 between 0.1 and 1 s: 0.1 + 0.9 * 45/50
     assert sample.p95_ms == pytest.approx(910.0)
     assert app_load_sample(None, scrape).rps is None
+
+
+def test_an_expired_watch_relists_and_objects_deleted_meanwhile_leave_the_view(
+    emulator: Emulator, gateway: KubeGateway
+) -> None:
+    driver = Driver(emulator)
+    driver.baseline()
+    session = MonitorSession()
+    watcher = ClusterWatcher(gateway, session)
+    watcher.prime()
+    # the pods' watch is cut after its first event; resuming fails a few times (with backoff),
+    # long enough for its resourceVersion to be compacted away: the resume gets 410 Gone
+    pods = r"/namespaces/tradewise-ai/pods$"
+    emulator.drop_watch(pods, after_events=1)
+    emulator.fail_next("GET", pods, 503, count=3, watch=True)
+    watcher.start(30)
+    try:
+        driver.wait_watching()
+        driver.write(pod("api-0", ready=False, restarts=1))
+        driver.delete("Pod", "api-2")
+        driver.write(pod("api-5"))
+        emulator.store.compact()
+        wait_until(
+            lambda: (
+                "api-2" not in session.builder.view.pods
+                and "api-5" in session.builder.view.pods
+                and session.builder.view.pods["api-0"].restarts == 1
+            ),
+            timeout=15,
+            what="the re-listed pods",
+        )
+        driver.write(pod("api-6", ready=False))  # and the watch goes on after the re-list
+        wait_until(lambda: "api-6" in session.builder.view.pods, what="a pod after the re-list")
+    finally:
+        watcher.stop()
+    assert watcher.error is None
+    assert sorted(session.builder.view.pods) == ["api-0", "api-1", "api-5", "api-6"]
+    gone = [r for r in session.records() if isinstance(r, PodSample) and r.deleted]
+    assert [r.name for r in gone] == ["api-2"]
+    # the deletion was never an event: prime, the watch's start, the gateway's re-list after
+    # 410 Gone, and the monitor's own list that found api-2 missing
+    pod_lists = [r for r in emulator.requests_matching("GET", pods) if not r.watch]
+    assert len(pod_lists) == 4

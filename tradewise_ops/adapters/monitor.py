@@ -116,6 +116,8 @@ class ClusterWatcher:
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._objects: dict[tuple[str, str], dict[str, Any]] = {}  # the last of each object
+        self._relisting: set[str] = set()  # kinds being re-listed after a 410 Gone
 
     def prime(self) -> None:
         """List what exists now, Events last (as history: they start no scale-up).
@@ -125,7 +127,40 @@ class ClusterWatcher:
         for kind in WATCHED_KINDS:
             items, _ = self.gateway.list_with_version(kind)
             for obj in items:
+                self._remember(kind, "ADDED", obj)
                 self.session.observe(kind, "ADDED", obj, listed=kind == "Event")
+
+    def _remember(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        if kind == "Event":
+            return
+        if event_type == "DELETED":
+            self._objects.pop((kind, name), None)
+        else:
+            self._objects[(kind, name)] = obj
+
+    def _handle(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        """One watch event.
+
+        After a 410 Gone the gateway re-lists a kind and sends it as SYNC events; what was
+        deleted while the watch was away is in no event. So, at the first SYNC of a kind, one list
+        of that kind says which of the objects we know are gone.
+        """
+        if event_type == "SYNC":
+            if kind not in self._relisting and kind != "Event":
+                self._relisting.add(kind)
+                self._drop_vanished(kind)
+        else:
+            self._relisting.discard(kind)
+        self._remember(kind, event_type, obj)
+        self.session.observe(kind, "MODIFIED" if event_type == "SYNC" else event_type, obj)
+
+    def _drop_vanished(self, kind: str) -> None:
+        names = {str((o.get("metadata") or {}).get("name", "")) for o in self.gateway.list(kind)}
+        for (k, name), obj in list(self._objects.items()):
+            if k == kind and name not in names:
+                del self._objects[(k, name)]
+                self.session.observe(kind, "DELETED", obj)
 
     def run(self, seconds: float, stop: threading.Event | None = None) -> None:
         """Watch until ``seconds`` have passed or ``stop`` is set; Ctrl-C propagates.
@@ -140,9 +175,7 @@ class ClusterWatcher:
             if remaining <= 0.05:
                 return
             for event in self.gateway.watch(WATCHED_KINDS, None, remaining, stop=stop):
-                kind = event.kind
-                etype = "MODIFIED" if event.type == "SYNC" else event.type
-                self.session.observe(kind, etype, event.obj)
+                self._handle(event.kind, event.type, event.obj)
                 if time.monotonic() >= deadline:
                     return
 
