@@ -126,3 +126,41 @@ def test_performance_test_with_monitor(
     ]
     page = (out / "monitor.html").read_text(encoding="utf-8")
     assert "Requests per second" in page and "No scale-up seen." in page
+
+
+def test_a_cluster_lost_during_the_load_keeps_the_load_tests_result(
+    api: ApiServer, emulator: Emulator, kubeconfig: Path, tmp_path: Path
+) -> None:
+    driver = Driver(emulator)
+    driver.baseline()
+
+    def play() -> None:
+        driver.wait_watching(timeout=20)
+        driver.scale_up(GAP)
+        emulator.stop()
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    result = CliRunner().invoke(
+        app,
+        [
+            "load-test",
+            "5",
+            "3",
+            "/api/health",
+            "--host",
+            api.url,
+            "--monitor",
+            "-e",
+            "staging",
+            "-o",
+            "json",
+        ],
+    )
+    thread.join(10)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["total"]["requests"] > 0
+    assert data["monitor"]["interrupted"] is True
+    assert len(data["monitor"]["scale_ups"]) == 1
+    assert "monitoring stopped before the load did" in result.stderr

@@ -16,7 +16,7 @@ import typer
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData, Terminal
 from tradewise_ops.core.config import Environment
-from tradewise_ops.errors import GoalMissedError, UnreachableError
+from tradewise_ops.errors import GoalMissedError, TradewiseError, UnreachableError
 
 DEFAULT_SECONDS = "300"
 RECORD_OPTION = typer.Option(
@@ -383,6 +383,9 @@ class LoadMonitor:
             if not interrupted:
                 time.sleep(SETTLE_SECONDS)
             self.mon.stop()
+        except TradewiseError as exc:  # the load test's result still counts
+            self.state.terminal.warn(f"monitoring stopped before the load did: {exc.message}")
+            interrupted = True
         finally:
             self.mon.close()
         report = self.report_dir / "monitor.html" if self.report_dir is not None else None
