@@ -32,10 +32,13 @@ COPY README.md tradewise.yaml /src/
 COPY templates /src/templates
 COPY tradewise_ops /src/tradewise_ops
 COPY app /src/app
+# then trim: pip itself, and the kubernetes client's asyncio half and bytecode (the client is
+# there for the scaling CronJobs' `tradewise scale traffic`; about 100 MB less)
 # hadolint ignore=SC2046
 RUN /opt/venv/bin/pip install $(cat /src/pip-options) --no-deps /src \
     && /opt/venv/bin/pip uninstall --yes pip \
-    && find /opt/venv -name '*.pyc' -path '*/pip/*' -delete
+    && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio \
+    && find /opt/venv/lib -path '*/site-packages/kubernetes/*' -name __pycache__ -prune -exec rm -rf {} +
 
 FROM ${BASE_IMAGE} AS runtime
 RUN groupadd --gid 1000 tradewise \

@@ -73,21 +73,29 @@ class _StepLog:
 # --------------------------------------------------------------------------------------------
 # what the images install
 # --------------------------------------------------------------------------------------------
-def image_requirements(pyproject: Path) -> list[str]:
-    """The service's runtime requirements: ``[project.optional-dependencies].service``.
+IMAGE_EXTRAS = {"api": "service", "worker": "worker-image"}
 
-    The Dockerfiles install exactly this list (plus the project itself, without dependencies).
+
+def image_requirements(pyproject: Path, component: str | None = None) -> list[str]:
+    """What an image installs: ``[project.optional-dependencies]`` ``service`` (API image) or
+    ``worker-image`` (worker image); both lists (deduplicated) when ``component`` is None.
+
+    The Dockerfiles install exactly that list (plus the project itself, without dependencies).
     """
     import tomllib
 
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    try:
-        return [str(r) for r in data["project"]["optional-dependencies"]["service"]]
-    except KeyError:
-        raise BadInputError(
-            f"{pyproject} has no [project.optional-dependencies] service list: "
-            "the images install that list"
-        ) from None
+    extras = data.get("project", {}).get("optional-dependencies", {})
+    wanted = [IMAGE_EXTRAS[component]] if component else list(IMAGE_EXTRAS.values())
+    reqs: list[str] = []
+    for extra in wanted:
+        if extra not in extras:
+            raise BadInputError(
+                f"{pyproject} has no [project.optional-dependencies] {extra} list: "
+                "the images install that list"
+            )
+        reqs.extend(str(r) for r in extras[extra] if str(r) not in reqs)
+    return reqs
 
 
 def build_requirements(pyproject: Path) -> list[str]:
