@@ -105,18 +105,14 @@ def start_api(workdir: Path, inject_ms: int = 0) -> tuple[subprocess.Popen[bytes
     raise SystemExit("tradewise-api did not start")
 
 
-def run_tradewise(url: str, seconds: int, users: int, endpoint: str, *extra: str) -> dict:
-    cpu0, t0 = children_cpu(), time.monotonic()
-    out = subprocess.run(
-        [str(BIN / "tradewise"), "load-test", str(seconds), str(users), endpoint, "--host", url,
-         "--spawn-rate", str(users * 10), "--p95", "60000", "--max-error-rate", "1", "-o", "json",
-         *extra],
-        capture_output=True, text=True, timeout=seconds + 60,
-    )  # fmt: skip
-    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
-    if out.returncode != 0:
-        raise SystemExit(f"tradewise load-test failed ({out.returncode}): {out.stderr[-2000:]}")
-    report = json.loads(out.stdout)
+def tradewise_cmd(url: str, seconds: int, users: int, endpoint: str, *extra: str) -> list[str]:
+    return [str(BIN / "tradewise"), "load-test", str(seconds), str(users), endpoint, "--host", url,
+            "--spawn-rate", str(users * 10), "--p95", "60000", "--max-error-rate", "1", "-o",
+            "json", *extra]  # fmt: skip
+
+
+def tradewise_numbers(stdout: str) -> dict:
+    report = json.loads(stdout)
     return {
         "rps": report["total"]["rps"],
         "requests": report["total"]["requests"],
@@ -124,8 +120,43 @@ def run_tradewise(url: str, seconds: int, users: int, endpoint: str, *extra: str
         "p95": report["total"]["p95_ms"],
         "p99": report["total"]["p99_ms"],
         "child_cpu_percent": report["generator"]["cpu_percent"],
-        "tree_cpu_s": round(cpu, 2),
-        "wall_s": round(wall, 2),
+    }
+
+
+def run_tradewise(url: str, seconds: int, users: int, endpoint: str, *extra: str) -> dict:
+    cpu0, t0 = children_cpu(), time.monotonic()
+    out = subprocess.run(
+        tradewise_cmd(url, seconds, users, endpoint, *extra),
+        capture_output=True, text=True, timeout=seconds + 60,
+    )  # fmt: skip
+    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
+    if out.returncode != 0:
+        raise SystemExit(f"tradewise load-test failed ({out.returncode}): {out.stderr[-2000:]}")
+    return {**tradewise_numbers(out.stdout), "tree_cpu_s": round(cpu, 2), "wall_s": round(wall, 2)}
+
+
+def locust_cmd(url: str, seconds: int, users: int, workdir: Path, prefix: Path) -> list[str]:
+    locustfile = workdir / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE)
+    return [str(BIN / "locust"), "-f", str(locustfile), "--headless", "-u", str(users), "-r",
+            str(users * 10), "-t", f"{seconds}s", "--host", url, "--csv", str(prefix),
+            "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]  # fmt: skip
+
+
+def locust_env(path: str, users: int, rate: float | None) -> dict[str, str]:
+    return dict(os.environ, BENCH_PATH=path, BENCH_PER_USER_RATE=str(rate / users if rate else 0))
+
+
+def locust_numbers(prefix: Path) -> dict:
+    with open(f"{prefix}_stats.csv") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    return {
+        # Locust's own Requests/s: requests over the time load ran (its -t clock starts before
+        # the load does, about 1 s here), as tradewise's rps is requests over its load time
+        "rps": round(float(row["Requests/s"]), 2),
+        "requests": int(row["Request Count"]),
+        "p50": float(row["50%"]),
+        "p95": float(row["95%"]),
     }
 
 
@@ -137,32 +168,59 @@ def run_locust(
     path: str = "/api/health",
     rate: float | None = None,
 ) -> dict:
-    locustfile = workdir / "locustfile.py"
-    locustfile.write_text(LOCUSTFILE)
     prefix = workdir / "plain"
     cpu0, t0 = children_cpu(), time.monotonic()
     out = subprocess.run(
-        [str(BIN / "locust"), "-f", str(locustfile), "--headless", "-u", str(users), "-r",
-         str(users * 10), "-t", f"{seconds}s", "--host", url, "--csv", str(prefix),
-         "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"],
-        capture_output=True, text=True, timeout=seconds + 60,
-        env=dict(os.environ, BENCH_PATH=path, BENCH_PER_USER_RATE=str(rate / users if rate else 0)),
+        locust_cmd(url, seconds, users, workdir, prefix),
+        capture_output=True, text=True, timeout=seconds + 60, env=locust_env(path, users, rate),
     )  # fmt: skip
     wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
     if out.returncode != 0:
         raise SystemExit(f"locust failed ({out.returncode}): {out.stderr[-2000:]}")
-    with open(f"{prefix}_stats.csv") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    return {
-        # Locust's own Requests/s: requests over the time load ran (its -t clock starts before
-        # the load does, about 1 s here), as tradewise's rps is requests over its load time
-        "rps": round(float(row["Requests/s"]), 2),
-        "requests": int(row["Request Count"]),
-        "p50": float(row["50%"]),
-        "p95": float(row["95%"]),
-        "tree_cpu_s": round(cpu, 2),
-        "wall_s": round(wall, 2),
-    }
+    return {**locust_numbers(prefix), "tree_cpu_s": round(cpu, 2), "wall_s": round(wall, 2)}
+
+
+def run_side_by_side(url: str, seconds: int, users: int, workdir: Path) -> tuple[dict, dict]:
+    """Both generators at once against the same server, so the same noise hits both.
+
+    Each one's requests are counted over the seconds both were loading: tradewise's per-interval
+    report against Locust's per-second ``--csv-full-history``.
+    """
+    prefix = workdir / "side"
+    tw = subprocess.Popen(
+        tradewise_cmd(url, seconds + 4, users, "/api/health"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lo = subprocess.Popen(
+        [*locust_cmd(url, seconds + 4, users, workdir, prefix), "--csv-full-history"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=locust_env("/api/health", users, None),
+    )  # fmt: skip
+    tw_out, tw_err = tw.communicate(timeout=seconds + 60)
+    lo.communicate(timeout=seconds + 60)
+    if tw.returncode != 0 or lo.returncode != 0:
+        raise SystemExit(f"side-by-side run failed: {tw_err[-2000:]}")
+    report = json.loads(tw_out)
+    t0 = report["started_at"]
+    tw_points = [(t0 + r["second"], r["requests"]) for r in report["intervals"]]
+    with open(f"{prefix}_stats_history.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["Name"] == "Aggregated"]
+    lo_points = [(float(r["Timestamp"]), int(r["Total Request Count"])) for r in rows]
+    lo_points = [p for p in lo_points if p[1] > 0]
+    # the window both loaded in: from the later first sample to the earlier last one
+    start = max(tw_points[0][0], lo_points[0][0])
+    end = min(tw_points[-1][0], lo_points[-1][0])
+    if end - start < 1:
+        raise SystemExit("the two runs did not overlap")
+    tw_count = sum(n for t, n in tw_points if start < t <= end)
+    tw_span = max(t for t, _ in tw_points if t <= end) - max(t for t, _ in tw_points if t <= start)
+    lo_in = [(t, n) for t, n in lo_points if start <= t <= end]
+    lo_count = lo_in[-1][1] - lo_in[0][1]
+    lo_span = lo_in[-1][0] - lo_in[0][0]
+    return (
+        {"rps": round(tw_count / tw_span, 1), "window_s": round(tw_span, 2)},
+        {"rps": round(lo_count / lo_span, 1), "window_s": round(lo_span, 2)},
+    )
 
 
 def run_wrk(
@@ -234,6 +292,18 @@ def main() -> int:
                 "(locust) per run"
             )
 
+            side_tw, side_lo = [], []
+            for i in range(args.rounds):
+                tw_r, lo_r = run_side_by_side(url, args.seconds, args.users, workdir)
+                side_tw.append(tw_r["rps"])
+                side_lo.append(lo_r["rps"])
+                print(f"  side-by-side {i + 1}: tradewise {tw_r} locust {lo_r}")
+            ratios = [a / b for a, b in zip(side_tw, side_lo, strict=True)]
+            print(
+                f"side by side (both at once, {args.users} users each, same server): tradewise "
+                f"{statistics.median(side_tw):.0f} req/s, locust {statistics.median(side_lo):.0f} "
+                f"req/s, median ratio {statistics.median(ratios):.3f} (target >= 0.9)"
+            )
             slow, slow_url = start_api(workdir / "slow", inject_ms=100)
             cases = [
                 ("/api/health", url, "/api/health", args.rate),
