@@ -10,9 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from tradewise_ops.cli.main import app
-from tradewise_ops.resources import data_path
 
-CONFIG = str(data_path("tradewise.yaml"))
+# the frozen copy the golden files are rendered from
+CONFIG = str(Path(__file__).parents[1] / "core" / "golden" / "tradewise.yaml")
 
 
 @pytest.fixture(autouse=True)

@@ -62,9 +62,16 @@ def test_render_works_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> No
     templates_dir, root = where.stdout.split()
     assert templates_dir == str(site / "tradewise_ops" / "_data" / "k8s")
     assert root == "None"
+    golden = ["--config", str(GOLDEN / "tradewise.yaml")]
     done = subprocess.run(
-        [sys.executable, "-m", "tradewise_ops", "render", "prod", "--tag", "v1.2.3"],
+        [sys.executable, "-m", "tradewise_ops", *golden, "render", "prod", "--tag", "v1.2.3"],
         cwd=work, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == (GOLDEN / "prod.yaml").read_text(encoding="utf-8")
+    embedded = subprocess.run(
+        [sys.executable, "-m", "tradewise_ops", "lint", "--all"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert embedded.returncode == 0, embedded.stderr
+    assert "staging, prod:" in embedded.stderr
