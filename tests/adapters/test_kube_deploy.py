@@ -171,3 +171,20 @@ def test_sigint_during_apply_lists_what_was_applied(emulator: Emulator, kubeconf
     assert "interrupted during apply" in err
     assert "StatefulSet/postgres" in err.split("not applied")[0]  # applied before the API
     assert f"Deployment/{API}" in err.split("not applied")[1]
+
+
+def test_a_workload_deleted_mid_wait_fails_it(gw: KubeGateway, emulator: Emulator) -> None:
+    objects = [o for o in _rendered("v1") if o["kind"] in ("Namespace", "Deployment")]
+    answers = [gw.apply(o) for o in objects]
+    workloads = [a for a in answers if a["kind"] == "Deployment"]
+
+    def someone_else() -> None:
+        time.sleep(0.2)
+        emulator.store.delete(emulator.resource("Deployment"), NS, API)
+
+    threading.Thread(target=someone_else).start()
+    start = time.monotonic()
+    outcome = wait_for_rollout(gw, workloads, timeout=10)
+    assert not outcome.ok and time.monotonic() - start < 5
+    failure = outcome.state.failures[0]
+    assert (failure.name, failure.failure) == (API, "Deleted")

@@ -115,3 +115,10 @@ def test_evaluate_and_rows() -> None:
     assert not state.done and not state.failed
     rows = summary_rows(state)
     assert rows[0][1] == "3/3" and rows[1][4] == "waiting: 1/3 ready"
+
+
+def test_a_deleted_workload_is_a_failure() -> None:
+    gone = _deployment()
+    gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status = workload_status(gone)
+    assert status.failure == "Deleted" and not status.done

@@ -174,9 +174,10 @@ class Controllers:
         else:
             status["currentReplicas"] = desired
             status["updateRevision"] = status["currentRevision"] = template_hash(obj)
+        written = self._write_status(obj, status)
         if ready:
-            self.ready_at[(ns, name)] = time.monotonic()
-        return self._write_status(obj, status)
+            self.ready_at[(ns, name)] = time.monotonic()  # when the ready status was stored
+        return written
 
     def fail_pods(
         self,

@@ -222,11 +222,17 @@ def wait_for_rollout(
         for event in stream:
             key = (event.kind, event.name)
             if event.kind in WORKLOAD_KINDS:
-                if key not in state or event.type == "DELETED":
+                if key not in state:
                     continue
-                if event.type != "SYNC" and _rv(event.obj) < _rv(state[key]):
-                    continue  # older than what we hold (replayed from before our apply)
-                state[key] = event.obj
+                if event.type == "DELETED":  # someone deleted it mid-rollout: it cannot finish
+                    gone = dict(event.obj)
+                    gone["metadata"] = {
+                        **(gone.get("metadata") or {}),
+                        "deletionTimestamp": "deleted",
+                    }
+                    state[key] = gone
+                elif event.type == "SYNC" or _rv(event.obj) >= _rv(state[key]):
+                    state[key] = event.obj  # (older ones were replayed from before our apply)
             elif event.kind == "Pod":
                 if event.type == "DELETED":
                     pods.pop(event.name, None)

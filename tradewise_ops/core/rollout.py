@@ -197,7 +197,9 @@ def workload_status(
             done = False
     failure = pod_name = None
     message = ""
-    if observed >= generation:
+    if meta.get("deletionTimestamp"):
+        failure, message = "Deleted", f"{kind} {meta.get('name')} was deleted during the rollout"
+    elif observed >= generation:
         for cond in status.get("conditions") or []:
             if cond.get("type") == "Progressing" and cond.get("reason") == (
                 "ProgressDeadlineExceeded"
