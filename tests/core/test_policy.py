@@ -243,3 +243,24 @@ def test_label_selectors() -> None:
     assert label_selector_matches(
         {"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, labels
     )
+
+
+@pytest.mark.parametrize("version", ["1.27", "1.37"])
+def test_schema_check_agrees_with_kubernetes_validate(good: Objects, version: str) -> None:
+    """Our use of kubernetes-validate's strict schemas gives its own verdict, object by object."""
+    import kubernetes_validate
+
+    builtin = [o for o in good if not o["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert len(builtin) >= 30
+    for obj in builtin:
+        kubernetes_validate.validate(obj, version, strict=True)  # raises on an invalid object
+    assert schema_findings(builtin, version) == []
+    bad = copy.deepcopy(api(good))
+    first(bad)["bogus"] = 1
+    first(bad)["ports"][0]["containerPort"] = "eight thousand"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, version, strict=True)
+    assert {f.path for f in schema_findings([bad], version)} == {
+        "spec.template.spec.containers[0]",
+        "spec.template.spec.containers[0].ports[0].containerPort",
+    }
