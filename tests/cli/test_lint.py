@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tradewise_ops.cli.main import app
+from tradewise_ops.core.validate import newest_version
 
 # the frozen copy the golden files are rendered from
 CONFIG = str(Path(__file__).parents[1] / "core" / "golden" / "tradewise.yaml")
@@ -80,7 +81,7 @@ def test_all_with_an_environment_is_bad_input() -> None:
 def test_unsupported_version_is_bad_input() -> None:
     result = run("lint", "staging", "--k8s-version", "1.24")
     assert result.exit_code == 2
-    assert "use one of 1.27 to 1.37" in result.stderr
+    assert f"use one of 1.27 to {newest_version()}" in result.stderr
 
 
 def test_findings_exit_1_and_name_object_path_and_rule(bad_config: str) -> None:
