@@ -103,7 +103,8 @@ def workers(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
 @pytest.fixture
 def producer(worker_env: dict[str, str]) -> Iterator[Celery]:
     """The test's side of the queue: the same Celery app, built from the same environment."""
-    overrides = {k: v for k, v in worker_env.items() if k.isupper() and k not in os.environ}
+    keys = ("REDIS_URL", "CELERY_RESULT_BACKEND", "DATABASE_URL", "CELERY_VISIBILITY_TIMEOUT")
+    overrides = {k: worker_env[k] for k in keys}
     flask_app = create_app(overrides)
     yield flask_app.extensions["celery"]
     flask_app.extensions["tradewise"].close()
@@ -254,7 +255,7 @@ def test_schedule_warms_before_the_open_and_refreshes_in_session(
 ) -> None:
     settings = Settings.from_env({"TRADEWISE_REFRESH_MINUTES": "15"})
     schedule = beat_schedule(settings)
-    flask_app = create_app({k: v for k, v in worker_env.items() if k.isupper()})
+    flask_app = create_app({k: worker_env[k] for k in ("REDIS_URL", "DATABASE_URL")})
     celery = flask_app.extensions["celery"]
     assert celery.conf.timezone == "America/New_York"
     assert celery.conf.worker_prefetch_multiplier == 1
