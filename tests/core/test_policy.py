@@ -264,3 +264,20 @@ def test_schema_check_agrees_with_kubernetes_validate(good: Objects, version: st
         "spec.template.spec.containers[0]",
         "spec.template.spec.containers[0].ports[0].containerPort",
     }
+
+
+def test_the_crd_schemas_are_valid_json_schemas() -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    import tradewise_ops.core.schemas as schemas
+
+    files = sorted(Path(schemas.__file__).parent.glob("*.json"))
+    assert [f.name for f in files] == [
+        "prometheusrule-monitoring-v1.json",
+        "servicemonitor-monitoring-v1.json",
+    ]
+    for path in files:
+        Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
