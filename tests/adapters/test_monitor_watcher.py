@@ -17,7 +17,9 @@ from tradewise_ops.adapters.monitor import ClusterWatcher, MonitorSession, parse
 from tradewise_ops.core.timeline import (
     PASS,
     AppScrape,
+    DeploymentSample,
     EventRecord,
+    HpaSample,
     PodSample,
     analyze,
     app_load_sample,
@@ -88,6 +90,18 @@ def test_a_scale_up_a_scale_down_and_a_pod_failure_are_timed(
     assert recovery.seconds == pytest.approx(GAP, abs=TOLERANCE)
     assert result.verdict == PASS
 
+    # the recorded timeline: every HPA status change, in order, with its metric against target
+    hpas = [
+        (r.current, r.desired, r.metrics[0].value)
+        for r in session.records()
+        if isinstance(r, HpaSample)
+    ]
+    assert hpas == [(3, 3, 40), (3, 3, 85), (3, 5, 90), (5, 5, 20), (5, 3, 20)]
+    assert all(r.metrics[0].target == 70 for r in session.records() if isinstance(r, HpaSample))
+    deployments = [
+        (r.desired, r.ready) for r in session.records() if isinstance(r, DeploymentSample)
+    ]
+    assert deployments == [(3, 3), (5, 3), (5, 5), (3, 5), (3, 3), (3, 2), (3, 3)]
     reasons = [e.reason for e in session.builder.events if not e.listed]
     assert reasons.count("SuccessfulRescale") == 2 and "OOMKilling" in reasons
 
