@@ -3,13 +3,15 @@
 Each round starts a fresh Kubernetes API emulator (``tests/k8s_emulator``, real HTTP on loopback)
 whose auto controller makes every workload ready ``--delay`` s after each change, then runs:
 
-- ``tradewise deploy staging --tag v1`` (first deploy) and ``--tag v2`` (an upgrade), in-process;
+- ``tradewise deploy staging --tag v1`` (first deploy) and ``--tag v2`` (an upgrade), in this
+  process (until the command returns; the client shares the interpreter with the emulator and its
+  controller) and in their own process (until the process exits, as a user sees it);
 - the baseline, on another fresh emulator: ``kubectl apply --server-side -f`` of the same rendered
   manifests, then ``kubectl rollout status`` of every Deployment and StatefulSet (as ``deploy.sh``
   would), if kubectl is on PATH.
 
 It counts the requests the emulator served during each (watches separately), and the delay between
-the last workload turning ready (the emulator's clock) and the command returning.
+the last workload turning ready (its status stored in the emulator) and the command returning.
 
     .venv/bin/python bench/deploy_requests.py [--rounds 3] [--delay 0.05] [--strict]
 
@@ -43,43 +45,53 @@ def _counts(emu: Emulator, since: int) -> tuple[int, int]:
     return sum(1 for r in reqs if not r.watch), sum(1 for r in reqs if r.watch)
 
 
-def tradewise_round(delay: float, workdir: Path) -> list[dict[str, Any]]:
-    """Two deploys (first, upgrade) through the CLI, in-process."""
+def _deploy(emu: Emulator, kc: Path, tag: str, own_process: bool) -> tuple[dict, float]:
+    """Run one deploy; its JSON document and when it returned (monotonic)."""
     import json
 
-    from typer.testing import CliRunner
+    args = ["--config", str(ROOT / "tradewise.yaml"), "deploy", "staging", "--tag", tag]
+    args += ["-o", "json"]
+    if own_process:
+        env = {**os.environ, "KUBECONFIG": str(kc), "NO_COLOR": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "tradewise_ops", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        returned = time.monotonic()
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    else:
+        from typer.testing import CliRunner
 
-    from tradewise_ops.cli.main import app
+        from tradewise_ops.cli.main import app
 
+        os.environ["KUBECONFIG"] = str(kc)
+        result = CliRunner().invoke(app, args)
+        returned = time.monotonic()
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    if code != 0:
+        raise SystemExit(f"deploy failed: {err}")
+    return json.loads(out), returned
+
+
+def tradewise_round(delay: float, workdir: Path, own_process: bool) -> list[dict[str, Any]]:
+    """Two deploys (first, upgrade), in this process or in their own (until the process exits)."""
     out = []
+    how = "own process, until exit" if own_process else "in-process, until return"
     with Emulator(namespaces=("default",)) as emu:
-        os.environ["KUBECONFIG"] = str(emu.write_kubeconfig(workdir / "kc-tw", ("staging",)))
+        kc = emu.write_kubeconfig(workdir / "kc-tw", ("staging",))
         emu.controllers.auto(delay=delay)
         for label, tag in (("first deploy", "v1"), ("upgrade", "v2")):
             emu.controllers.ready_at.clear()
             before = len(emu.requests)
             start = time.monotonic()
-            result = CliRunner().invoke(
-                app,
-                [
-                    "--config",
-                    str(ROOT / "tradewise.yaml"),
-                    "deploy",
-                    "staging",
-                    "--tag",
-                    tag,
-                    "-o",
-                    "json",
-                ],
-            )
-            returned = time.monotonic()
-            if result.exit_code != 0:
-                raise SystemExit(f"deploy failed: {result.stderr}")
-            doc = json.loads(result.stdout)
+            doc, returned = _deploy(emu, kc, tag, own_process)
             plain, watches = _counts(emu, before)
             out.append(
                 {
-                    "what": f"tradewise {label}",
+                    "what": f"tradewise {label} ({how})",
                     "objects": doc["applied"],
                     "requests": plain,
                     "watches": watches,
@@ -161,8 +173,9 @@ def main() -> int:
     rows: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
-            for row in tradewise_round(args.delay, Path(tmp)):
-                rows.setdefault(row["what"], []).append(row)
+            for own in (False, True):
+                for row in tradewise_round(args.delay, Path(tmp), own):
+                    rows.setdefault(row["what"], []).append(row)
             base = kubectl_round(args.delay, Path(tmp))
             if base is not None:
                 rows.setdefault(base["what"], []).append(base)
