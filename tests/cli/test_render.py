@@ -137,3 +137,14 @@ def test_a_config_error_exits_2_naming_file_key_and_value(tmp_path: Path) -> Non
         "expected at most autoscaling.max (3)"
     ) in result.stderr
     assert result.stdout == ""
+
+
+def test_namespace_override_moves_every_object() -> None:
+    result = run("--namespace", "tw-blue", "render", "staging", "--tag", "v1.2.3")
+    assert result.exit_code == 0, result.stderr
+    objects = list(yaml.safe_load_all(result.stdout))
+    assert objects[0]["kind"] == "Namespace" and objects[0]["metadata"]["name"] == "tw-blue"
+    assert {o["metadata"].get("namespace") for o in objects[1:]} == {"tw-blue"}
+    assert 'namespace="tw-blue"' in result.stdout  # alerts and dashboards too
+    assert 'namespace="tradewise-ai"' not in result.stdout
+    assert "namespace: tradewise-ai" not in result.stdout
