@@ -12,6 +12,7 @@ from tests.core.timeline_objects import (
     API,
     API_HPA,
     WORKER,
+    WORKER_HPA,
     deployment,
     event,
     hpa,
@@ -596,3 +597,45 @@ def test_the_rendered_hpas_are_read_with_every_metric_against_its_target() -> No
     }
     queue = {m.name: m for m in hpa_record(worker, T0).metrics}["tradewise_task_queue_length"]
     assert (queue.kind, queue.value, queue.target, queue.above) == ("External", 3, 5, False)
+
+
+def test_the_autoscalers_own_latency_and_queue_metrics_raise_the_seed_warnings() -> None:
+    s = Script()
+    s.at(0, "HorizontalPodAutoscaler", hpa(cpu=40, p95="300", p95_target="500"), "ADDED")
+    s.at(5, "HorizontalPodAutoscaler", hpa(cpu=40, p95="620", p95_target="500"))  # ms
+    worker: dict[str, Any] = {
+        "metadata": {"name": WORKER_HPA},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": WORKER},
+            "minReplicas": 2,
+            "maxReplicas": 10,
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {"name": "tradewise_task_queue_length"},
+                        "target": {"type": "AverageValue", "averageValue": "5"},
+                    },
+                }
+            ],
+        },
+        "status": {
+            "currentReplicas": 2,
+            "desiredReplicas": 2,
+            "currentMetrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {"name": "tradewise_task_queue_length"},
+                        "current": {"averageValue": "30"},
+                    },
+                }
+            ],
+        },
+    }
+    s.at(6, "HorizontalPodAutoscaler", worker, "ADDED")
+    codes = [(w.t - T0, w.code) for w in s.builder.warnings]
+    assert codes == [(5, "p95"), (6, "queue-backlog")]
+    assert "620 ms" in s.builder.warnings[0].message
+    assert "backlog 60 tasks" in s.builder.warnings[1].message  # 30 per worker, 2 workers
+    assert [w.code for w in s.analyze().warnings] == ["p95", "queue-backlog"]

@@ -79,6 +79,7 @@ class MetricValue:
     value: float | None
     target: float | None
     unit: str = ""
+    per_pod: bool = False  # an average per pod (averageValue), not a total
 
     @property
     def above(self) -> bool | None:
@@ -424,6 +425,7 @@ def _hpa_metrics(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[Me
                 value=quantity(current.get(key)),
                 target=quantity(target.get(key)),
                 unit=unit,
+                per_pod=key == "averageValue",
             )
         )
     return tuple(out)
@@ -621,6 +623,8 @@ class WarningDetector:
                     record.queue > ALERT_QUEUE_BACKLOG,
                     f"queue backlog {record.queue} tasks is above {ALERT_QUEUE_BACKLOG}",
                 )
+        elif isinstance(record, HpaSample) and not record.deleted:
+            self._hpa_metrics(out, record)
         elif isinstance(record, PodSample):
             before = self._last_restarts.get(record.name)
             if record.deleted:
@@ -641,6 +645,33 @@ class WarningDetector:
                 + (f", last: {record.last_termination}" if record.last_termination else ""),
             )
         return out
+
+    def _hpa_metrics(self, out: list[WarningRecord], hpa: HpaSample) -> None:
+        """The autoscaler's own latency and queue metrics, when it has them (names say which)."""
+        for m in hpa.metrics:
+            if m.value is None:
+                continue
+            name = m.name.lower()
+            if "p95" in name:
+                ms = m.value * 1000.0 if "second" in name else m.value
+                self._check(
+                    out,
+                    hpa.t,
+                    f"p95:{hpa.name}",
+                    ms > ALERT_P95_MS,
+                    f"p95 response time {ms:.0f} ms is above {ALERT_P95_MS:.0f} ms"
+                    f" ({hpa.name} metric {m.name})",
+                )
+            elif "queue" in name:
+                backlog = m.value * max(hpa.current, 1) if m.per_pod else m.value
+                self._check(
+                    out,
+                    hpa.t,
+                    f"queue-backlog:{hpa.name}",
+                    backlog > ALERT_QUEUE_BACKLOG,
+                    f"queue backlog {backlog:.0f} tasks is above {ALERT_QUEUE_BACKLOG}"
+                    f" ({hpa.name} metric {m.name})",
+                )
 
     def _check(self, out: list[WarningRecord], t: float, key: str, on: bool, message: str) -> None:
         if on and key not in self._active:
