@@ -639,3 +639,13 @@ def test_the_autoscalers_own_latency_and_queue_metrics_raise_the_seed_warnings()
     assert "620 ms" in s.builder.warnings[0].message
     assert "backlog 60 tasks" in s.builder.warnings[1].message  # 30 per worker, 2 workers
     assert [w.code for w in s.analyze().warnings] == ["p95", "queue-backlog"]
+
+
+def test_a_copied_view_does_not_follow_later_records() -> None:
+    s = Script()
+    s.start()
+    snapshot = s.builder.view.copy()
+    s.at(5, "Pod", pod("api-0"), "DELETED")
+    s.at(6, "HorizontalPodAutoscaler", hpa(desired=6, cpu=90))
+    assert (snapshot.ready(API), snapshot.desired(API)) == (3, 3)
+    assert (s.builder.view.ready(API), s.builder.view.desired(API)) == (2, 6)

@@ -79,9 +79,7 @@ class MonitorSession:
     def snapshot(self) -> tuple[ClusterView, list[EventRecord], list[WarningRecord]]:
         """The current view, events and warnings (copies, safe to read outside the lock)."""
         with self.lock:
-            view = ClusterView()
-            for record in self.builder.records:
-                view.apply(record)
+            view = self.builder.view.copy()
             return view, list(self.builder.events), list(self.builder.warnings)
 
     def records(self) -> list[Record]:

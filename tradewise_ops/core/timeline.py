@@ -529,6 +529,17 @@ class ClusterView:
         elif isinstance(record, LoadSample):
             self.load = record
 
+    def copy(self) -> ClusterView:
+        """A copy that later records do not change (records themselves are immutable)."""
+        other = ClusterView()
+        other.hpas = dict(self.hpas)
+        other.deployments = dict(self.deployments)
+        other.pods = dict(self.pods)
+        other.processes = dict(self.processes)
+        other.load = self.load
+        other._seen_pods_of = set(self._seen_pods_of)
+        return other
+
     def owner(self, pod: PodSample) -> str | None:
         """The Deployment a pod belongs to: its ReplicaSet's owner, else a matching selector."""
         if pod.deployment:
