@@ -180,14 +180,14 @@ def main() -> int:
             if base is not None:
                 rows.setdefault(base["what"], []).append(base)
     print(
-        f"{'what':34} {'objects':>7} {'requests':>8} {'watches':>7} {'per obj':>7} "
+        f"{'what':52} {'objects':>7} {'requests':>8} {'watches':>7} {'per obj':>7} "
         f"{'ready->return':>13} {'total':>7}"
     )
     missed = []
     for what, runs in rows.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "what"}
         print(
-            f"{what:34} {med['objects']:7.0f} {med['requests']:8.0f} {med['watches']:7.0f} "
+            f"{what:52} {med['objects']:7.0f} {med['requests']:8.0f} {med['watches']:7.0f} "
             f"{med['per_object']:7.2f} {med['ready_to_return'] * 1000:11.0f}ms "
             f"{med['seconds']:6.2f}s"
         )
