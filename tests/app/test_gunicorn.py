@@ -91,8 +91,10 @@ def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
     base = api_server.url
     health = _hammer(base + "/api/health", 200)
     assert health == [200] * 200
-    analyses = _hammer(base + "/api/stock-analysis?symbol=AAPL", 60)
-    assert analyses == [200] * 60
+    first = httpx.get(base + "/api/stock-analysis?symbol=AAPL", timeout=30)
+    assert first.status_code == 200 and first.headers["X-Cache"] == "MISS"
+    analyses = _hammer(base + "/api/stock-analysis?symbol=AAPL", 59)
+    assert analyses == [200] * 59
     assert _hammer(base + "/api/stock-analysis?symbol=1X", 5) == [400] * 5
 
     # both workers answered and wrote their own files
@@ -101,20 +103,18 @@ def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
 
     stats = httpx.get(base + "/api/performance/stats", timeout=10).json()
     assert stats["multiprocess"] is True
-    # 1 readiness probe of the fixture's health wait may have landed: count exactly what we sent
+    # the fixture's start-up probes hit /api/health too, so health counts are ">="
     assert stats["requests"]["by_endpoint"]["stock_analysis"] == 65
     assert stats["requests"]["by_endpoint"]["health"] >= 200
-    assert stats["cache"]["hits"] + stats["cache"]["misses"] == 60
-    assert stats["cache"]["misses"] >= 1
-    assert stats["cache"]["hits"] >= 58  # at most one miss per worker racing the first fill
+    assert stats["cache"]["misses"] == 1
+    assert stats["cache"]["hits"] == 59
     assert stats["task_queue_length"] == 0
 
     text = httpx.get(base + "/metrics", timeout=10).text
     assert _metric(text, "flask_request_total", endpoint="stock_analysis", status="200") == 60
     assert _metric(text, "flask_request_total", endpoint="stock_analysis", status="400") == 5
     assert _metric(text, "flask_request_duration_seconds_count", endpoint="stock_analysis") == 65
-    hit_rate = _metric(text, "tradewise_cache_hit_rate")
-    assert hit_rate == pytest.approx(stats["cache"]["hits"] / 60, abs=1e-6)
+    assert _metric(text, "tradewise_cache_hit_rate") == pytest.approx(59 / 60, abs=1e-6)
     assert "tradewise_task_queue_length 0.0" in text
     assert _metric(text, "flask_request_exceptions_total", endpoint="stock_analysis") == 0
     assert 'flask_request_exceptions_total{endpoint="stock_analysis",method="GET"}' in text
