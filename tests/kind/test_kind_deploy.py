@@ -9,8 +9,10 @@ token without rights), an unreachable cluster.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +113,9 @@ def test_rbac_forbidden(kind: dict[str, Any], tmp_path: Path) -> None:
     kc.write_text(json.dumps(view))
     result = subprocess.run(
         [
-            str(Path(shutil.which("tradewise") or "tradewise")),
+            sys.executable,
+            "-m",
+            "tradewise_ops",
             "--config",
             kind["config"],
             "deploy",
@@ -119,7 +123,7 @@ def test_rbac_forbidden(kind: dict[str, Any], tmp_path: Path) -> None:
             "--tag",
             kind["tag"],
         ],
-        env={"KUBECONFIG": str(kc), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "KUBECONFIG": str(kc)},
         capture_output=True,
         text=True,
         timeout=120,

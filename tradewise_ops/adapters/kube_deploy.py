@@ -312,13 +312,15 @@ class Deployer:
         timeout: float = 300.0,
         atomic: bool = False,
         strict: bool = False,
+        releases: Sequence[Release] | None = None,
     ) -> DeployOutcome:
         """Plan, apply in order (server-side apply), prune, record, and wait for the rollout.
 
         ``atomic``: when the wait fails, roll back to the previous healthy release (and wait).
         Ctrl-C records the release as failed and raises ``AbortedError`` saying what was applied.
+        ``releases``: the history, when the caller has just read it.
         """
-        releases = self.records.list()
+        releases = self.records.list() if releases is None else releases
         plan = self.plan(rendered, tag, strict=strict, releases=releases)
         for item in plan.skipped:
             self._warn(f"skipping {item.ref}: {item.reason}")

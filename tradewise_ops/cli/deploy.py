@@ -154,7 +154,14 @@ def deploy(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
     outcome = deployer.deploy(
-        rendered, tag, cause, wait=wait, timeout=seconds, atomic=atomic, strict=strict
+        rendered,
+        tag,
+        cause,
+        wait=wait,
+        timeout=seconds,
+        atomic=atomic,
+        strict=strict,
+        releases=releases,
     )
     _show_outcome(state, outcome)
 
