@@ -125,11 +125,15 @@ def performance_stats() -> Response:
     """Cache hit rate, request counts, latency percentiles and queue length, across workers."""
     service = _service()
     families = metrics.collect(service.probe)
-    by_name = {family.name: family for family in families}
+    by_name = {family.name: family.samples for family in families}
+
+    def samples(name: str) -> list[Any]:
+        return list(by_name.get(name, []))  # absent until its first value in multiprocess mode
+
     requests_by_endpoint: dict[str, float] = {}
     requests_by_status: dict[str, float] = {}
     total = 0.0
-    for sample in by_name["flask_request"].samples:
+    for sample in samples("flask_request"):
         if not sample.name.endswith("_total"):
             continue
         endpoint = sample.labels["endpoint"]
@@ -139,7 +143,7 @@ def performance_stats() -> Response:
         total += sample.value
     all_buckets: dict[float, float] = {}
     analysis_buckets: dict[float, float] = {}
-    for sample in by_name["flask_request_duration_seconds"].samples:
+    for sample in samples("flask_request_duration_seconds"):
         if not sample.name.endswith("_bucket"):
             continue
         bound = float(sample.labels["le"])
@@ -147,15 +151,15 @@ def performance_stats() -> Response:
         if sample.labels["endpoint"] == "stock_analysis":
             analysis_buckets[bound] = analysis_buckets.get(bound, 0.0) + sample.value
     hits = misses = 0.0
-    for sample in by_name["tradewise_cache_lookups"].samples:
+    for sample in samples("tradewise_cache_lookups"):
         if sample.name.endswith("_total"):
             if sample.labels["result"] == "hit":
                 hits += sample.value
             elif sample.labels["result"] == "miss":
                 misses += sample.value
-    queue = by_name["tradewise_task_queue_length"].samples[0].value
-    redis_up = by_name["tradewise_redis_up"].samples[0].value == 1.0
-    db_up = by_name["tradewise_database_up"].samples[0].value == 1.0
+    queue = samples("tradewise_task_queue_length")[0].value
+    redis_up = samples("tradewise_redis_up")[0].value == 1.0
+    db_up = samples("tradewise_database_up")[0].value == 1.0
     body = {
         "requests": {
             "total": int(total),

@@ -89,6 +89,11 @@ def _hammer(url: str, n: int) -> list[int]:
 
 def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
     base = api_server.url
+    # before any analysis was served: stats and metrics answer with zeros, not errors
+    fresh = httpx.get(base + "/api/performance/stats", timeout=10)
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["cache"] == {"hits": 0, "misses": 0, "hit_rate": 0.0, "available": True}
+    assert httpx.get(base + "/metrics", timeout=10).status_code == 200
     health = _hammer(base + "/api/health", 200)
     assert health == [200] * 200
     first = httpx.get(base + "/api/stock-analysis?symbol=AAPL", timeout=30)
@@ -105,6 +110,7 @@ def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
     assert stats["multiprocess"] is True
     # the fixture's start-up probes hit /api/health too, so health counts are ">="
     assert stats["requests"]["by_endpoint"]["stock_analysis"] == 65
+    assert stats["requests"]["by_endpoint"]["performance_stats"] == 1
     assert stats["requests"]["by_endpoint"]["health"] >= 200
     assert stats["cache"]["misses"] == 1
     assert stats["cache"]["hits"] == 59
