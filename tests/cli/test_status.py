@@ -74,9 +74,16 @@ def test_status_without_releases(emulator: Emulator, kubeconfig: Path) -> None:
     assert doc["release"] is None and doc["workloads"] == [] and doc["healthy"] is False
 
 
-def test_status_of_a_local_environment_is_refused() -> None:
-    result = run("status", "local")
-    assert result.exit_code == 2 and "Kubernetes environment" in result.stderr
+def test_status_of_a_local_environment_lists_its_processes(tmp_path: Path) -> None:
+    raw = yaml.safe_load(Path(CONFIG).read_text())
+    raw["environments"]["local"]["local"]["state_dir"] = str(tmp_path / "state")
+    config = tmp_path / "tradewise.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = run("status", "local", "-o", "json", config=str(config))
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["kind"], doc["processes"], doc["healthy"]) == ("local", [], False)
+    assert run("history", "local").exit_code == 2  # release records are a cluster thing
 
 
 # -- maintenance -------------------------------------------------------------------------------

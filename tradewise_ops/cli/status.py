@@ -30,6 +30,9 @@ def status(
 
     state = get_state(ctx)
     env = state.environment(env_name)
+    if not env.is_kubernetes:
+        _local_status(state, env)
+        return
     gw = kube_gateway(state, env)
     releases = ReleaseStore(gw, env.name, env.namespace).list()
     running = rel.current(releases)
@@ -104,6 +107,33 @@ def status(
         )
     for e in data["warnings"]:
         term.warn(f"{e['object']}: {e['reason']}: {e['message']}")
+
+
+def _local_status(state: Any, env: Any) -> None:
+    """``status`` of a ``local``/``compose`` environment: its processes (containers)."""
+    import dataclasses
+
+    from tradewise_ops.adapters.local import stack_for
+
+    infos = stack_for(env).status()
+    data = {
+        "environment": env.name,
+        "kind": env.kind,
+        "url": env.target_url,
+        "healthy": bool(infos) and all(i.state == "running" for i in infos),
+        "processes": [dataclasses.asdict(i) for i in infos],
+    }
+    if not infos:
+        state.terminal.result(data, f"{env.name}: nothing is running (tradewise local up)")
+        return
+    state.terminal.result(
+        data,
+        TableData(
+            ["NAME", "COMPONENT", "PID", "STATE", "PORT", "DETAIL"],
+            [[i.name, i.component, i.pid, i.state, i.port, i.detail] for i in infos],
+            title=f"{env.name} ({env.kind}) at {env.target_url}",
+        ),
+    )
 
 
 def _hpa(h: dict[str, Any]) -> dict[str, Any]:
