@@ -93,7 +93,7 @@ def stock_analysis() -> Response:
     if service.settings.inject_latency_ms:
         time.sleep(service.settings.inject_latency_ms / 1000.0)
     raw = request.args.get("symbol")
-    if raw is not None and SYMBOL_RE.match(raw):  # the common case: already normalised
+    if raw is not None and SYMBOL_RE.fullmatch(raw):  # the common case: already normalised
         symbol = raw
     else:
         try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.symbols import parse_symbol_list
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_POPULAR = (
     "AAPL,MSFT,GOOGL,AMZN,NVDA,META,TSLA,JPM,V,JNJ,WMT,PG,MA,UNH,HD,XOM,KO,PEP,NFLX,AMD,SPY,QQQ"
@@ -81,8 +83,6 @@ class Settings:
             raise ConfigError(
                 "MARKET_DATA_URL", "", "an http(s) URL when MARKET_DATA_PROVIDER=http"
             )
-        from app.symbols import parse_symbol_list
-
         try:
             popular = parse_symbol_list(env.get("TRADEWISE_POPULAR_SYMBOLS", DEFAULT_POPULAR))
         except ValueError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+SYMBOL_RE = re.compile(r"[A-Z][A-Z0-9.\-]{0,9}")  # use .fullmatch (``$`` would allow "A\n")
 SYMBOL_HELP = (
     "a symbol is 1-10 characters: letters, digits, '.' or '-', starting with a letter "
     "(for example AAPL or BRK.B)"
@@ -38,7 +38,7 @@ def normalize_symbol(raw: str | None) -> str:
     if raw is None or not raw.strip():
         raise InvalidSymbolError(f"missing symbol: {SYMBOL_HELP}")
     symbol = raw.strip().upper()
-    if not SYMBOL_RE.match(symbol):
+    if not SYMBOL_RE.fullmatch(symbol):
         shown = raw if len(raw) <= 40 else raw[:40] + "..."
         raise InvalidSymbolError(f"malformed symbol {shown!r}: {SYMBOL_HELP}")
     return symbol

@@ -132,6 +132,7 @@ def test_storing_twice_upserts_one_row(make_app: AppFactory, database_url: str) 
         ("?symbol=1ABC", 400, "invalid_symbol"),
         ("?symbol=TOOLONGSYMBOL", 400, "invalid_symbol"),
         ("?symbol=A%20B", 400, "invalid_symbol"),
+        ("?symbol=MSFT%0AX", 400, "invalid_symbol"),
         ("?symbol=ZZZZ", 404, "unknown_symbol"),
     ],
 )

@@ -19,14 +19,16 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("AAPL", "AAPL"), ("aapl", "AAPL"), (" msft ", "MSFT"), ("BRK.B", "BRK.B"),
-     ("BF-B", "BF-B"), ("A", "A"), ("ABCDEFGHIJ", "ABCDEFGHIJ"), ("x1", "X1")],
+     ("BF-B", "BF-B"), ("A", "A"), ("ABCDEFGHIJ", "ABCDEFGHIJ"), ("x1", "X1"),
+     ("AAPL\n", "AAPL")],
 )  # fmt: skip
 def test_valid_symbols_are_normalised(raw: str, expected: str) -> None:
     assert normalize_symbol(raw) == expected
 
 
 @pytest.mark.parametrize(
-    "raw", ["", "   ", "1ABC", ".A", "ABCDEFGHIJK", "AA PL", "AAPL;", "A$", "ÄPPL", "-X", None]
+    "raw",
+    ["", "   ", "1ABC", ".A", "ABCDEFGHIJK", "AA PL", "AAPL;", "A$", "ÄPPL", "-X", "A\nB", None],
 )
 def test_malformed_symbols_say_what_a_symbol_looks_like(raw: str | None) -> None:
     with pytest.raises(InvalidSymbolError) as info:
