@@ -191,7 +191,7 @@ def test_in_cluster_dry_run_prints_the_jobs() -> None:
     assert kinds == ["ConfigMap", "Service", "Job", "Job"]
     assert objects[3]["spec"]["parallelism"] == 3
     spec = json.loads(objects[0]["data"]["spec.json"])
-    assert spec["host"] == "https://staging.tradewise.example.com"
+    assert spec["host"] == "http://tradewise-api-service.tradewise-ai.svc"  # the Service, inside
 
 
 def test_in_cluster_needs_a_kubernetes_environment() -> None:
