@@ -35,21 +35,32 @@ def main(argv: list[str]) -> int:
     prefix = Path(argv[0])
     exit_file = prefix.with_name(prefix.name + ".exit")
     exit_file.unlink(missing_ok=True)
+    child: subprocess.Popen[bytes] | None = None
+    early: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if child is None:  # before the child exists: remember, act once it does
+            early.append(signum)
+            return
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    # handlers first, so a TERM that comes while the child starts is not lost (an orphan)
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    if any(s in (signal.SIGTERM, signal.SIGINT) for s in early):
+        exit_file.write_text(f"{-signal.SIGTERM}\n")
+        return 128 + signal.SIGTERM
     try:
         child = subprocess.Popen(argv[2:], start_new_session=True)
     except OSError as exc:
         print(f"cannot start {argv[2]}: {exc}", file=sys.stderr)
         exit_file.write_text("127\n")
         return 127
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            child.send_signal(signum)
-        except ProcessLookupError:
-            pass
-
-    for signum in FORWARDED:
-        signal.signal(signum, forward)
+    for pending in early:
+        child.send_signal(pending)
     pid_file = prefix.with_name(prefix.name + ".pid")
     partial = pid_file.with_name(pid_file.name + ".partial")
     partial.write_text(f"{child.pid}\n")

@@ -79,6 +79,24 @@ def redis_server_binary() -> str | None:
     )
 
 
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold SIGINT for the duration (main thread only); raise KeyboardInterrupt after, if any."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 class LocalStack:
     """The local process stack of one environment (kind ``local``)."""
 
@@ -230,6 +248,16 @@ class LocalStack:
 
     # -- start / stop one ----------------------------------------------------------------------
     def _start(self, spec: _Spec, state: dict[str, Any]) -> None:
+        # Ctrl-C between the fork and the record would leave a process nobody stops: hold it
+        with _interrupt_deferred():
+            self._spawn(spec, state)
+        deadline = time.monotonic() + 10
+        while self._pid(spec.name) is None and time.monotonic() < deadline:
+            if not pid_alive(state["processes"][spec.name]["supervisor"]):
+                break
+            time.sleep(0.02)
+
+    def _spawn(self, spec: _Spec, state: dict[str, Any]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for suffix in (".pid", ".exit"):
@@ -263,17 +291,17 @@ class LocalStack:
             "log": str(log_path),
             "started_at": time.time(),
         }
-        deadline = time.monotonic() + 10
-        while self._pid(spec.name) is None and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
+        self._write_state(state)
 
     def _stop(self, name: str, entry: dict[str, Any], grace: float) -> None:
         """TERM the process (via its supervisor), KILL its group after ``grace`` seconds."""
         sup = int(entry.get("supervisor") or 0)
-        child = self._pid(name)
         sup_ok = pid_alive(sup) and _SUPERVISOR in command_line(sup, limit=10_000)
+        child = self._pid(name)
+        deadline = time.monotonic() + 5
+        while sup_ok and child is None and time.monotonic() < deadline and pid_alive(sup):
+            time.sleep(0.02)  # a supervisor that is starting its child: learn the child's pid
+            child = self._pid(name)
         targets = [p for p in (child if pid_alive(child) else None, sup if sup_ok else None) if p]
         # the supervisor forwards TERM to its child; a child without one gets it directly
         if targets:
@@ -343,8 +371,8 @@ class LocalStack:
                     self.progress(
                         f"starting {name}" + (f" on port {spec.port}" if spec.port else "")
                     )
+                    result.started.append(name)  # before the start: Ctrl-C may come mid-way
                     self._start(spec, state)
-                    result.started.append(name)
                     self._write_state(state)
                     if name == "redis":
                         self._wait_redis(state)
