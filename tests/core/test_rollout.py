@@ -57,7 +57,7 @@ def test_done_only_when_all_counts_match_at_the_new_generation() -> None:
     assert not workload_status(_deployment(available=2)).done
     assert not workload_status(_deployment(total=4)).done  # an old pod still terminating
     assert "old pods" in workload_status(_deployment(total=4)).state
-    assert workload_status(_deployment(observed=1)).state.startswith("waiting: controller")
+    assert workload_status(_deployment(observed=1)).state == "waiting: new spec not observed yet"
 
 
 def test_desired_is_the_live_replicas() -> None:

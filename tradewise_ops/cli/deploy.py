@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.adapters.kube_deploy import Deployer, DeployOutcome
     from tradewise_ops.core.plan import DeployPlan
+    from tradewise_ops.core.rollout import WorkloadStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +77,63 @@ def render_checked(
     return objects
 
 
-def deployer_for(state: State, env: Environment, gw: KubeGateway) -> Deployer:
+class LiveProgress:
+    """Per-workload progress on stderr: a refreshing table on a terminal, else one line per change.
+
+    Use as a context manager around the deploy so the live table is always closed.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.term = state.terminal
+        self.rows: dict[tuple[str, str], WorkloadStatus] = {}
+        self._live: Any = None
+
+    def __call__(self, status: WorkloadStatus) -> None:
+        if not self.term.interactive or self.term.machine_output:
+            self.term.info("  " + status.line())
+            return
+        self.rows[(status.kind, status.name)] = status
+        if self._live is None:
+            from rich.live import Live
+
+            self._live = Live(console=self.term.err, refresh_per_second=8, transient=True)
+            self._live.start()
+        self._live.update(self._table())
+
+    def _table(self) -> Any:
+        from tradewise_ops.cli.terminal import render_table
+
+        return render_table(
+            TableData(
+                ["WORKLOAD", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS"],
+                [
+                    [
+                        f"{w.kind}/{w.name}",
+                        f"{w.ready}/{w.desired}",
+                        w.updated,
+                        w.available,
+                        w.state,
+                    ]
+                    for w in self.rows.values()
+                ],
+            )
+        )
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __enter__(self) -> LiveProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def deployer_for(
+    state: State, env: Environment, gw: KubeGateway, progress: LiveProgress | None = None
+) -> Deployer:
     """A ``Deployer`` that reports its steps and live progress on stderr."""
     from tradewise_ops.adapters.kube_deploy import Deployer
 
@@ -87,7 +144,7 @@ def deployer_for(state: State, env: Environment, gw: KubeGateway) -> Deployer:
         namespace=env.namespace,
         user=os.environ.get("USER") or gw.user or "unknown",
         on_step=term.step,
-        on_progress=lambda w: term.info("  " + w.line()),
+        on_progress=progress if progress is not None else LiveProgress(state),
         on_warning=term.warn,
     )
 
@@ -131,7 +188,8 @@ def deploy(
         return
     term = state.terminal
     gw = kube_gateway(state, env)
-    deployer = deployer_for(state, env, gw)
+    progress = LiveProgress(state)
+    deployer = deployer_for(state, env, gw, progress)
     releases = deployer.records.list()
     if tag is None:
         from tradewise_ops.core.release import current
@@ -153,16 +211,17 @@ def deploy(
     cause = change_cause or " ".join(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
-    outcome = deployer.deploy(
-        rendered,
-        tag,
-        cause,
-        wait=wait,
-        timeout=seconds,
-        atomic=atomic,
-        strict=strict,
-        releases=releases,
-    )
+    with progress:
+        outcome = deployer.deploy(
+            rendered,
+            tag,
+            cause,
+            wait=wait,
+            timeout=seconds,
+            atomic=atomic,
+            strict=strict,
+            releases=releases,
+        )
     _show_outcome(state, outcome)
 
 
@@ -265,11 +324,13 @@ def rollback(
     env = state.environment(env_name)
     seconds = parse_duration(timeout, what="--timeout")
     gw = kube_gateway(state, env)
-    deployer = deployer_for(state, env, gw)
+    progress = LiveProgress(state)
+    deployer = deployer_for(state, env, gw, progress)
     target = rollback_target(deployer.records.list(), to_revision)
     state.confirm(env, f"roll back to revision {target.revision} ({target.tag or 'latest'})")
     state.terminal.step(f"rolling back {env.name} to revision {target.revision} ({target.tag})")
-    outcome = deployer.rollback_to(target, wait=wait, timeout=seconds)
+    with progress:
+        outcome = deployer.rollback_to(target, wait=wait, timeout=seconds)
     _show_outcome(state, outcome)
 
 

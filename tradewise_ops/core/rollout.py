@@ -55,7 +55,7 @@ class WorkloadStatus:
         if self.done:
             return "ready"
         if self.observed < self.generation:
-            return "waiting: controller has not seen the new spec"
+            return "waiting: new spec not observed yet"
         if self.updated < self.desired:
             return f"waiting: {self.updated}/{self.desired} updated"
         if self.total > self.updated:
