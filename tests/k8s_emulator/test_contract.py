@@ -347,3 +347,15 @@ def test_kubectl_apply_get_scale_watch(kubeconfig: Path, emulator: Emulator) -> 
     )
     assert watched.returncode in (0, 1)  # ends when the watch times out; no events yet
     assert watched.stdout.strip() == ""
+
+
+def test_kubectl_replace_with_a_stale_version_gets_409(
+    kubeconfig: Path, emulator: Emulator
+) -> None:
+    first = emulator.put(_deployment())
+    emulator.put({**_deployment(), "spec": {**_deployment()["spec"], "replicas": 2}})
+    stale = json.dumps({**first, "spec": {**first["spec"], "replicas": 7}})
+    replaced = _kubectl(kubeconfig, "replace", "--validate=false", "-f", "-", stdin=stale)
+    assert replaced.returncode != 0
+    assert "the object has been modified" in replaced.stderr
+    assert emulator.get("Deployment", NS, "web")["spec"]["replicas"] == 2  # type: ignore[index]
