@@ -410,3 +410,13 @@ def test_rollback_in_prod_asks_first(cluster: Emulator) -> None:
     ok = run("rollback", "prod", "--yes", "-o", "json")
     assert ok.exit_code == 0 and json.loads(ok.stdout)["tag"] == "v1"
     assert image_of(cluster, API).endswith(":v1")
+
+
+def test_lost_answers_to_writes_are_retried_safely(cluster: Emulator) -> None:
+    # the server did the write, the client never heard: the retry must not break the deploy
+    cluster.fail_next("POST", "/secrets$", 0, after_processing=True)
+    cluster.fail_next("PATCH", f"/deployments/{API}$", 0, after_processing=True)
+    result = run("deploy", "staging", "--tag", "v1")
+    assert result.exit_code == 0, result.stderr
+    assert releases(cluster) == {1: "deployed"}
+    assert len(cluster.requests_matching("POST", "/secrets$")) == 2

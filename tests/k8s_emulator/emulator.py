@@ -160,12 +160,22 @@ class Emulator:
         *,
         message: str = "",
         watch: bool | None = None,
+        after_processing: bool = False,
     ) -> Fault:
         """The next ``count`` requests ``METHOD`` on a path matching regex ``path`` get ``status``.
 
-        ``status=0`` drops the connection without an answer.
+        ``status=0`` drops the connection without an answer; with ``after_processing`` the
+        request is carried out first (the answer is lost, the change is not).
         """
-        fault = Fault(method.upper(), path, status, count, message=message, watch=watch)
+        fault = Fault(
+            method.upper(),
+            path,
+            status,
+            count,
+            message=message,
+            watch=watch,
+            after_processing=after_processing,
+        )
         with self.lock:
             self.faults.append(fault)
         return fault

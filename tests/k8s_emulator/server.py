@@ -41,6 +41,7 @@ class Fault:
     watch: bool | None = None
     after_events: int = 0
     delay: float = 0.0  # > 0: answer normally, but only after this many seconds
+    after_processing: bool = False  # status 0: do the request, then drop the answer
     hits: int = 0
 
     def matches(self, method: str, path: str, is_watch: bool) -> bool:
@@ -121,6 +122,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
             fault = None
+        if fault is not None and fault.after_processing and not is_watch:
+            with contextlib.suppress(ApiError):
+                emu.check_rbac(method, path, query, is_watch)
+                self._route(method, path, query, raw, ctype, record, None)
+            record.status = 0
+            self._drop()  # the change happened; the client never hears of it
+            return
         try:
             if fault is not None and not (is_watch and fault.after_events):
                 record.status = fault.status

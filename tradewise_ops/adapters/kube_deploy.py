@@ -48,9 +48,13 @@ class ReleaseStore:
     def create(self, release: Release) -> None:
         """Store a new release record; ``ConflictError`` when that revision exists (another
         deploy of the environment got there first: the record doubles as a lock)."""
+        secret = rel.to_secret(release)
         try:
-            self.gw.create(rel.to_secret(release))
+            self.gw.create(secret)
         except ConflictError:
+            existing = self.gw.find("Secret", secret["metadata"]["name"], namespace=self.namespace)
+            if existing is not None and existing.get("data") == secret["data"]:
+                return  # our own create, retried after its answer was lost
             raise ConflictError(
                 f"revision {release.revision} of {self.environment} was recorded by someone else "
                 "meanwhile: another deploy or rollback is running; try again when it is done"
