@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -139,3 +140,43 @@ def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
     assert _hammer(base + "/api/stock-analysis?symbol=AAPL", 10) == [200] * 10
     text_after = httpx.get(base + "/metrics", timeout=10).text
     assert _metric(text_after, "flask_request_total", endpoint="stock_analysis", status="200") == 70
+
+
+def _up(base_url: str) -> bool:
+    try:
+        return httpx.get(base_url + "/api/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_api_makes_and_removes_its_own_multiprocess_dir(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+        "REDIS_URL": redis_url,
+        "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [str(BIN / "tradewise-api")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(
+            lambda: _up(f"http://127.0.0.1:{port}") or proc.poll() is not None,
+            timeout=30,
+            what="tradewise-api",
+        )
+        assert proc.poll() is None
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+        tmp = Path(tempfile.gettempdir())
+        # the worker's metric files are in a fresh dir that tradewise-api made
+        dirs = [p.parent for p in tmp.glob(f"tradewise-prometheus-*/*_{children[0]}.db")]
+        assert len(set(dirs)) == 1, dirs
+        prom = dirs[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert not prom.exists()
