@@ -122,7 +122,12 @@ def _check_api() -> int:
 
 def _check_heartbeat() -> int:
     path = Path(os.environ.get("TRADEWISE_HEARTBEAT_FILE", "") or "/tmp/tradewise-heartbeat")
-    max_age = float(os.environ.get("TRADEWISE_HEARTBEAT_MAX_AGE", "30"))
+    raw_age = os.environ.get("TRADEWISE_HEARTBEAT_MAX_AGE", "").strip() or "30"
+    try:
+        max_age = float(raw_age)
+    except ValueError:
+        print(f"invalid TRADEWISE_HEARTBEAT_MAX_AGE={raw_age!r}: expected seconds", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         age = time.time() - path.stat().st_mtime
     except OSError:

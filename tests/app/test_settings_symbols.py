@@ -134,5 +134,7 @@ def test_healthcheck_usage_and_stale_heartbeat(tmp_path: Path) -> None:
     os.utime(beat, (0, 0))
     stale = _run("tradewise-healthcheck", env, "precompute")
     assert stale.returncode == 1 and "old" in stale.stderr
+    bad = _run("tradewise-healthcheck", {**env, "TRADEWISE_HEARTBEAT_MAX_AGE": "soon"}, "worker")
+    assert bad.returncode == 2 and "TRADEWISE_HEARTBEAT_MAX_AGE" in bad.stderr
     closed = _run("tradewise-healthcheck", {"BIND": "127.0.0.1:1"}, "api")
     assert closed.returncode == 1
