@@ -40,30 +40,56 @@ from tradewise_ops.core.loadreport import EndpointCounts, compact_summary
 FLUSH_SECONDS = 0.25  # how often a worker sends its samples to the master
 
 
-class _Aggregator:
-    """Per-endpoint counts since the last ``take``."""
+class _Clock:
+    """When the load started and the first interval not yet reported."""
 
-    def __init__(self) -> None:
-        self.pending: dict[str, EndpointCounts] = {}
+    def __init__(self, t0: float, next: int) -> None:
+        self.t0 = t0
+        self.next = next
+
+
+class _Aggregator:
+    """Per-endpoint counts in time buckets (``bucket(completion time)``) until taken."""
+
+    def __init__(self, bucket: Callable[[float], int]) -> None:
+        self.bucket = bucket
+        self.pending: dict[int, dict[str, EndpointCounts]] = {}
+
+    def _counts(self, key: int, name: str) -> EndpointCounts:
+        per_name = self.pending.setdefault(key, {})
+        counts = per_name.get(name)
+        if counts is None:
+            counts = per_name[name] = EndpointCounts()
+        return counts
 
     def add(self, name: str, ms: float, failed: bool) -> None:
-        counts = self.pending.get(name)
-        if counts is None:
-            counts = self.pending[name] = EndpointCounts()
+        counts = self._counts(self.bucket(time.time()), name)
         counts.requests += 1
         if failed:
             counts.failures += 1
         counts.latency.add(ms)
 
-    def merge_wire(self, data: dict[str, Any]) -> None:
-        for name, wire in data.items():
-            counts = self.pending.get(name)
-            if counts is None:
-                counts = self.pending[name] = EndpointCounts()
-            counts.merge(EndpointCounts.from_wire(wire))
+    def merge_wire(self, data: dict[str, dict[str, Any]], when: Callable[[int], float]) -> None:
+        """Add a worker's batch ``{its bucket: {name: counts}}``; ``when`` dates its buckets."""
+        for key, per_name in data.items():
+            mine = self.bucket(when(int(key)))
+            for name, wire in per_name.items():
+                self._counts(mine, name).merge(EndpointCounts.from_wire(wire))
 
-    def take(self) -> dict[str, EndpointCounts]:
-        out, self.pending = self.pending, {}
+    def take(self, key: int) -> dict[str, EndpointCounts]:
+        return self.pending.pop(key, {})
+
+    def take_all(self) -> dict[str, EndpointCounts]:
+        out: dict[str, EndpointCounts] = {}
+        for key in sorted(self.pending):
+            for name, counts in self.pending[key].items():
+                out.setdefault(name, EndpointCounts()).merge(counts)
+        self.pending = {}
+        return out
+
+    def take_wire(self) -> dict[str, dict[str, Any]]:
+        out = {str(k): {n: c.to_wire() for n, c in v.items()} for k, v in self.pending.items()}
+        self.pending = {}
         return out
 
     def listener(self) -> Callable[..., None]:
@@ -78,6 +104,16 @@ class _Aggregator:
             self.add(name, response_time or 0.0, exception is not None)
 
         return on_request
+
+
+def _sub_bucket(t: float) -> int:
+    """A worker's bucket of a sample: its completion time in flush periods."""
+    return int(t / FLUSH_SECONDS)
+
+
+def _sub_bucket_time(key: int) -> float:
+    """The middle of a worker bucket, in unix time."""
+    return (key + 0.5) * FLUSH_SECONDS
 
 
 def _emit(message: dict[str, Any]) -> None:
@@ -211,7 +247,14 @@ def run(spec: dict[str, Any]) -> int:
         host=spec["host"],
         stop_timeout=0,
     )
-    agg = _Aggregator()
+    interval = float(spec.get("interval", 1.0))
+    clock = _Clock(t0=time.time(), next=0)  # t0 is set again when the load starts
+
+    def interval_of(t: float) -> int:
+        """The interval a sample completed in; never one already reported."""
+        return max(clock.next, int((t - clock.t0) // interval))
+
+    agg = _Aggregator(interval_of)
     n_workers = int(spec.get("workers", 0))
     worker_procs: list[subprocess.Popen[bytes]] = []
     finals: list[dict[str, Any]] = []
@@ -221,7 +264,8 @@ def run(spec: dict[str, Any]) -> int:
         bind_host, port = external or ("127.0.0.1", _free_port())
         master = env.create_master_runner(bind_host, int(port))
         master.register_message(
-            "tw_samples", lambda environment, msg, **_: agg.merge_wire(msg.data)
+            "tw_samples",
+            lambda environment, msg, **_: agg.merge_wire(msg.data, _sub_bucket_time),
         )
         master.register_message("tw_final", lambda environment, msg, **_: finals.append(msg.data))
         runner = master
@@ -263,62 +307,63 @@ def run(spec: dict[str, Any]) -> int:
 
     if spec.get("lifeline", True):
         gevent.spawn(_lifeline, stop, reasons)
-    interval = float(spec.get("interval", 1.0))
     planned = float(spec["duration"])
+    # with workers, samples reach the master up to a flush period (and a busy master) later:
+    # report each interval a little after it ended, so its samples are in it
+    lag = 4 * FLUSH_SECONDS if n_workers else 0.0
     cpu0 = _cpu_seconds()
-    t0 = time.time()
+    t0 = clock.t0 = time.time()
     _emit({"type": "started", "t0": t0, "workers": n_workers, "pid": os.getpid()})
     if stages:
         runner.start_shape()
     else:
         runner.start(int(spec["users"]), float(spec["spawn_rate"]))
 
-    def emit_interval(index: int, start: float, end: float, users: int | None = None) -> None:
+    totals: dict[str, EndpointCounts] = {}
+
+    def emit_interval(
+        index: int, start: float, end: float, batch: dict[str, EndpointCounts], users: int
+    ) -> None:
         stage = _stage_at(stages, start) if stages else None
+        for name, counts in batch.items():
+            totals.setdefault(name, EndpointCounts()).merge(counts)
         _emit(
             {
                 "type": "interval",
                 "index": index,
                 "start": round(start, 4),
                 "end": round(end, 4),
-                "users": runner.user_count if users is None else users,
+                "users": users,
                 "stage": stage["name"] if stage else None,
-                "endpoints": {name: c.to_wire() for name, c in _keep(agg.take()).items()},
+                "endpoints": {name: c.to_wire() for name, c in batch.items()},
             }
         )
 
-    totals: dict[str, EndpointCounts] = {}
-
-    def _keep(batch: dict[str, EndpointCounts]) -> dict[str, EndpointCounts]:
-        for name, counts in batch.items():
-            totals.setdefault(name, EndpointCounts()).merge(counts)
-        return batch
-
-    index, prev_end = 0, 0.0
     stopped_by = "duration"
     while True:
-        edge = min(t0 + (index + 1) * interval, t0 + planned)
-        stop.wait(timeout=max(0.0, edge - time.time()))
-        now = time.time()
+        index = clock.next
+        end = (index + 1) * interval
+        stop.wait(timeout=max(0.0, min(t0 + end + lag, t0 + planned) - time.time()))
         if stop.is_set():
             stopped_by = reasons[0] if reasons else "signal"
             break
-        if now >= t0 + planned:
+        if time.time() >= t0 + planned or end >= planned:
             break
         if stages and runner.state == locust.runners.STATE_STOPPED:
             stopped_by = "shape"
             break
-        emit_interval(index, prev_end, now - t0)
-        index, prev_end = index + 1, now - t0
+        clock.next = index + 1  # from now on, late samples of `index` go to the next one
+        emit_interval(index, index * interval, end, agg.take(index), runner.user_count)
 
-    stopped_at = time.time() - t0
+    stopped_at = min(time.time() - t0, planned)
     users_at_stop = runner.user_count
     runner.stop()
     if n_workers:
         wait_until = time.time() + 3.0
         while len(finals) < n_workers and time.time() < wait_until:
             gevent.sleep(0.05)
-    emit_interval(index, prev_end, stopped_at, users_at_stop)
+    index = clock.next
+    emit_interval(index, index * interval, stopped_at, agg.take_all(), users_at_stop)
     stats = env.stats
     errors = [
         {"name": e.name, "method": e.method, "error": str(e.error), "occurrences": e.occurrences}
@@ -372,14 +417,14 @@ def run_worker(spec: dict[str, Any], master_host: str, master_port: int) -> int:
     locust.runners.WORKER_REPORT_INTERVAL = 1.0
     env = Environment(user_classes=[_user_class(spec)], host=spec["host"], stop_timeout=0)
     runner = env.create_worker_runner(master_host, master_port)
-    agg = _Aggregator()
+    agg = _Aggregator(_sub_bucket)
     env.events.request.add_listener(agg.listener())
     cpu0 = _cpu_seconds()
 
     def send() -> None:
-        batch = agg.take()
+        batch = agg.take_wire()
         if batch:
-            runner.send_message("tw_samples", {k: v.to_wire() for k, v in batch.items()})
+            runner.send_message("tw_samples", batch)
 
     def flusher() -> None:
         while True:
