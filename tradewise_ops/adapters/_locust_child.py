@@ -310,7 +310,7 @@ def run(spec: dict[str, Any]) -> int:
     planned = float(spec["duration"])
     # with workers, samples reach the master up to a flush period (and a busy master) later:
     # report each interval a little after it ended, so its samples are in it
-    lag = 4 * FLUSH_SECONDS if n_workers else 0.0
+    lag = 2 * FLUSH_SECONDS if n_workers else 0.0
     cpu0 = _cpu_seconds()
     t0 = clock.t0 = time.time()
     _emit({"type": "started", "t0": t0, "workers": n_workers, "pid": os.getpid()})
