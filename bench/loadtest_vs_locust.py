@@ -292,6 +292,22 @@ def main() -> int:
                 "(locust) per run"
             )
 
+            # CPU per request, marginal (a 6 s run minus a 1 s run: start-up cancels out)
+            per_request: dict[str, list[float]] = {"tradewise": [], "locust": []}
+            for _ in range(2):
+                a1, a6 = (run_tradewise(url, n, args.users, "/api/health") for n in (1, 6))
+                b1, b6 = (run_locust(url, n, args.users, workdir) for n in (1, 6))
+                per_request["tradewise"].append(
+                    1000 * (a6["tree_cpu_s"] - a1["tree_cpu_s"]) / (a6["requests"] - a1["requests"])
+                )
+                per_request["locust"].append(
+                    1000 * (b6["tree_cpu_s"] - b1["tree_cpu_s"]) / (b6["requests"] - b1["requests"])
+                )
+            print(
+                "generator CPU per request (marginal, whole process tree): tradewise "
+                f"{statistics.median(per_request['tradewise']):.3f} ms, plain locust "
+                f"{statistics.median(per_request['locust']):.3f} ms"
+            )
             side_tw, side_lo = [], []
             for i in range(args.rounds):
                 tw_r, lo_r = run_side_by_side(url, args.seconds, args.users, workdir)
