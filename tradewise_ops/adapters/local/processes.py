@@ -247,10 +247,12 @@ class LocalStack:
         return ["redis", "api", *[f"worker-{i}" for i in range(1, workers + 1)], "precompute"]
 
     # -- start / stop one ----------------------------------------------------------------------
-    def _start(self, spec: _Spec, state: dict[str, Any]) -> None:
+    def _start(self, spec: _Spec, state: dict[str, Any], wait: bool = True) -> None:
         # Ctrl-C between the fork and the record would leave a process nobody stops: hold it
         with _interrupt_deferred():
             self._spawn(spec, state)
+        if not wait:
+            return
         deadline = time.monotonic() + 10
         while self._pid(spec.name) is None and time.monotonic() < deadline:
             if not pid_alive(state["processes"][spec.name]["supervisor"]):
@@ -355,30 +357,16 @@ class LocalStack:
             state.setdefault("api_processes", self.settings.api_processes)
             state.setdefault("worker_processes", self.settings.worker_processes)
             try:
-                for name in self._wanted(state):
-                    entry = state["processes"].get(name, {})
-                    if self._running(name, entry):
-                        result.already_running.append(name)
-                        continue
-                    if entry:
-                        code = self._exit_code(name)
-                        shown = f" (exited {code})" if code is not None else ""
-                        self.progress(f"{name} is not running{shown}: restarting it")
-                        self._stop(name, entry, grace=2)
-                    spec = self._spec(name, state)
-                    if spec.port is not None:
-                        self._check_port(spec.port, spec.component)
-                    self.progress(
-                        f"starting {name}" + (f" on port {spec.port}" if spec.port else "")
-                    )
-                    result.started.append(name)  # before the start: Ctrl-C may come mid-way
-                    self._start(spec, state)
-                    self._write_state(state)
-                    if name == "redis":
-                        self._wait_redis(state)
+                # Redis and the API first, workers and the scheduler once the API is ready: the
+                # API boots without three other Python processes competing for the cores
+                wanted = self._wanted(state)
+                for name in wanted[:2]:
+                    self._ensure(name, state, result)
+                self._wait_api(state, timeout)
+                later = [n for n in wanted[2:] if self._ensure(n, state, result, wait=False)]
+                self._wait_started(state, later)
                 if not result.started:
                     self.progress(f"the local stack is already up at {self.url}")
-                self._wait_api(state, timeout)
             except KeyboardInterrupt:
                 self._undo(state, result.started)
                 raise AbortedError(
@@ -391,6 +379,41 @@ class LocalStack:
         result.seconds = time.monotonic() - began
         return result
 
+    def _ensure(
+        self, name: str, state: dict[str, Any], result: StackResult, wait: bool = True
+    ) -> bool:
+        """Start ``name`` unless it runs (restarting a crashed one); True when started."""
+        entry = state["processes"].get(name, {})
+        if self._running(name, entry):
+            result.already_running.append(name)
+            return False
+        if entry:
+            code = self._exit_code(name)
+            shown = f" (exited {code})" if code is not None else ""
+            self.progress(f"{name} is not running{shown}: restarting it")
+            self._stop(name, entry, grace=2)
+        spec = self._spec(name, state)
+        if spec.port is not None:
+            self._check_port(spec.port, spec.component)
+        self.progress(f"starting {name}" + (f" on port {spec.port}" if spec.port else ""))
+        result.started.append(name)  # before the start: Ctrl-C may come mid-way
+        self._start(spec, state, wait=wait)
+        if name == "redis":
+            self._wait_redis(state)
+        return True
+
+    def _wait_started(self, state: dict[str, Any], names: list[str], timeout: float = 20) -> None:
+        """Wait until each of ``names`` has its process (a pid file); fail on an early exit."""
+        deadline = time.monotonic() + timeout
+        while any(self._pid(n) is None for n in names):
+            failure = self._failure(state)
+            if failure:
+                raise GoalMissedError(failure)
+            if time.monotonic() > deadline:
+                missing = [n for n in names if self._pid(n) is None]
+                raise GoalMissedError(f"{', '.join(missing)} did not start in {timeout:.0f}s")
+            time.sleep(0.02)
+
     def _undo(self, state: dict[str, Any], names: list[str]) -> None:
         for name in reversed(names):
             entry = state["processes"].pop(name, None)
@@ -400,8 +423,8 @@ class LocalStack:
 
     def _failure(self, state: dict[str, Any]) -> str | None:
         for name, entry in state["processes"].items():
-            if not self._running(name, entry):
-                code = self._exit_code(name)
+            code = self._exit_code(name)
+            if code is not None or not pid_alive(int(entry.get("supervisor") or 0)):
                 log = self.log_dir / f"{name}.log"
                 shown = "exited" + (f" {code}" if code is not None else "")
                 return f"{name} {shown} during start-up; its log ({log}) ends:\n" + "\n".join(
