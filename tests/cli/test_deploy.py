@@ -420,3 +420,128 @@ def test_lost_answers_to_writes_are_retried_safely(cluster: Emulator) -> None:
     assert result.exit_code == 0, result.stderr
     assert releases(cluster) == {1: "deployed"}
     assert len(cluster.requests_matching("POST", "/secrets$")) == 2
+
+
+# -- a traffic profile (tradewise scale) survives deploy and rollback ----------------------------
+API_HPA, WORKER_HPA = "tradewise-api-hpa", "tradewise-worker-hpa"
+PRE = "tradewise-precompute-deployment"
+PROFILE = "tradewise.io/traffic-profile"
+APPLIED_AT = "tradewise.io/traffic-profile-applied-at"
+
+
+def bounds(emu: Emulator, name: str) -> tuple[int, int]:
+    hpa = emu.get("HorizontalPodAutoscaler", NS, name)
+    assert hpa is not None, name
+    return hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
+
+
+def annotations(emu: Emulator, kind: str, name: str) -> dict[str, str]:
+    obj = emu.get(kind, NS, name)
+    assert obj is not None, name
+    return dict(obj["metadata"].get("annotations") or {})
+
+
+def profile_in_status(emu: Emulator) -> str | None:
+    doc = json.loads(run("scale", "status", "--env", "staging", "-o", "json").stdout)
+    return doc["profile"]["name"] if doc.get("profile") else None
+
+
+def test_deploy_keeps_a_traffic_profiles_hpa_bounds(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1.0").exit_code == 0
+    assert bounds(cluster, API_HPA) == (2, 6)  # the config's
+    high = run("scale", "traffic", "high", "--env", "staging", "--yes")
+    assert high.exit_code == 0, high.stderr
+    assert bounds(cluster, API_HPA) == (10, 10) and bounds(cluster, WORKER_HPA) == (4, 4)
+
+    dry = run("deploy", "staging", "--tag", "v1.1", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "keeps traffic profile high: min 10, max 10" in dry.stdout + dry.stderr
+    doc = json.loads(run("deploy", "staging", "--tag", "v1.1", "--dry-run", "-o", "json").stdout)
+    held = {(h["name"], h["kept"]): h["live"] for h in doc["scaling"]}
+    assert held[(API_HPA, True)] == {"minReplicas": 10, "maxReplicas": 10}
+    assert held[(WORKER_HPA, True)] == {"minReplicas": 4, "maxReplicas": 4}
+    hpa_item = next(o for o in doc["objects"] if o["name"] == API_HPA)
+    assert hpa_item["action"] == "unchanged"  # the bounds stay: nothing else differs
+    assert run("diff", "staging", "--tag", "v1.0").exit_code == 0  # diff predicts the same
+
+    cluster.reset_requests()
+    result = run("deploy", "staging", "--tag", "v1.1", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "keeps traffic profile high" in result.stderr
+    assert bounds(cluster, API_HPA) == (10, 10) and bounds(cluster, WORKER_HPA) == (4, 4)
+    assert image_of(cluster, API).endswith(":v1.1")
+    for kind, name in (("HorizontalPodAutoscaler", API_HPA), ("Deployment", API)):
+        assert annotations(cluster, kind, name)[PROFILE] == "high"
+        assert APPLIED_AT in annotations(cluster, kind, name)
+    assert profile_in_status(cluster) == "high"
+    out = json.loads(result.stdout)
+    assert out["requests"] <= 2 * out["applied"] + 4  # the one extra list per kind fits
+    # the release record keeps the config's bounds (a later reset or rollback starts from them)
+    from tradewise_ops.adapters.kube import KubeGateway
+    from tradewise_ops.adapters.kube_deploy import ReleaseStore
+
+    gw = KubeGateway.from_kubeconfig(context="staging", namespace=NS)
+    record = ReleaseStore(gw, "staging").list()[-1]
+    hpa = next(m for m in record.manifests if m["metadata"]["name"] == API_HPA)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+
+
+def test_reset_scaling_applies_the_config_and_drops_the_profile(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1.0").exit_code == 0
+    assert run("scale", "traffic", "high", "--env", "staging", "--yes").exit_code == 0
+    dry = run("deploy", "staging", "--reset-scaling", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "resets traffic profile high: min 10 -> 2, max 10 -> 6" in dry.stdout + dry.stderr
+    assert bounds(cluster, API_HPA) == (10, 10)  # a dry run
+    result = run("deploy", "staging", "--reset-scaling")
+    assert result.exit_code == 0, result.stderr
+    assert bounds(cluster, API_HPA) == (2, 6) and bounds(cluster, WORKER_HPA) == (1, 4)
+    for kind, name in (
+        ("HorizontalPodAutoscaler", API_HPA),
+        ("HorizontalPodAutoscaler", WORKER_HPA),
+        ("Deployment", API),
+        ("Deployment", WORKER),
+    ):
+        assert PROFILE not in annotations(cluster, kind, name)
+        assert APPLIED_AT not in annotations(cluster, kind, name)
+    assert profile_in_status(cluster) is None
+    # nothing held any more: the next deploy says nothing about scaling
+    again = run("deploy", "staging", "-o", "json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["scaling"] == []
+
+
+def test_manual_floor_and_emergency_down_are_kept_too(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1.0").exit_code == 0
+    assert run("scale", "api", "5", "--env", "staging", "--yes").exit_code == 0
+    assert bounds(cluster, API_HPA) == (5, 6)
+    result = run("deploy", "staging", "--tag", "v1.1")
+    assert result.exit_code == 0, result.stderr
+    assert bounds(cluster, API_HPA) == (5, 6)
+    assert "keeps the manual scale" in result.stderr
+
+    down = run("scale", "emergency-down", "--env", "staging", "--yes")
+    assert down.exit_code == 0, down.stderr
+    assert cluster.get("Deployment", NS, PRE)["spec"]["replicas"] == 0  # type: ignore[index]
+    result = run("deploy", "staging", "--tag", "v1.2")
+    assert result.exit_code == 0, result.stderr
+    assert bounds(cluster, API_HPA) == (2, 2) and bounds(cluster, WORKER_HPA) == (1, 1)
+    # precompute stays stopped: the deploy does not undo the emergency
+    assert cluster.get("Deployment", NS, PRE)["spec"]["replicas"] == 0  # type: ignore[index]
+    assert "keeps emergency-down: replicas 0" in result.stderr
+
+
+def test_rollback_keeps_the_profile_unless_reset(cluster: Emulator) -> None:
+    for tag in ("v1", "v2"):
+        assert run("deploy", "staging", "--tag", tag).exit_code == 0
+    assert run("scale", "traffic", "medium", "--env", "staging", "--yes").exit_code == 0
+    assert bounds(cluster, API_HPA) == (5, 6)
+    result = run("rollback", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert image_of(cluster, API).endswith(":v1")
+    assert bounds(cluster, API_HPA) == (5, 6) and bounds(cluster, WORKER_HPA) == (2, 4)
+    assert annotations(cluster, "HorizontalPodAutoscaler", API_HPA)[PROFILE] == "medium"
+    assert "keeps traffic profile medium: min 5, max 6" in result.stderr
+    reset = run("rollback", "staging", "--to-revision", "2", "--reset-scaling")
+    assert reset.exit_code == 0, reset.stderr
+    assert bounds(cluster, API_HPA) == (2, 6) and bounds(cluster, WORKER_HPA) == (1, 4)
+    assert PROFILE not in annotations(cluster, "HorizontalPodAutoscaler", API_HPA)

@@ -78,3 +78,33 @@ def test_object_diff_is_kubectl_style() -> None:
     assert "-  replicas: 1\n+  replicas: 2\n" in text and "managedFields" not in text
     assert object_diff(ref, after, after) == ""
     assert "-kind" not in object_diff(ref, live, None) and "-spec:" in object_diff(ref, live, None)
+
+
+def _hpa(lo: int, hi: int, profile: str | None = None) -> dict:
+    meta: dict = {"name": "tradewise-api-hpa", "namespace": "ns"}
+    if profile:
+        meta["annotations"] = {"tradewise.io/traffic-profile": profile}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": meta,
+        "spec": {"minReplicas": lo, "maxReplicas": hi},
+    }
+
+
+def test_hold_scaling_keeps_a_profiles_bounds_unless_reset() -> None:
+    from tradewise_ops.core.plan import hold_scaling
+
+    rendered = [_hpa(3, 20)]
+    live = {("HorizontalPodAutoscaler", "tradewise-api-hpa"): _hpa(10, 20, "high")}
+    held, holds = hold_scaling(rendered, live)
+    assert held[0]["spec"] == {"minReplicas": 10, "maxReplicas": 20}
+    assert rendered[0]["spec"]["minReplicas"] == 3  # the rendered object is not changed
+    assert [h.sentence() for h in holds] == ["keeps traffic profile high: min 10, max 20"]
+    held, holds = hold_scaling(rendered, live, reset=True)
+    assert held[0]["spec"]["minReplicas"] == 3
+    assert holds[0].sentence() == "resets traffic profile high: min 10 -> 3, max 20"
+    # no annotation (an HPA someone edited by hand, or none live): the config wins, nothing said
+    for other in ({("HorizontalPodAutoscaler", "tradewise-api-hpa"): _hpa(7, 9)}, {}):
+        held, holds = hold_scaling(rendered, other)
+        assert held[0]["spec"]["minReplicas"] == 3 and holds == []

@@ -16,7 +16,15 @@ from typing import Any
 
 from tradewise_ops.adapters.kube import KubeGateway
 from tradewise_ops.core import release as rel
-from tradewise_ops.core.plan import OPTIONAL_KINDS, DeployPlan, build_plan
+from tradewise_ops.core.plan import (
+    HELD_FIELDS,
+    OPTIONAL_KINDS,
+    SCALING_ANNOTATIONS,
+    DeployPlan,
+    ScalingHold,
+    build_plan,
+    hold_scaling,
+)
 from tradewise_ops.core.release import ObjectRef, Release
 from tradewise_ops.core.rollout import WORKLOAD_KINDS, RolloutState, WorkloadStatus, evaluate
 from tradewise_ops.errors import (
@@ -28,6 +36,9 @@ from tradewise_ops.errors import (
 )
 
 WATCHED_KINDS = ("Deployment", "StatefulSet", "Pod", "Event")
+# the kinds ``tradewise scale`` changes (and annotates), read once per deploy to keep its choices
+SCALED_KINDS = ("Deployment", "HorizontalPodAutoscaler")
+PART_OF = "app.kubernetes.io/part-of=tradewise"
 
 
 class ReleaseStore:
@@ -128,6 +139,7 @@ class DeployOutcome:
             "workloads": [w.to_dict() for w in self.rollout.state.workloads]
             if self.rollout
             else [],
+            "scaling": [h.to_dict() for h in self.plan.holds],
             "rolled_back": self.rolled_back.to_dict() if self.rolled_back else None,
             "seconds": round(self.seconds, 3),
             "requests": self.requests,
@@ -162,22 +174,54 @@ def check_served(
 
 
 def live_and_predicted(
-    gw: KubeGateway, objects: Sequence[dict[str, Any]]
+    gw: KubeGateway, objects: Sequence[dict[str, Any]], *, reset_scaling: bool = False
 ) -> dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
     """For each object: the live one (None when absent) and the result of a server-side dry-run
-    apply (the rendered object itself when absent). Changes nothing."""
-    out: dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+    apply (the rendered object itself when absent), keeping the live scaling as a deploy does
+    (``hold_scaling``) unless ``reset_scaling``. Changes nothing."""
+    return live_held_and_predicted(gw, objects, reset_scaling=reset_scaling)[0]
+
+
+def live_held_and_predicted(
+    gw: KubeGateway, objects: Sequence[dict[str, Any]], *, reset_scaling: bool = False
+) -> tuple[
+    dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]],
+    list[dict[str, Any]],
+    list[ScalingHold],
+]:
+    """``live_and_predicted``, plus the objects as a deploy would apply them and the scaling
+    holds (``core.plan.hold_scaling``). One GET per object, one dry-run apply per live one."""
+    lives: dict[ObjectRef, dict[str, Any] | None] = {}
     for obj in objects:
-        ref = ObjectRef.of(obj)
         meta = obj.get("metadata") or {}
-        live = gw.find(
+        lives[ObjectRef.of(obj)] = gw.find(
             obj["kind"],
             meta["name"],
             namespace=meta.get("namespace"),
             api_version=obj["apiVersion"],
         )
+    by_name = {(ref.kind, ref.name): live for ref, live in lives.items()}
+    held, holds = hold_scaling(objects, by_name, reset=reset_scaling)
+    out: dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+    for obj in held:
+        ref = ObjectRef.of(obj)
+        live = lives[ref]
         predicted = gw.apply(obj, dry_run=True) if live is not None else obj
         out[ref] = (live, predicted)
+    return out, held, holds
+
+
+def live_scaled(
+    gw: KubeGateway, objects: Sequence[dict[str, Any]], namespace: str
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The live Deployments and HPAs of tradewise by ``(kind, name)``: one list per kind that
+    ``objects`` hold (what ``hold_scaling`` needs to keep a traffic profile)."""
+    kinds = {o["kind"] for o in objects} & set(SCALED_KINDS) & set(HELD_FIELDS)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind in SCALED_KINDS:
+        if kind in kinds:
+            for item in gw.list(kind, PART_OF, namespace=namespace):
+                out[(kind, (item.get("metadata") or {}).get("name", ""))] = item
     return out
 
 
@@ -292,18 +336,40 @@ class Deployer:
         strict: bool = False,
         releases: Sequence[Release] | None = None,
         with_live: bool = False,
+        reset_scaling: bool = False,
     ) -> DeployPlan:
         """The plan of applying ``rendered``; ``with_live`` reads the cluster to say create,
-        update or unchanged (dry-run apply), else actions are ``apply``. Changes nothing."""
+        update or unchanged (dry-run apply), else actions are ``apply``. Changes nothing.
+
+        What ``tradewise scale`` recorded on live HPAs and Deployments (a traffic profile,
+        ``scale api N``, emergency-down) is kept (``core.plan.hold_scaling``) unless
+        ``reset_scaling``; without ``with_live`` that costs one list per scaled kind.
+        """
         releases = self.records.list() if releases is None else releases
         served = check_served(self.gw, rendered, strict)
         previous = _previous_manifests(releases)
+        objects = [o for o in rendered if served(o["apiVersion"], o["kind"])]
         live = None
         if with_live:
-            live = live_and_predicted(
-                self.gw, [o for o in rendered if served(o["apiVersion"], o["kind"])]
+            live, held, holds = live_held_and_predicted(
+                self.gw, objects, reset_scaling=reset_scaling
             )
-        return build_plan(self.environment, self.namespace, tag, rendered, served, previous, live)
+        else:
+            scaled = live_scaled(self.gw, objects, self.namespace)
+            held, holds = hold_scaling(objects, scaled, reset=reset_scaling)
+        swapped = {ObjectRef.of(o): o for o in held}
+        to_apply = [swapped.get(ObjectRef.of(o), o) for o in rendered]
+        return build_plan(
+            self.environment,
+            self.namespace,
+            tag,
+            to_apply,
+            served,
+            previous,
+            live,
+            holds=holds,
+            manifests=rendered,
+        )
 
     # -- deploy / rollback ----------------------------------------------------------------
     def deploy(
@@ -317,15 +383,19 @@ class Deployer:
         atomic: bool = False,
         strict: bool = False,
         releases: Sequence[Release] | None = None,
+        reset_scaling: bool = False,
     ) -> DeployOutcome:
         """Plan, apply in order (server-side apply), prune, record, and wait for the rollout.
 
         ``atomic``: when the wait fails, roll back to the previous healthy release (and wait).
         Ctrl-C records the release as failed and raises ``AbortedError`` saying what was applied.
-        ``releases``: the history, when the caller has just read it.
+        ``releases``: the history, when the caller has just read it. ``reset_scaling``: apply
+        the config's replica bounds even where a traffic profile holds others (see ``plan``).
         """
         releases = self.records.list() if releases is None else releases
-        plan = self.plan(rendered, tag, strict=strict, releases=releases)
+        plan = self.plan(
+            rendered, tag, strict=strict, releases=releases, reset_scaling=reset_scaling
+        )
         for item in plan.skipped:
             self._warn(f"skipping {item.ref}: {item.reason}")
         outcome = self._release(plan, releases, change_cause, wait=wait, timeout=timeout)
@@ -340,17 +410,27 @@ class Deployer:
         return outcome
 
     def rollback(
-        self, to_revision: int | None = None, *, wait: bool = True, timeout: float = 300.0
+        self,
+        to_revision: int | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 300.0,
+        reset_scaling: bool = False,
     ) -> DeployOutcome:
         """Restore a whole earlier release (``to_revision``, else the previous healthy one)."""
         target = rel.rollback_target(self.records.list(), to_revision)
-        return self.rollback_to(target, wait=wait, timeout=timeout)
+        return self.rollback_to(target, wait=wait, timeout=timeout, reset_scaling=reset_scaling)
 
-    def rollback_to(self, target: Release, *, wait: bool, timeout: float) -> DeployOutcome:
-        """Apply ``target``'s manifests as a new revision and wait like deploy."""
+    def rollback_to(
+        self, target: Release, *, wait: bool, timeout: float, reset_scaling: bool = False
+    ) -> DeployOutcome:
+        """Apply ``target``'s manifests as a new revision and wait like deploy (a live traffic
+        profile is kept as by deploy, unless ``reset_scaling``)."""
         releases = self.records.list()
         newest = rel.latest(releases)
-        plan = self.plan(list(target.manifests), target.tag, releases=releases)
+        plan = self.plan(
+            list(target.manifests), target.tag, releases=releases, reset_scaling=reset_scaling
+        )
         for item in plan.skipped:
             self._warn(f"skipping {item.ref}: {item.reason}")
         outcome = self._release(
@@ -385,7 +465,7 @@ class Deployer:
             user=self.user,
             change_cause=change_cause,
             status=rel.PENDING,
-            manifests=tuple(plan.to_apply),
+            manifests=tuple(plan.to_record),
         )
         progress = Progress(pending=[ObjectRef.of(o) for o in plan.to_apply])
         outcome = DeployOutcome(self.environment, revision, plan.tag, rel.PENDING, plan, progress)
@@ -402,8 +482,12 @@ class Deployer:
             self.records.create(record)
             recorded = True
             self._step(f"revision {revision}: applying {len(objects)} objects")
+            for hold in plan.holds:
+                self._step(f"{hold.kind}/{hold.name} {hold.sentence()}")
             for obj in rest:
                 self._apply_one(obj, progress)
+            for hold in plan.to_reset:
+                self._forget_scaling(hold)
             progress.phase = "prune"
             for ref in plan.to_prune:
                 if self.gw.delete(
@@ -452,6 +536,13 @@ class Deployer:
         finally:
             outcome.seconds = time.monotonic() - start
             outcome.requests = self.gw.request_count - requests_before
+
+    def _forget_scaling(self, hold: ScalingHold) -> None:
+        """Remove the traffic-profile annotations (``--reset-scaling``): a merge patch, as
+        ``tradewise scale`` set them (an apply leaves fields another write set)."""
+        patch = {"metadata": {"annotations": dict.fromkeys(SCALING_ANNOTATIONS)}}
+        with contextlib.suppress(NotFoundError):
+            self.gw.patch(hold.kind, hold.name, patch, namespace=self.namespace)
 
     def _apply_one(self, obj: dict[str, Any], progress: Progress) -> None:
         ref = ObjectRef.of(obj)

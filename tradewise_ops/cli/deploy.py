@@ -30,6 +30,12 @@ def register(app: typer.Typer) -> None:
 _ENV_ARG = typer.Argument(None, metavar="ENV", help="Environment (default: --env or the config's).")
 _TIMEOUT = typer.Option("5m", "--timeout", help="How long to wait for a healthy rollout.")
 _WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until every workload is healthy.")
+_RESET_SCALING = typer.Option(
+    False,
+    "--reset-scaling",
+    help="Apply the config's replica bounds even where `tradewise scale` set others (a traffic "
+    "profile, scale api N, emergency-down), and drop the profile's annotations.",
+)
 
 
 # -- shared by the Kubernetes commands (status, diff, maintenance import these) ----------------
@@ -178,8 +184,13 @@ def deploy(
     change_cause: str = typer.Option(
         None, "--change-cause", help="Why (default: the command line); shown by history."
     ),
+    reset_scaling: bool = _RESET_SCALING,
 ) -> None:
-    """Render, validate, apply in order (server-side apply), prune, wait for a healthy rollout."""
+    """Render, validate, apply in order (server-side apply), prune, wait for a healthy rollout.
+
+    HPA bounds (and replicas) that `tradewise scale` set, e.g. a traffic profile, are kept
+    unless --reset-scaling.
+    """
     state = get_state(ctx)
     env = state.environment(env_name)
     seconds = parse_duration(timeout, what="--timeout")
@@ -204,7 +215,14 @@ def deploy(
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
     rendered = render_checked(state, env, tag, maintenance=maintenance, image_digests=digests)
     if dry_run:
-        plan = deployer.plan(rendered, tag, strict=strict, releases=releases, with_live=True)
+        plan = deployer.plan(
+            rendered,
+            tag,
+            strict=strict,
+            releases=releases,
+            with_live=True,
+            reset_scaling=reset_scaling,
+        )
         _show_plan(state, plan)
         return
     state.confirm(env, f"deploy {tag or 'latest'}")
@@ -221,6 +239,7 @@ def deploy(
             atomic=atomic,
             strict=strict,
             releases=releases,
+            reset_scaling=reset_scaling,
         )
     _show_outcome(state, outcome)
 
@@ -279,6 +298,10 @@ def _show_plan(state: State, plan: DeployPlan) -> None:
             title=f"plan for {plan.environment} ({plan.tag or 'latest'}): {summary}",
         ),
     )
+    for hold in plan.holds:
+        state.terminal.info(f"{hold.kind}/{hold.name} {hold.sentence()}")
+    if any(h.kept for h in plan.holds):
+        state.terminal.info("(--reset-scaling applies the config's bounds instead)")
     state.terminal.info("dry run: nothing was changed")
 
 
@@ -316,8 +339,12 @@ def rollback(
     ),
     wait: bool = _WAIT,
     timeout: str = _TIMEOUT,
+    reset_scaling: bool = _RESET_SCALING,
 ) -> None:
-    """Restore a whole earlier release (images, config, HPA settings) and wait like deploy."""
+    """Restore a whole earlier release (images, config, HPA settings) and wait like deploy.
+
+    A traffic profile in effect keeps its HPA bounds, as with deploy, unless --reset-scaling.
+    """
     from tradewise_ops.core.release import rollback_target
 
     state = get_state(ctx)
@@ -330,7 +357,9 @@ def rollback(
     state.confirm(env, f"roll back to revision {target.revision} ({target.tag or 'latest'})")
     state.terminal.step(f"rolling back {env.name} to revision {target.revision} ({target.tag})")
     with progress:
-        outcome = deployer.rollback_to(target, wait=wait, timeout=seconds)
+        outcome = deployer.rollback_to(
+            target, wait=wait, timeout=seconds, reset_scaling=reset_scaling
+        )
     _show_outcome(state, outcome)
 
 
