@@ -155,9 +155,13 @@ def locust_numbers(prefix: Path) -> dict:
         # the load does, about 1 s here), as tradewise's rps is requests over its load time
         "rps": round(float(row["Requests/s"]), 2),
         "requests": int(row["Request Count"]),
-        "p50": float(row["50%"]),
-        "p95": float(row["95%"]),
+        "p50": _number(row["50%"]),
+        "p95": _number(row["95%"]),
     }
+
+
+def _number(text: str) -> float | None:
+    return None if text in ("", "N/A") else float(text)
 
 
 def run_locust(
@@ -292,11 +296,11 @@ def main() -> int:
                 "(locust) per run"
             )
 
-            # CPU per request, marginal (a 6 s run minus a 1 s run: start-up cancels out)
+            # CPU per request, marginal (a 7 s run minus a 2 s run: start-up cancels out)
             per_request: dict[str, list[float]] = {"tradewise": [], "locust": []}
             for _ in range(2):
-                a1, a6 = (run_tradewise(url, n, args.users, "/api/health") for n in (1, 6))
-                b1, b6 = (run_locust(url, n, args.users, workdir) for n in (1, 6))
+                a1, a6 = (run_tradewise(url, n, args.users, "/api/health") for n in (2, 7))
+                b1, b6 = (run_locust(url, n, args.users, workdir) for n in (2, 7))
                 per_request["tradewise"].append(
                     1000 * (a6["tree_cpu_s"] - a1["tree_cpu_s"]) / (a6["requests"] - a1["requests"])
                 )
