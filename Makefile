@@ -17,7 +17,7 @@ venv: $(STAMP)
 
 ## the main job on its embedded default: no cluster, no Docker
 demo: $(STAMP)
-	$(BIN)/tradewise demo
+	TW=$(BIN)/tradewise scripts/demo.sh
 
 ## the whole test suite, with the linters
 test: $(STAMP)
