@@ -188,3 +188,75 @@ def test_a_workload_deleted_mid_wait_fails_it(gw: KubeGateway, emulator: Emulato
     assert not outcome.ok and time.monotonic() - start < 5
     failure = outcome.state.failures[0]
     assert (failure.name, failure.failure) == (API, "Deleted")
+
+
+# -- blue-green ------------------------------------------------------------------------------------
+def _selector(emu: Emulator) -> dict[str, str]:
+    svc = emu.get("Service", NS, "tradewise-api-service")
+    assert svc is not None
+    return dict(svc["spec"]["selector"])
+
+
+def test_blue_green_switches_only_after_the_new_slot_is_ready(
+    gw: KubeGateway, emulator: Emulator
+) -> None:
+    emulator.controllers.auto(delay=0.01)
+    deployer = Deployer(gw, "staging", namespace=NS)
+    assert deployer.deploy(_rendered("v1"), "v1", "v1", timeout=20).status == "deployed"
+    api_hpa = emulator.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
+    assert api_hpa is not None
+    emulator.controllers.set_hpa(NS, "tradewise-api-hpa", 3)  # the HPA chose 3 API pods
+    emulator.controllers.stop()  # from here the test plays the controllers by hand
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        outcome["result"] = deployer.deploy(
+            _rendered("v2"), "v2", "v2 blue-green", timeout=30, strategy="blue-green"
+        )
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    blue = "tradewise-api-deployment-blue"
+    try:
+        _watch_the_switch(emulator, thread, blue)
+    finally:
+        if thread.is_alive():  # a failed check: let the deploy end before the emulator stops
+            emulator.controllers.auto(delay=0.01)
+            thread.join(timeout=30)
+    result = outcome["result"]
+    assert result.status == "deployed", result.message
+    assert _selector(emulator)["tradewise.io/slot"] == "blue"
+    hpa = emulator.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
+    assert hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] == blue
+    assert emulator.get("Deployment", NS, API) is None  # the old version is gone
+    record = deployer.records.list()[-1]
+    assert (record.strategy, record.slot, record.status) == ("blue-green", "blue", "deployed")
+
+
+def _watch_the_switch(emulator: Emulator, thread: threading.Thread, blue: str) -> None:
+    emulator.wait_for(lambda: emulator.get("Deployment", NS, blue) is not None, timeout=10)
+    # both versions exist while the new slot starts; traffic and autoscaling stay on the old one
+    new = emulator.get("Deployment", NS, blue)
+    old = emulator.get("Deployment", NS, API)
+    assert new is not None and old is not None
+    assert new["spec"]["replicas"] == 3  # as many as the live API, so it takes the load at once
+    assert new["spec"]["template"]["metadata"]["labels"]["tradewise.io/slot"] == "blue"
+    assert new["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v2")
+    time.sleep(0.3)
+    assert "tradewise.io/slot" not in _selector(emulator)
+    hpa = emulator.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
+    assert hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] == API
+    # the rest of the release rolls out, the new slot not yet ready: still no switch
+    for name in ("tradewise-worker-deployment", "tradewise-precompute-deployment"):
+        emulator.controllers.deployment_progress(NS, name)
+    for name in ("postgres", "redis"):
+        emulator.controllers.deployment_progress(NS, name, kind="StatefulSet")
+    if emulator.get("Deployment", NS, "tradewise-maintenance-deployment") is not None:
+        emulator.controllers.deployment_progress(NS, "tradewise-maintenance-deployment")
+    time.sleep(0.3)
+    assert thread.is_alive() and "tradewise.io/slot" not in _selector(emulator)
+    assert emulator.get("Deployment", NS, API) is not None
+    emulator.controllers.deployment_progress(NS, blue)  # the new slot is ready
+    thread.join(timeout=20)
+    assert not thread.is_alive()

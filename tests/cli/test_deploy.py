@@ -545,3 +545,99 @@ def test_rollback_keeps_the_profile_unless_reset(cluster: Emulator) -> None:
     assert reset.exit_code == 0, reset.stderr
     assert bounds(cluster, API_HPA) == (2, 6) and bounds(cluster, WORKER_HPA) == (1, 4)
     assert PROFILE not in annotations(cluster, "HorizontalPodAutoscaler", API_HPA)
+
+
+# -- deploy --strategy blue-green ----------------------------------------------------------------
+SERVICE = "tradewise-api-service"
+BLUE, GREEN = f"{API}-blue", f"{API}-green"
+
+
+def service_slot(emu: Emulator) -> str | None:
+    svc = emu.get("Service", NS, SERVICE)
+    assert svc is not None
+    return svc["spec"]["selector"].get("tradewise.io/slot")
+
+
+def hpa_target(emu: Emulator) -> str:
+    hpa = emu.get("HorizontalPodAutoscaler", NS, API_HPA)
+    assert hpa is not None
+    return str(hpa["spec"]["scaleTargetRef"]["name"])
+
+
+def test_blue_green_upgrades_switch_slots_and_rollback_switches_back(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    dry = run("deploy", "staging", "--tag", "v2", "--strategy", "blue-green", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "blue-green into slot blue" in dry.stdout and BLUE in dry.stdout
+    assert cluster.get("Deployment", NS, BLUE) is None  # a dry run
+
+    first = run("deploy", "staging", "--tag", "v2", "--strategy", "blue-green")
+    assert first.exit_code == 0, first.stderr
+    assert "serving from slot blue" in first.stderr
+    assert (service_slot(cluster), hpa_target(cluster)) == ("blue", BLUE)
+    assert image_of(cluster, BLUE).endswith(":v2")
+    assert cluster.get("Deployment", NS, API) is None  # the rolling Deployment went after
+
+    # no --strategy: the running release's; the other slot this time
+    second = run("deploy", "staging", "--tag", "v3", "-o", "json")
+    assert second.exit_code == 0, second.stderr
+    assert "keeping the running release's strategy blue-green" in second.stderr
+    assert (service_slot(cluster), hpa_target(cluster)) == ("green", GREEN)
+    assert image_of(cluster, GREEN).endswith(":v3") and cluster.get("Deployment", NS, BLUE) is None
+    doc = json.loads(second.stdout)
+    assert doc["requests"] <= 2 * doc["applied"] + 4
+    listed = json.loads(run("history", "staging", "-o", "json").stdout)
+    assert [(r["strategy"], r["slot"]) for r in listed] == [
+        ("rolling", None),
+        ("blue-green", "blue"),
+        ("blue-green", "green"),
+    ]
+
+    # scaling finds the API in its slot (through the HPA's target)
+    scaled = run("scale", "api", "4", "--env", "staging", "--yes")
+    assert scaled.exit_code == 0, scaled.stderr
+    assert cluster.get("Deployment", NS, GREEN)["spec"]["replicas"] == 4  # type: ignore[index]
+    assert bounds(cluster, API_HPA)[0] == 4
+    status = json.loads(run("scale", "status", "--env", "staging", "-o", "json").stdout)
+    assert status["profile"]["by_component"]["api"] == "manual"
+
+    back = run("rollback", "staging")  # to revision 2 (v2, blue-green): into slot blue again
+    assert back.exit_code == 0, back.stderr
+    assert (service_slot(cluster), hpa_target(cluster)) == ("blue", BLUE)
+    assert image_of(cluster, BLUE).endswith(":v2") and cluster.get("Deployment", NS, GREEN) is None
+    blue = cluster.get("Deployment", NS, BLUE)
+    assert blue is not None and blue["spec"]["replicas"] == 4  # the live API's count
+    assert blue["metadata"]["annotations"][PROFILE] == "manual"  # the profile moved along
+    assert bounds(cluster, API_HPA)[0] == 4
+
+    rolling = run("deploy", "staging", "--tag", "v4", "--strategy", "rolling")
+    assert rolling.exit_code == 0, rolling.stderr
+    assert service_slot(cluster) is None and hpa_target(cluster) == API
+    assert cluster.get("Deployment", NS, BLUE) is None  # deleted once the rolling API was ready
+
+
+def test_blue_green_failed_slot_leaves_traffic_on_the_old_one(cluster: Emulator) -> None:
+    assert run("deploy", "staging", "--tag", "v1", "--strategy", "blue-green").exit_code == 0
+    assert service_slot(cluster) == "blue"
+    cluster.reset_requests()
+    cluster.controllers.fail_images[":broken"] = "ImagePullBackOff"
+    result = run("deploy", "staging", "--tag", "broken", "--timeout", "60s")
+    assert result.exit_code == 1
+    assert "ImagePullBackOff" in result.stderr
+    assert "traffic stays on slot blue" in result.stderr
+    assert f"the new slot green ({GREEN}) was deleted" in result.stderr
+    assert (service_slot(cluster), hpa_target(cluster)) == ("blue", BLUE)
+    assert image_of(cluster, BLUE).endswith(":v1")
+    assert cluster.get("Deployment", NS, GREEN) is None
+    # the Service and the HPA were never written: the switch did not happen
+    touched = [w for w in real_writes(cluster) if SERVICE in w or API_HPA in w]
+    assert touched == []
+    assert releases(cluster) == {1: "deployed", 2: "failed"}
+
+
+def test_blue_green_needs_wait_and_a_known_strategy(cluster: Emulator) -> None:
+    no_wait = run("deploy", "staging", "--strategy", "blue-green", "--no-wait")
+    assert no_wait.exit_code == 2 and "needs --wait" in no_wait.stderr
+    bad = run("deploy", "staging", "--strategy", "canary")
+    assert bad.exit_code == 2 and "rolling, blue-green" in bad.stderr
+    assert real_writes(cluster) == []

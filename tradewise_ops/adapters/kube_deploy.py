@@ -11,11 +11,25 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tradewise_ops.adapters.kube import KubeGateway
 from tradewise_ops.core import release as rel
+from tradewise_ops.core.bluegreen import (
+    API_DEPLOYMENT,
+    API_SERVICE,
+    BLUE_GREEN,
+    ROLLING,
+    SLOT_LABEL,
+    check_strategy,
+    live_slot,
+    other_slot,
+    slot_deployment,
+    slotted,
+    switch_objects,
+    unslotted,
+)
 from tradewise_ops.core.plan import (
     HELD_FIELDS,
     OPTIONAL_KINDS,
@@ -26,9 +40,16 @@ from tradewise_ops.core.plan import (
     hold_scaling,
 )
 from tradewise_ops.core.release import ObjectRef, Release
-from tradewise_ops.core.rollout import WORKLOAD_KINDS, RolloutState, WorkloadStatus, evaluate
+from tradewise_ops.core.rollout import (
+    WORKLOAD_KINDS,
+    RolloutState,
+    WorkloadStatus,
+    evaluate,
+    ready_pods,
+)
 from tradewise_ops.errors import (
     AbortedError,
+    BadInputError,
     ConflictError,
     GoalMissedError,
     NotFoundError,
@@ -272,6 +293,8 @@ def wait_for_rollout(
             if event.kind in WORKLOAD_KINDS:
                 if key not in state:
                     continue
+                if event.type == "DELETED" and _rv(event.obj) < _rv(state[key]):
+                    continue  # an earlier object of that name (a blue-green slot's last round)
                 if event.type == "DELETED":  # someone deleted it mid-rollout: it cannot finish
                     gone = dict(event.obj)
                     gone["metadata"] = {
@@ -337,6 +360,7 @@ class Deployer:
         releases: Sequence[Release] | None = None,
         with_live: bool = False,
         reset_scaling: bool = False,
+        strategy: str = ROLLING,
     ) -> DeployPlan:
         """The plan of applying ``rendered``; ``with_live`` reads the cluster to say create,
         update or unchanged (dry-run apply), else actions are ``apply``. Changes nothing.
@@ -344,8 +368,16 @@ class Deployer:
         What ``tradewise scale`` recorded on live HPAs and Deployments (a traffic profile,
         ``scale api N``, emergency-down) is kept (``core.plan.hold_scaling``) unless
         ``reset_scaling``; without ``with_live`` that costs one list per scaled kind.
+        ``strategy`` blue-green puts the API in the slot that is not live (``core.bluegreen``),
+        with the live API's replicas (and its traffic-profile annotations): two more reads.
         """
         releases = self.records.list() if releases is None else releases
+        check_strategy(strategy)
+        slot = serving = None
+        if strategy == BLUE_GREEN:
+            rendered, slot, serving = self._slot(rendered, reset_scaling)
+        else:
+            rendered = unslotted(rendered)
         served = check_served(self.gw, rendered, strict)
         previous = _previous_manifests(releases)
         objects = [o for o in rendered if served(o["apiVersion"], o["kind"])]
@@ -359,7 +391,7 @@ class Deployer:
             held, holds = hold_scaling(objects, scaled, reset=reset_scaling)
         swapped = {ObjectRef.of(o): o for o in held}
         to_apply = [swapped.get(ObjectRef.of(o), o) for o in rendered]
-        return build_plan(
+        plan = build_plan(
             self.environment,
             self.namespace,
             tag,
@@ -370,6 +402,25 @@ class Deployer:
             holds=holds,
             manifests=rendered,
         )
+        return replace(plan, strategy=strategy, slot=slot, live_slot=serving)
+
+    def _slot(
+        self, rendered: Sequence[dict[str, Any]], reset_scaling: bool
+    ) -> tuple[list[dict[str, Any]], str, str | None]:
+        """``rendered`` with the API in the slot that is not live; that slot and the live one."""
+        serving = live_slot(self.gw.find("Service", API_SERVICE, namespace=self.namespace))
+        slot = other_slot(serving)
+        old_name = slot_deployment(serving) if serving else API_DEPLOYMENT
+        old = self.gw.find("Deployment", old_name, namespace=self.namespace)
+        replicas = ((old or {}).get("spec") or {}).get("replicas")
+        objects = slotted(rendered, slot, None if replicas is None else int(replicas))
+        annotations = ((old or {}).get("metadata") or {}).get("annotations") or {}
+        kept = {k: annotations[k] for k in SCALING_ANNOTATIONS if k in annotations}
+        if kept and not reset_scaling:  # the profile moves with the traffic
+            for obj in objects:
+                if obj["kind"] == "Deployment" and obj["metadata"]["name"] == slot_deployment(slot):
+                    obj["metadata"].setdefault("annotations", {}).update(kept)
+        return objects, slot, serving
 
     # -- deploy / rollback ----------------------------------------------------------------
     def deploy(
@@ -384,6 +435,7 @@ class Deployer:
         strict: bool = False,
         releases: Sequence[Release] | None = None,
         reset_scaling: bool = False,
+        strategy: str = ROLLING,
     ) -> DeployOutcome:
         """Plan, apply in order (server-side apply), prune, record, and wait for the rollout.
 
@@ -391,10 +443,21 @@ class Deployer:
         Ctrl-C records the release as failed and raises ``AbortedError`` saying what was applied.
         ``releases``: the history, when the caller has just read it. ``reset_scaling``: apply
         the config's replica bounds even where a traffic profile holds others (see ``plan``).
+        ``strategy`` blue-green: the new API slot is applied beside the live one and waited for;
+        only then do the Service and the HPA switch to it, and the old slot is deleted. A new
+        slot that does not become ready is deleted and traffic stays where it was.
         """
+        check_strategy(strategy)
+        if strategy == BLUE_GREEN and not wait:
+            raise BadInputError("--strategy blue-green needs --wait: it switches only when ready")
         releases = self.records.list() if releases is None else releases
         plan = self.plan(
-            rendered, tag, strict=strict, releases=releases, reset_scaling=reset_scaling
+            rendered,
+            tag,
+            strict=strict,
+            releases=releases,
+            reset_scaling=reset_scaling,
+            strategy=strategy,
         )
         for item in plan.skipped:
             self._warn(f"skipping {item.ref}: {item.reason}")
@@ -425,11 +488,17 @@ class Deployer:
         self, target: Release, *, wait: bool, timeout: float, reset_scaling: bool = False
     ) -> DeployOutcome:
         """Apply ``target``'s manifests as a new revision and wait like deploy (a live traffic
-        profile is kept as by deploy, unless ``reset_scaling``)."""
+        profile is kept as by deploy, unless ``reset_scaling``). A blue-green release comes back
+        blue-green: in the slot that is not live, switched to once ready."""
         releases = self.records.list()
         newest = rel.latest(releases)
+        strategy = target.strategy if target.strategy in (ROLLING, BLUE_GREEN) else ROLLING
         plan = self.plan(
-            list(target.manifests), target.tag, releases=releases, reset_scaling=reset_scaling
+            list(target.manifests),
+            target.tag,
+            releases=releases,
+            reset_scaling=reset_scaling,
+            strategy=strategy,
         )
         for item in plan.skipped:
             self._warn(f"skipping {item.ref}: {item.reason}")
@@ -466,6 +535,8 @@ class Deployer:
             change_cause=change_cause,
             status=rel.PENDING,
             manifests=tuple(plan.to_record),
+            strategy=plan.strategy,
+            slot=plan.slot,
         )
         progress = Progress(pending=[ObjectRef.of(o) for o in plan.to_apply])
         outcome = DeployOutcome(self.environment, revision, plan.tag, rel.PENDING, plan, progress)
@@ -484,8 +555,16 @@ class Deployer:
             self._step(f"revision {revision}: applying {len(objects)} objects")
             for hold in plan.holds:
                 self._step(f"{hold.kind}/{hold.name} {hold.sentence()}")
+            deferred = switch_objects(rest) if plan.strategy == BLUE_GREEN else []
+            if plan.slot is not None:
+                self._step(
+                    f"blue-green: new API slot {plan.slot} beside "
+                    + (f"slot {plan.live_slot}" if plan.live_slot else "the running API")
+                    + "; the Service switches once it is ready"
+                )
             for obj in rest:
-                self._apply_one(obj, progress)
+                if obj not in deferred:
+                    self._apply_one(obj, progress)
             for hold in plan.to_reset:
                 self._forget_scaling(hold)
             progress.phase = "prune"
@@ -497,6 +576,7 @@ class Deployer:
                 progress.pruned.append(ref)
             if not wait:
                 outcome.waited = False
+                self._prune(plan.to_prune_late, progress)
                 self._finish_ok(outcome, releases, rolling_back_from)
                 outcome.message = f"applied revision {revision} (not waited for)"
                 return outcome
@@ -508,21 +588,37 @@ class Deployer:
                 self.gw, workloads, timeout, since_rv=since, on_change=self._progress
             )
             outcome.rollout = result
-            if result.ok:
+            failure = None if result.ok else _failure_message(result, timeout)
+            if failure is None and plan.slot is not None:
+                progress.phase = "switch"
+                failure = self._switch(plan, deferred, progress)
+            if failure is not None and plan.slot is not None:
+                failure += self._abandon_slot(plan)
+            if failure is None:
+                progress.phase = "prune"
+                self._prune(plan.to_prune_late, progress)
                 self._finish_ok(outcome, releases, rolling_back_from)
                 outcome.message = f"revision {revision} is deployed and healthy"
+                if plan.slot is not None:
+                    outcome.message += f" (serving from slot {plan.slot})"
             else:
                 outcome.status = rel.FAILED
-                outcome.message = _failure_message(result, timeout)
-                self.records.set_status(revision, rel.FAILED, outcome.message)
+                outcome.message = failure
+                self.records.set_status(revision, rel.FAILED, outcome.message[:1000])
             return outcome
         except KeyboardInterrupt:
             note = "interrupted (Ctrl-C) during " + progress.phase
+            if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
+                with contextlib.suppress(Exception):
+                    note += self._abandon_slot(plan)
             if recorded:
                 with contextlib.suppress(Exception):
                     self.records.set_status(revision, rel.FAILED, note)
             raise AbortedError(_interrupted_message(revision, progress, recorded)) from None
         except TradewiseError as exc:
+            if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
+                with contextlib.suppress(Exception):
+                    exc.message += self._abandon_slot(plan)
             if recorded:
                 with contextlib.suppress(Exception):
                     self.records.set_status(revision, rel.FAILED, exc.message[:200])
@@ -536,6 +632,47 @@ class Deployer:
         finally:
             outcome.seconds = time.monotonic() - start
             outcome.requests = self.gw.request_count - requests_before
+
+    def _prune(self, refs: Sequence[ObjectRef], progress: Progress) -> None:
+        for ref in refs:
+            if self.gw.delete(
+                ref.kind, ref.name, namespace=ref.namespace, api_version=ref.api_version
+            ):
+                self._step(f"pruned {ref}")
+            progress.pruned.append(ref)
+
+    def _switch(
+        self, plan: DeployPlan, deferred: Sequence[dict[str, Any]], progress: Progress
+    ) -> str | None:
+        """Point the API Service and HPA at the new slot, then check that the Service selects
+        ready pods of it; the failure (after switching back), or None."""
+        assert plan.slot is not None
+        self._step(f"switching {API_SERVICE} to slot {plan.slot}")
+        answers: dict[str, dict[str, Any]] = {}
+        for obj in deferred:
+            self._apply_one(obj, progress)
+            answers[obj["kind"]] = progress.answers[-1]
+        selector = ((answers.get("Service") or {}).get("spec") or {}).get("selector") or {}
+        pods = []
+        if selector.get(SLOT_LABEL) == plan.slot:
+            text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            pods = ready_pods(self.gw.list("Pod", text, namespace=self.namespace))
+        if pods:
+            self._step(f"{API_SERVICE} serves {len(pods)} ready pods of slot {plan.slot}")
+            return None
+        back = slotted(deferred, plan.live_slot) if plan.live_slot else unslotted(deferred)
+        for obj in back:
+            with contextlib.suppress(TradewiseError):
+                self.gw.apply(obj)
+        return f"{API_SERVICE} selected no ready pod of slot {plan.slot} after the switch"
+
+    def _abandon_slot(self, plan: DeployPlan) -> str:
+        """Delete the new slot that did not make it; what to add to the failure message."""
+        assert plan.slot is not None
+        name = slot_deployment(plan.slot)
+        self.gw.delete("Deployment", name, namespace=self.namespace)
+        where = f"slot {plan.live_slot}" if plan.live_slot else "the running API"
+        return f"; traffic stays on {where}; the new slot {plan.slot} ({name}) was deleted"
 
     def _forget_scaling(self, hold: ScalingHold) -> None:
         """Remove the traffic-profile annotations (``--reset-scaling``): a merge patch, as

@@ -185,6 +185,14 @@ def deploy(
         None, "--change-cause", help="Why (default: the command line); shown by history."
     ),
     reset_scaling: bool = _RESET_SCALING,
+    strategy: str = typer.Option(
+        None,
+        "--strategy",
+        metavar="rolling|blue-green",
+        help="rolling: update the API in place; blue-green: start the new version beside the "
+        "live one, switch the Service once it is ready, delete the old (default: the running "
+        "release's strategy, else rolling).",
+    ),
 ) -> None:
     """Render, validate, apply in order (server-side apply), prune, wait for a healthy rollout.
 
@@ -202,13 +210,20 @@ def deploy(
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
     releases = deployer.records.list()
-    if tag is None:
-        from tradewise_ops.core.release import current
+    from tradewise_ops.core.bluegreen import ROLLING, check_strategy
+    from tradewise_ops.core.release import current
 
-        running = current(releases)
+    running = current(releases)
+    if tag is None:
         tag = running.tag if running is not None else None
         if tag:
             term.info(f"no --tag: keeping the running release's tag {tag}")
+    if strategy is None:
+        strategy = running.strategy if running is not None else ROLLING
+        if strategy != ROLLING:
+            term.info(f"no --strategy: keeping the running release's strategy {strategy}")
+    if check_strategy(strategy) != ROLLING and not wait:
+        raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
     digests = _build(state, env, tag) if build and not dry_run else None
     maintenance = maintenance_is_on(gw)
     if maintenance:
@@ -222,6 +237,7 @@ def deploy(
             releases=releases,
             with_live=True,
             reset_scaling=reset_scaling,
+            strategy=strategy,
         )
         _show_plan(state, plan)
         return
@@ -240,6 +256,7 @@ def deploy(
             strict=strict,
             releases=releases,
             reset_scaling=reset_scaling,
+            strategy=strategy,
         )
     _show_outcome(state, outcome)
 
@@ -290,6 +307,8 @@ def _deploy_local(state: State, env: Environment, dry_run: bool, seconds: float)
 def _show_plan(state: State, plan: DeployPlan) -> None:
     counts = plan.counts()
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
+    if plan.slot is not None:
+        summary += f"; blue-green into slot {plan.slot}"
     state.terminal.result(
         {**plan.to_dict(), "dry_run": True},
         TableData(

@@ -216,6 +216,12 @@ def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
         dep = gateway.find("Deployment", name)
         hpa_name = scaling.HPAS.get(component)
         hpa = gateway.find("HorizontalPodAutoscaler", hpa_name) if hpa_name and dep else None
+        if dep is None and hpa_name:
+            # a blue-green deploy serves the API from a slot (tradewise-api-deployment-blue):
+            # the HPA targets the live one
+            hpa = gateway.find("HorizontalPodAutoscaler", hpa_name)
+            target = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
+            dep = gateway.find("Deployment", target["name"]) if target.get("name") else None
         live[component] = scaling.live_component(component, dep, hpa)
     return live
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradewise_ops.core.bluegreen import is_api_deployment
 from tradewise_ops.core.release import ObjectRef, prune_refs
 from tradewise_ops.core.scaling import (
     APPLIED_AT_ANNOTATION,
@@ -160,6 +161,10 @@ def hold_scaling(
     return out, holds
 
 
+def _is_api_deployment(ref: ObjectRef) -> bool:
+    return is_api_deployment({"kind": ref.kind, "metadata": {"name": ref.name}})
+
+
 def _annotation(obj: Mapping[str, Any] | None, key: str) -> str | None:
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     value = annotations.get(key)
@@ -186,6 +191,9 @@ class DeployPlan:
     # what the release record keeps: the rendered objects, with the config's scaling (None: the
     # objects applied)
     manifests: tuple[dict[str, Any], ...] | None = field(default=None, repr=False)
+    strategy: str = "rolling"  # rolling | blue-green
+    slot: str | None = None  # blue-green: the slot the new version goes to
+    live_slot: str | None = None  # blue-green: the slot serving now (None: a rolling API, or none)
 
     def of(self, *actions: str) -> list[PlanItem]:
         return [i for i in self.items if i.action in actions]
@@ -207,7 +215,14 @@ class DeployPlan:
 
     @property
     def to_prune(self) -> list[ObjectRef]:
-        return [i.ref for i in self.of(PRUNE)]
+        """What to delete right after the apply (the API Deployments wait: ``to_prune_late``)."""
+        return [i.ref for i in self.of(PRUNE) if not _is_api_deployment(i.ref)]
+
+    @property
+    def to_prune_late(self) -> list[ObjectRef]:
+        """API Deployments no longer rendered (the old slot, or the rolling one): deleted only
+        once the new version is ready (and, blue-green, serving), so the API never goes dark."""
+        return [i.ref for i in self.of(PRUNE) if _is_api_deployment(i.ref)]
 
     @property
     def skipped(self) -> list[PlanItem]:
@@ -232,6 +247,9 @@ class DeployPlan:
             "counts": self.counts(),
             "objects": [i.to_dict() for i in self.items],
             "scaling": [h.to_dict() for h in self.holds],
+            "strategy": self.strategy,
+            "slot": self.slot,
+            "live_slot": self.live_slot,
         }
 
     def rows(self) -> list[list[Any]]:
@@ -290,7 +308,10 @@ def build_plan(
         else:
             items.append(PlanItem(ref, UNCHANGED, note))
     for ref in prune_refs(previous, rendered):
-        items.append(PlanItem(ref, PRUNE, "no longer rendered"))
+        reason = "no longer rendered"
+        if _is_api_deployment(ref):
+            reason += "; deleted once the new API version is ready"
+        items.append(PlanItem(ref, PRUNE, reason))
     kept_manifests = None
     if manifests is not None:
         kept_manifests = tuple(m for m in manifests if served(m["apiVersion"], m["kind"]))

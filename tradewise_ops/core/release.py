@@ -70,6 +70,8 @@ class Release:
     status: str
     manifests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     note: str = ""
+    strategy: str = "rolling"  # rolling | blue-green
+    slot: str | None = None  # blue-green: the API slot this release serves from (blue | green)
 
     def refs(self) -> list[ObjectRef]:
         """The objects of this release."""
@@ -98,6 +100,8 @@ class Release:
             "status": self.status,
             "objects": len(self.manifests),
             "note": self.note,
+            "strategy": self.strategy,
+            "slot": self.slot,
         }
 
 
@@ -170,6 +174,8 @@ def from_secret(secret: dict[str, Any]) -> Release:
         status=labels.get(STATUS_LABEL, payload.get("status", "")),
         manifests=tuple(payload.get("manifests") or ()),
         note=notes if notes is not None else payload.get("note", ""),
+        strategy=payload.get("strategy") or "rolling",
+        slot=payload.get("slot"),
     )
 
 

@@ -251,3 +251,17 @@ def summary_rows(state: RolloutState) -> list[list[Any]]:
         ]
         for w in state.workloads
     ]
+
+
+def ready_pods(pods: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Names of the pods whose ``Ready`` condition is True and that are not being deleted: what a
+    Service's endpoints would hold."""
+    out = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            out.append(str(meta.get("name", "")))
+    return out

@@ -114,6 +114,7 @@ class LiveComponent:
     replicas: int | None
     hpa: HpaBounds | None = None
     profile: str | None = None
+    name: str | None = None  # the Deployment's name, when not the usual (a blue-green slot)
 
     @property
     def exists(self) -> bool:
@@ -130,7 +131,14 @@ def live_component(
     replicas = spec.get("replicas")
     # a Deployment created without spec.replicas (HPA-managed) defaults to 1 until someone scales
     replicas = 1 if replicas is None else int(replicas)
-    return LiveComponent(component, replicas, _hpa_bounds(hpa), _profile_of(deployment))
+    name = (deployment.get("metadata") or {}).get("name")
+    return LiveComponent(
+        component,
+        replicas,
+        _hpa_bounds(hpa),
+        _profile_of(deployment),
+        name if name and name != DEPLOYMENTS.get(component) else None,
+    )
 
 
 def _hpa_bounds(hpa: Mapping[str, Any] | None) -> HpaBounds | None:
@@ -296,7 +304,7 @@ def _step(
     has_hpa = now.hpa is not None
     return ScaleStep(
         component=now.component,
-        target=_target_name(env, now.component),
+        target=now.name or _target_name(env, now.component),
         replicas_before=now.replicas,
         replicas=replicas,
         hpa=HPAS[now.component] if has_hpa else None,
@@ -722,7 +730,7 @@ def profile_in_effect(deployments: Sequence[Mapping[str, Any]]) -> dict[str, Any
 
 def _component_by_name(name: str) -> str:
     for comp, dep_name in DEPLOYMENTS.items():
-        if dep_name == name:
+        if name == dep_name or name.startswith(f"{dep_name}-"):  # -blue / -green: a slot
             return comp
     return ""
 
