@@ -577,6 +577,7 @@ def test_blue_green_upgrades_switch_slots_and_rollback_switches_back(cluster: Em
     assert (service_slot(cluster), hpa_target(cluster)) == ("blue", BLUE)
     assert image_of(cluster, BLUE).endswith(":v2")
     assert cluster.get("Deployment", NS, API) is None  # the rolling Deployment went after
+    assert run("diff", "staging").exit_code == 0  # diff compares with the live slot
 
     # no --strategy: the running release's; the other slot this time
     second = run("deploy", "staging", "--tag", "v3", "-o", "json")

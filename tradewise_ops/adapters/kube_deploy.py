@@ -232,6 +232,20 @@ def live_held_and_predicted(
     return out, held, holds
 
 
+def as_live_slot(
+    gw: KubeGateway, rendered: Sequence[dict[str, Any]], namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """``rendered`` with the API in the slot the live Service selects (with that Deployment's
+    replicas), so a comparison with the cluster (``diff``) meets the same objects; unchanged when
+    the live API is rolling. Two reads."""
+    serving = live_slot(gw.find("Service", API_SERVICE, namespace=namespace))
+    if serving is None:
+        return list(rendered)
+    dep = gw.find("Deployment", slot_deployment(serving), namespace=namespace)
+    replicas = ((dep or {}).get("spec") or {}).get("replicas")
+    return slotted(rendered, serving, None if replicas is None else int(replicas))
+
+
 def live_scaled(
     gw: KubeGateway, objects: Sequence[dict[str, Any]], namespace: str
 ) -> dict[tuple[str, str], dict[str, Any]]:

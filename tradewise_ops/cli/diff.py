@@ -33,7 +33,12 @@ def diff(
 
 
 def _diff(ctx: typer.Context, env_name: str | None, tag: str | None) -> bool:
-    from tradewise_ops.adapters.kube_deploy import ReleaseStore, check_served, live_and_predicted
+    from tradewise_ops.adapters.kube_deploy import (
+        ReleaseStore,
+        as_live_slot,
+        check_served,
+        live_and_predicted,
+    )
     from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on, render_checked
     from tradewise_ops.core import release as rel
     from tradewise_ops.core.plan import object_diff
@@ -47,6 +52,7 @@ def _diff(ctx: typer.Context, env_name: str | None, tag: str | None) -> bool:
     if tag is None and running is not None:
         tag = running.tag
     rendered = render_checked(state, env, tag, maintenance=maintenance_is_on(gw))
+    rendered = as_live_slot(gw, rendered, env.namespace)  # blue-green: the slot serving now
     served = check_served(gw, rendered, strict=False)
     objects = [o for o in rendered if served(o["apiVersion"], o["kind"])]
     pairs = live_and_predicted(gw, objects)
