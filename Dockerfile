@@ -17,8 +17,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 RUN python3 -m venv /opt/venv
-# the dependency list first (cached until pyproject.toml or the wheels change); `wheelhous[e]`
-# matches the optional wheelhouse/ dir, pyproject.toml makes sure the COPY always has a source
+# the dependencies first (cached until pyproject.toml or the wheels change); `wheelhous[e]`
+# matches the optional wheelhouse/ dir, pyproject.toml makes sure the COPY always has a source.
+# /opt/deps is that venv trimmed for the runtime stage: without pip, and without the kubernetes
+# client's asyncio half and bytecode (the client is there for the scaling CronJobs'
+# `tradewise scale traffic`; about 100 MB less)
 COPY pyproject.toml wheelhous[e] /src/wheelhouse/
 COPY pyproject.toml /src/
 # hadolint ignore=SC2086
@@ -27,23 +30,24 @@ RUN set -eu; \
     if ls /src/wheelhouse/*.whl >/dev/null 2>&1; then offline="--no-index --find-links /src/wheelhouse"; fi; \
     /opt/venv/bin/python -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(d["project"]["optional-dependencies"]["service"]))' > /src/requirements.txt; \
     /opt/venv/bin/pip install $offline --requirement /src/requirements.txt; \
-    echo "$offline" > /src/pip-options
+    echo "$offline" > /src/pip-options; \
+    cp -a /opt/venv /opt/deps; \
+    rm -rf /opt/deps/bin/pip* /opt/deps/lib/python3*/site-packages/pip /opt/deps/lib/python3*/site-packages/pip-*; \
+    rm -rf /opt/deps/lib/python3*/site-packages/kubernetes/aio; \
+    find /opt/deps/lib -path '*/site-packages/kubernetes/*' -name __pycache__ -prune -exec rm -rf {} +
+# then the project itself, into its own prefix: a code change rebuilds only this small layer
 COPY README.md tradewise.yaml /src/
 COPY templates /src/templates
 COPY tradewise_ops /src/tradewise_ops
 COPY app /src/app
-# then trim: pip itself, and the kubernetes client's asyncio half and bytecode (the client is
-# there for the scaling CronJobs' `tradewise scale traffic`; about 100 MB less)
 # hadolint ignore=SC2046
-RUN /opt/venv/bin/pip install $(cat /src/pip-options) --no-deps /src \
-    && /opt/venv/bin/pip uninstall --yes pip \
-    && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio \
-    && find /opt/venv/lib -path '*/site-packages/kubernetes/*' -name __pycache__ -prune -exec rm -rf {} +
+RUN /opt/venv/bin/pip install $(cat /src/pip-options) --no-deps --prefix /opt/project /src
 
 FROM ${BASE_IMAGE} AS runtime
 RUN groupadd --gid 1000 tradewise \
     && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin tradewise
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/deps /opt/venv
+COPY --from=builder /opt/project/ /opt/venv/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -164,7 +164,9 @@ def test_dockerfiles_follow_the_image_rules() -> None:
         text = (ROOT / name).read_text()
         assert "ARG BASE_IMAGE=python:3.11-slim" in text
         assert text.count("FROM ${BASE_IMAGE}") == 2  # builder and runtime stages
-        assert "COPY --from=builder /opt/venv /opt/venv" in text
+        # the runtime stage gets the trimmed dependency venv, then the project's own files
+        assert "COPY --from=builder /opt/deps /opt/venv" in text
+        assert "COPY --from=builder /opt/project/ /opt/venv/" in text
         assert "USER 1000:1000" in text and "--uid 1000" in text
         assert f'CMD ["tradewise-healthcheck", "{check}"]' in text
         assert f'CMD ["{command}"]' in text
