@@ -38,13 +38,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TAG = "t-images"
 
 
-def test_env():  # type: ignore[no-untyped-def]
+def images_env():  # type: ignore[no-untyped-def]
     """The local environment with image names of the tests' own."""
     env = load_config(ROOT / "tradewise.yaml").environment("local")
     return dataclasses.replace(env, api_image="tw-test-api", worker_image="tw-test-worker")
-
-
-test_env.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +60,7 @@ def built(
 ) -> dict[str, BuiltImage]:
     """Both images, built once for the module on the debootstrap base, offline."""
     lines: list[str] = []
-    builder = ImageBuilder(test_env(), ROOT)
+    builder = ImageBuilder(images_env(), ROOT)
     try:
         images = builder.build(
             TAG, base_image=base_image, wheelhouse=wheelhouse, on_line=lines.append
@@ -208,7 +205,7 @@ def test_a_failed_step_is_reported_with_its_output(
     built: dict[str, BuiltImage], client: Any
 ) -> None:
     base = _empty_image(client)
-    builder = ImageBuilder(test_env(), ROOT)
+    builder = ImageBuilder(images_env(), ROOT)
     started = time.monotonic()
     try:
         with pytest.raises(GoalMissedError) as err:
