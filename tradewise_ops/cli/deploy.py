@@ -9,13 +9,13 @@ import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData
-from tradewise_ops.core.config import Environment
 from tradewise_ops.core.units import parse_duration
 from tradewise_ops.errors import BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.adapters.kube_deploy import Deployer, DeployOutcome
+    from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
     from tradewise_ops.core.rollout import WorkloadStatus
 

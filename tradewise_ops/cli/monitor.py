@@ -9,13 +9,12 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData, Terminal
-from tradewise_ops.core.config import Environment
 from tradewise_ops.errors import GoalMissedError, TradewiseError, UnreachableError
 
 DEFAULT_SECONDS = "300"
@@ -28,6 +27,9 @@ REPORT_OPTION = typer.Option(
     help="Write the HTML report (replicas and events over time) here.",
     dir_okay=False,
 )
+
+if TYPE_CHECKING:
+    from tradewise_ops.core.config import Environment
 
 
 def register(app: typer.Typer) -> None:

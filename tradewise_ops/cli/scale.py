@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData
-from tradewise_ops.core import scaling
-from tradewise_ops.core.config import Environment
-from tradewise_ops.core.scaling import LiveComponent, ScalePlan
 from tradewise_ops.errors import BadInputError, NotFoundError, UnreachableError
+
+if TYPE_CHECKING:  # core.scaling and the config model load when a command runs, not for --help
+    from types import ModuleType
+
+    from tradewise_ops.core.config import Environment
+    from tradewise_ops.core.scaling import LiveComponent, ScalePlan
+
+
+def _scaling() -> ModuleType:
+    from tradewise_ops.core import scaling
+
+    return scaling
+
 
 # ``scale api -1`` must reach our own check (one sentence, exit 2), not click's "no such option"
 _NUMBER_ARG = {"ignore_unknown_options": True}
@@ -51,17 +61,17 @@ def status(ctx: typer.Context) -> None:
         stack = _stack(env, must_run=False)
         counts = stack.counts()
         record = _local_record(stack, env, counts)
-        report = scaling.local_status_report(
+        report = _scaling().local_status_report(
             env,
             {c: int(counts.get(c, 0)) for c in ("api", "worker", "precompute")},
-            record.get(scaling.PROFILE_ANNOTATION),
-            record.get(scaling.APPLIED_AT_ANNOTATION),
+            record.get(_scaling().PROFILE_ANNOTATION),
+            record.get(_scaling().APPLIED_AT_ANNOTATION),
         )
     now = datetime.now(UTC)
     tables = [
-        TableData(t.columns, t.rows, title=t.title) for t in scaling.status_tables(report, now)
+        TableData(t.columns, t.rows, title=t.title) for t in _scaling().status_tables(report, now)
     ]
-    state.terminal.result(report, _group(scaling.status_summary(report, now), tables))
+    state.terminal.result(report, _group(_scaling().status_summary(report, now), tables))
 
 
 def api(
@@ -90,11 +100,11 @@ def traffic(
     """Apply a traffic profile from the config to the API, the workers and their HPAs."""
     state = get_state(ctx)
     env = state.environment()
-    if profile == scaling.EMERGENCY_DOWN:  # schedules may name it (config allows it)
-        _run(state, env, dry_run, lambda live, now: scaling.plan_emergency_down(env, live, now))
+    if profile == _scaling().EMERGENCY_DOWN:  # schedules may name it (config allows it)
+        _run(state, env, dry_run, lambda live, now: _scaling().plan_emergency_down(env, live, now))
         return
     chosen = state.config().profile(profile)
-    _run(state, env, dry_run, lambda live, now: scaling.plan_profile(env, chosen, live, now))
+    _run(state, env, dry_run, lambda live, now: _scaling().plan_profile(env, chosen, live, now))
 
 
 def emergency_down(
@@ -117,17 +127,17 @@ def emergency_down(
     state = get_state(ctx)
     env = state.environment()
     if maintenance:
-        scaling.check_maintenance(env)
+        _scaling().check_maintenance(env)
     overrides: dict[str, int] = {}
     if api_floor is not None:
-        overrides["api"] = scaling.parse_replicas(api_floor, env.max_replicas, "--api")
+        overrides["api"] = _scaling().parse_replicas(api_floor, env.max_replicas, "--api")
     if worker_floor is not None:
-        overrides["worker"] = scaling.parse_replicas(worker_floor, env.max_replicas, "--workers")
+        overrides["worker"] = _scaling().parse_replicas(worker_floor, env.max_replicas, "--workers")
     _run(
         state,
         env,
         dry_run,
-        lambda live, now: scaling.plan_emergency_down(env, live, now, overrides, maintenance),
+        lambda live, now: _scaling().plan_emergency_down(env, live, now, overrides, maintenance),
     )
 
 
@@ -136,12 +146,12 @@ def _manual(ctx: typer.Context, component: str, text: str, dry_run: bool) -> Non
     state = get_state(ctx)
     env = state.environment()
     word = "workers" if component == "worker" else component
-    replicas = scaling.parse_replicas(text, env.max_replicas, f"{word} replicas")
+    replicas = _scaling().parse_replicas(text, env.max_replicas, f"{word} replicas")
     _run(
         state,
         env,
         dry_run,
-        lambda live, now: scaling.plan_manual(env, component, replicas, live, now),
+        lambda live, now: _scaling().plan_manual(env, component, replicas, live, now),
     )
 
 
@@ -212,9 +222,9 @@ def _gateway(state: State, env: Environment) -> Any:
 def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
     # only `get` (by name): the CronJobs' Role grants get and patch, no list
     live = {}
-    for component, name in scaling.DEPLOYMENTS.items():
+    for component, name in _scaling().DEPLOYMENTS.items():
         dep = gateway.find("Deployment", name)
-        hpa_name = scaling.HPAS.get(component)
+        hpa_name = _scaling().HPAS.get(component)
         hpa = gateway.find("HorizontalPodAutoscaler", hpa_name) if hpa_name and dep else None
         if dep is None and hpa_name:
             # a blue-green deploy serves the API from a slot (tradewise-api-deployment-blue):
@@ -222,7 +232,7 @@ def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
             hpa = gateway.find("HorizontalPodAutoscaler", hpa_name)
             target = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
             dep = gateway.find("Deployment", target["name"]) if target.get("name") else None
-        live[component] = scaling.live_component(component, dep, hpa)
+        live[component] = _scaling().live_component(component, dep, hpa)
     return live
 
 
@@ -264,7 +274,9 @@ def _cluster_status(state: State, env: Environment) -> dict[str, Any]:
         events = gateway.events()
     finally:
         gateway.close()
-    return scaling.status_report(env, deployments, hpas, events, profiles=state.config().profiles)
+    return _scaling().status_report(
+        env, deployments, hpas, events, profiles=state.config().profiles
+    )
 
 
 # -- local and compose -------------------------------------------------------------------------
@@ -282,9 +294,12 @@ def _stack(env: Environment, must_run: bool = True) -> Any:
 
 def _local_live(stack: Any, env: Environment) -> dict[str, LiveComponent]:
     counts = stack.counts()
-    profile = _local_record(stack, env, counts).get(scaling.PROFILE_ANNOTATION)
+    profile = _local_record(stack, env, counts).get(_scaling().PROFILE_ANNOTATION)
     # the local stacks scale the API and the workers; precompute is not scaled on its own
-    return {c: LiveComponent(c, int(counts.get(c, 0)), None, profile) for c in ("api", "worker")}
+    return {
+        c: _scaling().LiveComponent(c, int(counts.get(c, 0)), None, profile)
+        for c in ("api", "worker")
+    }
 
 
 def _local_apply(stack: Any, env: Environment, plan: ScalePlan) -> None:

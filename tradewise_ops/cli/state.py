@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tradewise_ops.cli.terminal import Terminal
-from tradewise_ops.core.config import Config, Environment, load_config
 from tradewise_ops.errors import BadInputError
+
+if TYPE_CHECKING:  # the config module loads on first use, not at start-up (--help)
+    from tradewise_ops.core.config import Config, Environment
 
 
 @dataclass
@@ -31,6 +33,8 @@ class State:
     def config(self) -> Config:
         """The config (``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml``, embedded)."""
         if self._config is None:
+            from tradewise_ops.core.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 

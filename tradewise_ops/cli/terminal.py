@@ -12,10 +12,11 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console, RenderableType
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported when a Terminal is built, not at start-up (--help)
+    from rich.console import RenderableType
+    from rich.table import Table
 
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
@@ -45,6 +46,8 @@ class Terminal:
     ) -> None:
         self.output = output
         self.verbose = verbose
+        from rich.console import Console
+
         out = stdout if stdout is not None else sys.stdout
         err = stderr if stderr is not None else sys.stderr
         self.out = Console(
@@ -127,6 +130,8 @@ class Terminal:
 
 def render_table(data: TableData) -> Table:
     """Turn ``TableData`` into a rich table."""
+    from rich.table import Table
+
     table = Table(title=data.title, title_justify="left", show_edge=False, pad_edge=False)
     for column in data.columns:
         table.add_column(column)
