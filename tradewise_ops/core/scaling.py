@@ -414,7 +414,8 @@ def plan_profile(
         restored = env.components["precompute"].replicas if "precompute" in env.components else 1
         steps.append(_step(env, precompute, restored, None))
         notes.append(f"precompute back to {restored} (stopped by emergency-down)")
-    notes.append("each HPA keeps its profile's replicas as its floor and may add pods under load")
+    if any(c.hpa is not None for c in live.values()):
+        notes.append("each HPA keeps its profile's replicas as its floor and may add pods")
     return ScalePlan(
         action=f"scale traffic {profile.name}",
         environment=env.name,
