@@ -545,6 +545,11 @@ def report_html(report: LoadReport) -> str:
         f"<td>{html.escape(str(e.get('error', '')))}</td><td>{e.get('occurrences', '')}</td></tr>"
         for e in report.errors
     )
+    errors_html = (
+        f"<table><tr><th>endpoint</th><th>error</th><th>count</th></tr>{errs}</table>"
+        if errs
+        else "<p>No request failed.</p>"
+    )
     facts = [
         ("target", report.target),
         ("kind", report.kind),
@@ -576,7 +581,7 @@ svg {{ display: block; margin: 1em 0; }}
 {throughput}
 {errors}
 <h2>Errors</h2>
-<table><tr><th>endpoint</th><th>error</th><th>count</th></tr>{errs}</table>
+{errors_html}
 </body></html>
 """
 
