@@ -26,7 +26,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     Raises ``ConfigError`` naming the variable when a setting is invalid.
     """
     from app.api import register_api
-    from app.cache import AnalysisCache
+    from app.cache import make_cache
     from app.celery_app import celery_init_app
     from app.models import make_engine
     from app.service import AnalysisService
@@ -54,9 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]
 
     engine = make_engine(settings.database_url)
-    cache = AnalysisCache(
-        settings.redis_url, settings.cache_ttl_seconds, settings.redis_retry_seconds
-    )
+    cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.redis_retry_seconds)
     service = AnalysisService(settings, engine, cache)
     service.ensure_schema()
     flask_app.extensions["tradewise"] = service
@@ -80,7 +78,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": _transport_options(settings.visibility_timeout),
+        "broker_transport_options": _transport_options(
+            settings.broker_url, settings.visibility_timeout
+        ),
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "timezone": "America/New_York",
         "enable_utc": True,
@@ -89,12 +89,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _transport_options(visibility_timeout: int) -> dict[str, Any]:
+def _transport_options(broker_url: str, visibility_timeout: int) -> dict[str, Any]:
     """Redis transport options: unacked messages return after ``visibility_timeout`` seconds.
 
     The restore sweep runs about every ``interval * throttle`` seconds (kombu's default 100 s);
-    with a short visibility timeout it is made proportionally short.
+    with a short visibility timeout it is made proportionally short. The SQLAlchemy transport
+    (``sqla+sqlite://``) takes none: it passes its options to ``create_engine``, and it has no
+    visibility timeout (a task of a killed worker is not redelivered).
     """
+    if broker_url.startswith("sqla+"):
+        return {}
     options: dict[str, Any] = {"visibility_timeout": visibility_timeout}
     if visibility_timeout < 300:
         options["unacked_restore_interval"] = max(1, visibility_timeout // 3)

@@ -65,13 +65,21 @@ def health() -> Response:
 
 
 def ready() -> Response:
-    """Readiness: the database and Redis answer; 503 naming what does not."""
+    """Readiness: the database and Redis answer; 503 naming what does not.
+
+    Without a cache (``REDIS_URL=none``) redis is reported as disabled, which is not a failure.
+    """
     service = _service()
     db_ok, db_error = service.check_database()
-    redis_ok, redis_error = service.cache.ping()
+    redis_check: dict[str, Any]
+    if service.cache.enabled:
+        redis_ok, redis_error = service.cache.ping()
+        redis_check = {"ok": redis_ok, **({"error": redis_error} if redis_error else {})}
+    else:
+        redis_check = {"ok": True, "disabled": True}
     checks = {
         "database": {"ok": db_ok, **({"error": db_error} if db_error else {})},
-        "redis": {"ok": redis_ok, **({"error": redis_error} if redis_error else {})},
+        "redis": redis_check,
     }
     failing = [name for name, check in checks.items() if not check["ok"]]
     if failing:
@@ -117,7 +125,7 @@ def stock_analysis() -> Response:
     response = Response(computed.payload, mimetype=JSON)
     response.headers["X-Cache"] = "MISS"
     if not computed.cached:
-        response.headers["X-Cache-Status"] = "unavailable"
+        response.headers["X-Cache-Status"] = "unavailable" if service.cache.enabled else "disabled"
     return response
 
 
@@ -159,6 +167,7 @@ def performance_stats() -> Response:
                 misses += sample.value
     queue = samples("tradewise_task_queue_length")[0].value
     redis_up = samples("tradewise_redis_up")[0].value == 1.0
+    cache_enabled = samples("tradewise_cache_enabled")[0].value == 1.0
     db_up = samples("tradewise_database_up")[0].value == 1.0
     body = {
         "requests": {
@@ -173,13 +182,23 @@ def performance_stats() -> Response:
             "misses": int(misses),
             "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
             "available": redis_up,
+            "enabled": cache_enabled,
         },
         "task_queue_length": None if queue < 0 else int(queue),
-        "dependencies": {"redis": redis_up, "database": db_up},
+        "broker": _broker_kind(service.settings.broker_url),
+        "dependencies": {"redis": redis_up if cache_enabled else None, "database": db_up},
         "multiprocess": metrics.multiprocess_mode(),
         "note": "percentiles are estimated from the latency histogram buckets",
     }
     return jsonify(body)
+
+
+def _broker_kind(url: str) -> str:
+    """``redis``, ``sqlite`` (kombu's SQLAlchemy transport) or ``memory``."""
+    scheme = url.split(":", 1)[0].lower()
+    if scheme.startswith("sqla+"):
+        return "sqlite"
+    return "redis" if scheme in ("redis", "rediss", "unix") else scheme
 
 
 def _percentiles(buckets: dict[float, float]) -> dict[str, float | None]:

@@ -3,6 +3,9 @@
 A hit costs one ``GET`` and returns the stored JSON bytes as they are. When Redis fails, the cache
 reports a miss (or skips the write), remembers the failure, and does not try again for
 ``retry_seconds``, so a dead Redis costs the API nothing but the uncached work.
+
+``REDIS_URL=none`` gives a :class:`DisabledCache` instead: every lookup misses, nothing is
+written, and readiness reports the cache as disabled rather than down.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ KEY_PREFIX = "tradewise:analysis:v1:"
 
 class AnalysisCache:
     """GET/SETEX of analysis JSON by symbol, with a short circuit breaker."""
+
+    enabled = True
 
     def __init__(self, url: str, ttl_seconds: int, retry_seconds: float = 2.0) -> None:
         self.ttl = ttl_seconds
@@ -86,3 +91,41 @@ class AnalysisCache:
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
+
+
+class DisabledCache:
+    """No cache configured (``REDIS_URL=none``): the same interface, always a miss."""
+
+    enabled = False
+    ttl = 0
+    available = False
+    last_error: str | None = None
+
+    @staticmethod
+    def key(symbol: str) -> str:
+        """The key a symbol would have in Redis."""
+        return KEY_PREFIX + symbol
+
+    def get(self, symbol: str) -> bytes | None:
+        """Always a miss."""
+        return None
+
+    def set(self, symbol: str, payload: bytes) -> bool:
+        """Nothing is stored: False."""
+        return False
+
+    def ping(self) -> tuple[bool, str | None]:
+        """There is no Redis to answer: (False, why)."""
+        return False, "no cache configured (REDIS_URL=none)"
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def make_cache(
+    url: str | None, ttl_seconds: int, retry_seconds: float = 2.0
+) -> AnalysisCache | DisabledCache:
+    """The Redis cache of ``url``, or a :class:`DisabledCache` when ``url`` is None."""
+    if url is None:
+        return DisabledCache()
+    return AnalysisCache(url, ttl_seconds, retry_seconds)

@@ -5,9 +5,11 @@ gunicorn starts), prometheus_client keeps each process's values in memory-mapped
 scrape merges them (``MultiProcessCollector``); gunicorn's ``child_exit`` hook marks dead workers.
 Without it (tests, ``flask run``) the in-process default registry is used.
 
-``tradewise_cache_hit_rate``, ``tradewise_task_queue_length``, ``tradewise_redis_up`` and
-``tradewise_database_up`` are computed at scrape time from the merged counters and from Redis, so
-they are the same whichever worker answers the scrape.
+``tradewise_cache_hit_rate``, ``tradewise_task_queue_length``, ``tradewise_redis_up``,
+``tradewise_cache_enabled`` and ``tradewise_database_up`` are computed at scrape time from the
+merged counters and from Redis, so they are the same whichever worker answers the scrape.
+Without a cache (``REDIS_URL=none``) every analysis counts as a miss (hit rate 0),
+``tradewise_redis_up`` is 0 and ``tradewise_cache_enabled`` 0.
 """
 
 from __future__ import annotations
@@ -120,13 +122,19 @@ class _ScrapeGauges:
         rate.add_metric([], hits / (hits + misses) if hits + misses else 0.0)
         yield rate
         queue = GaugeMetricFamily(
-            "tradewise_task_queue_length", "Tasks waiting in the Celery queue (-1: broker down)"
+            "tradewise_task_queue_length",
+            "Tasks waiting in the Celery queue (-1: unknown or broker down)",
         )
         queue.add_metric([], float(probe.queue_length if probe.queue_length is not None else -1))
         yield queue
         up = GaugeMetricFamily("tradewise_redis_up", "1 when Redis answers PING")
         up.add_metric([], 1.0 if probe.redis_ok else 0.0)
         yield up
+        enabled = GaugeMetricFamily(
+            "tradewise_cache_enabled", "1 when a Redis cache is configured (0: REDIS_URL=none)"
+        )
+        enabled.add_metric([], 1.0 if probe.cache_enabled else 0.0)
+        yield enabled
         db = GaugeMetricFamily("tradewise_database_up", "1 when the database answers SELECT 1")
         db.add_metric([], 1.0 if probe.database_ok else 0.0)
         yield db
@@ -139,6 +147,7 @@ class Probe:
     redis_ok: bool
     database_ok: bool
     queue_length: int | None
+    cache_enabled: bool = True
 
 
 class _Registry:

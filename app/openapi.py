@@ -33,7 +33,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "TradeWise AI stock analysis",
             "version": "1.0.0",
-            "description": "Technical analysis of US stocks, cached in Redis, computed ahead "
+            "description": "Technical analysis of US stocks, cached in Redis (when one is "
+            "configured), computed ahead "
             "of the market open by Celery workers. Every error is JSON with the Error shape.",
         },
         "paths": {
@@ -50,7 +51,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/health/ready": {
                 "get": {
                     "operationId": "ready",
-                    "summary": "Readiness: the database and Redis answer",
+                    "summary": "Readiness: the database and Redis answer "
+                    "(Redis reported as disabled when REDIS_URL=none)",
                     "responses": {
                         "200": _json("Ready", {"$ref": "#/components/schemas/Readiness"}),
                         "503": _json(
@@ -82,7 +84,15 @@ def openapi_document() -> dict[str, Any]:
                         "200": {
                             "description": "The analysis (header X-Cache: HIT or MISS)",
                             "headers": {
-                                "X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}}
+                                "X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}},
+                                "X-Cache-Status": {
+                                    "description": "on a MISS that could not be cached: "
+                                    "unavailable (Redis down) or disabled (REDIS_URL=none)",
+                                    "schema": {
+                                        "type": "string",
+                                        "enum": ["unavailable", "disabled"],
+                                    },
+                                },
                             },
                             "content": {
                                 "application/json": {
@@ -160,7 +170,15 @@ def openapi_document() -> dict[str, Any]:
                 "Check": {
                     "type": "object",
                     "required": ["ok"],
-                    "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}},
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "error": {"type": "string"},
+                        "disabled": {
+                            "type": "boolean",
+                            "description": "redis only: true when no cache is configured "
+                            "(REDIS_URL=none); not a failure",
+                        },
+                    },
                 },
                 "Readiness": {
                     "type": "object",
@@ -290,10 +308,31 @@ def openapi_document() -> dict[str, Any]:
                                 "misses": {"type": "integer"},
                                 "hit_rate": number,
                                 "available": {"type": "boolean"},
+                                "enabled": {
+                                    "type": "boolean",
+                                    "description": "false when REDIS_URL=none (every "
+                                    "analysis is a miss)",
+                                },
                             },
                         },
-                        "task_queue_length": {"type": "integer", "nullable": True},
-                        "dependencies": {"type": "object"},
+                        "task_queue_length": {
+                            "type": "integer",
+                            "nullable": True,
+                            "description": "null when unknown (broker down, or the SQLite "
+                            "broker not created yet)",
+                        },
+                        "broker": {"type": "string", "enum": ["redis", "sqlite", "memory"]},
+                        "dependencies": {
+                            "type": "object",
+                            "properties": {
+                                "redis": {
+                                    "type": "boolean",
+                                    "nullable": True,
+                                    "description": "null when no cache is configured",
+                                },
+                                "database": {"type": "boolean"},
+                            },
+                        },
                         "multiprocess": {"type": "boolean"},
                     },
                 },

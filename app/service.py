@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import redis
 import sqlalchemy as sa
@@ -20,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from app import metrics
 from app.analysis import analyse
-from app.cache import AnalysisCache
+from app.cache import AnalysisCache, DisabledCache
 from app.models import create_schema, upsert_analysis
 from app.providers import HttpProvider, MarketDataProvider, SyntheticProvider
 from app.settings import Settings
@@ -52,7 +54,9 @@ def make_provider(settings: Settings) -> MarketDataProvider:
 class AnalysisService:
     """Everything behind ``/api/stock-analysis`` and the analysis tasks."""
 
-    def __init__(self, settings: Settings, engine: Engine, cache: AnalysisCache) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, cache: AnalysisCache | DisabledCache
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.cache = cache
@@ -63,6 +67,10 @@ class AnalysisService:
             self.broker = redis.Redis.from_url(
                 settings.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
+        self.broker_file: str | None = None
+        self._broker_db: Engine | None = None
+        if settings.broker_url.startswith("sqla+sqlite:///"):
+            self.broker_file = settings.broker_url[len("sqla+sqlite:///") :]
 
     def ensure_schema(self) -> bool:
         """Create the tables once; False (and logged) when the database is unreachable."""
@@ -122,7 +130,7 @@ class AnalysisService:
             log.warning("could not store the analysis of %s: %s", symbol, exc)
             stored = False
         cached = self.cache.set(symbol, payload)
-        if not cached:
+        if not cached and self.cache.enabled:
             metrics.DEPENDENCY_ERRORS.labels("redis").inc()
         return Computed(document, payload, stored, cached)
 
@@ -136,23 +144,53 @@ class AnalysisService:
         return True, None
 
     def queue_length(self, queue: str = "celery") -> int | None:
-        """Messages waiting in the Celery queue on a Redis broker (None when unknown/down)."""
-        if self.broker is None:
+        """Messages waiting in the Celery queue (None when unknown or the broker is down).
+
+        On a Redis broker: the list lengths (with the priority sub-queues). On the SQLite broker
+        (kombu's SQLAlchemy transport): its visible messages, read from the broker's file
+        without creating it (None until a worker or the scheduler has created it).
+        """
+        if self.broker is not None:
+            names = [queue] + [f"{queue}\x06\x16{p}" for p in (3, 6, 9)]
+            try:
+                pipe = self.broker.pipeline(transaction=False)
+                for name in names:
+                    pipe.llen(name)
+                return int(sum(pipe.execute()))
+            except redis.RedisError:
+                return None
+        if self.broker_file is not None:
+            return self._sqlite_queue_length(self.broker_file, queue)
+        return None
+
+    def _sqlite_queue_length(self, path: str, queue: str) -> int | None:
+        if not os.path.isfile(path):
             return None
-        names = [queue] + [f"{queue}\x06\x16{p}" for p in (3, 6, 9)]
+        if self._broker_db is None:
+            self._broker_db = sa.create_engine(
+                f"sqlite:///file:{quote(path)}?mode=ro&uri=true",
+                connect_args={"timeout": 0.5},
+                poolclass=sa.pool.NullPool,
+            )
+        query = sa.text(
+            "SELECT COUNT(*) FROM kombu_message AS m JOIN kombu_queue AS q "
+            "ON m.queue_id = q.id WHERE q.name = :queue AND m.visible"
+        )
         try:
-            pipe = self.broker.pipeline(transaction=False)
-            for name in names:
-                pipe.llen(name)
-            return int(sum(pipe.execute()))
-        except redis.RedisError:
+            with self._broker_db.connect() as conn:
+                tables = sa.inspect(conn).get_table_names()
+                if not {"kombu_message", "kombu_queue"} <= set(tables):
+                    return 0  # the broker file exists, no queue was declared yet
+                return int(conn.execute(query, {"queue": queue}).scalar_one())
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("cannot read the queue length from %s: %s", path, exc)
             return None
 
     def probe(self) -> metrics.Probe:
         """Dependency state for the scrape-time gauges."""
-        redis_ok, _ = self.cache.ping()
+        redis_ok, _ = self.cache.ping() if self.cache.enabled else (False, None)
         db_ok, _ = self.check_database()
-        return metrics.Probe(redis_ok, db_ok, self.queue_length())
+        return metrics.Probe(redis_ok, db_ok, self.queue_length(), self.cache.enabled)
 
     def close(self) -> None:
         """Release pools and clients."""
@@ -160,4 +198,6 @@ class AnalysisService:
         self.cache.close()
         if self.broker is not None:
             self.broker.close()
+        if self._broker_db is not None:
+            self._broker_db.dispose()
         self.engine.dispose()

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 from app.symbols import parse_symbol_list
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DISABLED = ("none", "disabled")
+BROKER_SCHEMES = ("redis", "rediss", "memory", "sqla+sqlite")
 DEFAULT_POPULAR = (
     "AAPL,MSFT,GOOGL,AMZN,NVDA,META,TSLA,JPM,V,JNJ,WMT,PG,MA,UNH,HD,XOM,KO,PEP,NFLX,AMD,SPY,QQQ"
 )
@@ -34,7 +36,7 @@ class Settings:
     """The service's configuration (see the README section "The TradeWise service")."""
 
     database_url: str
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str | None = DEFAULT_REDIS_URL  # None: REDIS_URL=none, no cache configured
     broker_url: str = DEFAULT_REDIS_URL
     result_backend: str | None = DEFAULT_REDIS_URL
     market_data_provider: str = "synthetic"
@@ -63,15 +65,21 @@ class Settings:
             database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
         elif database_url.startswith("postgresql://"):
             database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
-        redis_url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix"))
-        broker_url = _url(env, "CELERY_BROKER_URL", redis_url, ("redis", "rediss", "memory"))
+        redis_url: str | None = None
+        if env.get("REDIS_URL", "").strip().lower() not in DISABLED:
+            redis_url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix"))
+        broker_default = redis_url or f"sqla+sqlite:///{Path(instance_path) / 'celery-broker.db'}"
+        broker_url = _url(env, "CELERY_BROKER_URL", broker_default, BROKER_SCHEMES)
         backend_raw = env.get("CELERY_RESULT_BACKEND", "").strip()
         result_backend: str | None
-        if backend_raw.lower() in ("none", "disabled"):
+        if backend_raw.lower() in DISABLED:
             result_backend = None
         else:
             result_backend = _url(
-                env, "CELERY_RESULT_BACKEND", redis_url, ("redis", "rediss", "db+sqlite", "cache")
+                env,
+                "CELERY_RESULT_BACKEND",
+                _default_backend(redis_url, broker_url),
+                ("redis", "rediss", "db+sqlite", "cache"),
             )
         provider = env.get("MARKET_DATA_PROVIDER", "synthetic").strip().lower() or "synthetic"
         if provider not in PROVIDERS:
@@ -119,6 +127,16 @@ class Settings:
         )
 
 
+def _default_backend(redis_url: str | None, broker_url: str) -> str:
+    """Results go to Redis when there is one, else to SQLite beside the SQLite broker."""
+    if redis_url is not None:
+        return redis_url
+    if broker_url.startswith("sqla+sqlite:///"):
+        broker_file = Path(broker_url[len("sqla+sqlite:///") :])
+        return f"db+sqlite:///{broker_file.with_name(broker_file.stem + '-results.db')}"
+    return "cache+memory://"
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip() or default
     scheme = urlparse(raw).scheme.lower()
@@ -129,6 +147,10 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
         path = urlparse(raw).path.strip("/")
         if path and not path.isdigit():
             raise ConfigError(name, raw, "a Redis URL whose path is a database number, e.g. /0")
+    if scheme in ("sqla+sqlite", "db+sqlite") and not raw.startswith(f"{scheme}:///"):
+        raise ConfigError(name, raw, f"{scheme}:///PATH (a SQLite file shared by the processes)")
+    if scheme in ("sqla+sqlite", "db+sqlite") and not raw[len(scheme) + 4 :].strip():
+        raise ConfigError(name, raw, f"{scheme}:///PATH (a SQLite file shared by the processes)")
     return raw
 
 

@@ -1,9 +1,12 @@
 """Celery tasks: analyse a symbol and store it; fan out the popular symbols (pre-computation).
 
 Tasks are acknowledged late and rejected (re-queued) when their worker dies, so a worker killed
-mid-task loses nothing: another worker runs the message again. Running twice is harmless: the
+mid-task loses nothing: another worker runs the message again (on Redis; kombu's SQLAlchemy broker,
+``sqla+sqlite://``, has no visibility timeout: a task of a SIGKILLed worker stays taken, while a
+TERMed worker puts its unacknowledged tasks back). Running twice is harmless: the
 database row is upserted by (symbol, market date) and the cache key is overwritten. Transient
-errors (market data API down, database or Redis unreachable) are retried with exponential backoff.
+errors (market data API down, database or Redis unreachable, the SQLite broker locked) are retried
+with exponential backoff.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def analyse_symbol(self: Any, symbol: str) -> dict[str, Any]:
     name="tradewise.precompute_popular",
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(redis.ConnectionError, redis.TimeoutError),
+    autoretry_for=(redis.ConnectionError, redis.TimeoutError, sa.exc.OperationalError),
     retry_backoff=True,
     max_retries=5,
 )

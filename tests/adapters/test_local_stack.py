@@ -1,4 +1,8 @@
-"""LocalStack against real processes: redis-server, gunicorn, Celery workers, the scheduler."""
+"""LocalStack against real processes: redis-server, gunicorn, Celery workers, the scheduler.
+
+The SQLite-broker stack (no redis-server) is at the end: it needs no binary, so it runs
+everywhere, also where redis-server is installed (``local.broker: sqlite`` forces it).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,20 @@ import pytest
 from tests.helpers import free_port, port_open, require_binary, wait_until
 from tradewise_ops.adapters.local import LocalStack, stack_for
 from tradewise_ops.adapters.local.common import pid_alive
+from tradewise_ops.adapters.local.processes import redis_server_binary
 from tradewise_ops.core.config import LocalSettings, load_config
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_env(state_dir: Path, api_processes: int = 1, workers: int = 1, kind: str = "local"):
+def make_env(
+    state_dir: Path,
+    api_processes: int = 1,
+    workers: int = 1,
+    kind: str = "local",
+    broker: str = "auto",
+):
     """The checkout's ``local`` environment with free ports and a private state dir."""
     env = load_config(ROOT / "tradewise.yaml").environment("local")
     import dataclasses
@@ -33,6 +44,7 @@ def make_env(state_dir: Path, api_processes: int = 1, workers: int = 1, kind: st
         worker_processes=workers,
         redis_port=free_port(),
         state_dir=str(state_dir),
+        broker=broker,
     )
     return dataclasses.replace(env, kind=kind, local=local, max_replicas=6)
 
@@ -204,12 +216,12 @@ def test_port_in_use_names_the_port_and_the_holder(tmp_path: Path) -> None:
     assert not port_open("127.0.0.1", s.settings.redis_port)
 
 
-def test_missing_redis_server_is_a_clear_sentence(
+def test_missing_redis_server_when_redis_is_required_is_a_clear_sentence(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRADEWISE_REDIS_SERVER", str(tmp_path / "no-redis-server"))
-    s = LocalStack(make_env(tmp_path))
-    with pytest.raises(BadInputError, match="redis-server is not installed"):
+    s = LocalStack(make_env(tmp_path, broker="redis"))
+    with pytest.raises(BadInputError, match="redis-server is not installed, and local.broker is"):
         s.up(timeout=10)
     assert s.status() == []
 
@@ -252,3 +264,85 @@ def test_stack_for_maps_kinds(tmp_path: Path) -> None:
 
     with pytest.raises(BadInputError, match="kind kubernetes"):
         stack_for(dataclasses.replace(env, kind="kubernetes"))
+
+
+# -- without Redis: the SQLite broker ----------------------------------------------------------
+def test_the_sqlite_broker_stack_serves_processes_tasks_scales_and_stops(tmp_path: Path) -> None:
+    from celery import Celery
+
+    messages: list[str] = []
+    s = LocalStack(make_env(tmp_path, broker="sqlite"), messages.append)
+    try:
+        result = s.up(timeout=60)
+        assert result.started == ["api", "worker-1", "precompute"]
+        assert (
+            "local.broker (or TRADEWISE_LOCAL_BROKER) is sqlite: using the SQLite broker, "
+            "analyses uncached" in messages
+        )
+        assert s.broker == "sqlite"
+        assert s.broker_url == f"sqla+sqlite:///{s.state_dir / 'broker.db'}"
+        status, body = get_json(s.url + "/api/health/ready")
+        assert status == 200 and body["checks"]["redis"] == {"ok": True, "disabled": True}
+        with urllib.request.urlopen(s.url + "/api/stock-analysis?symbol=KO", timeout=10) as r:
+            assert r.headers["X-Cache"] == "MISS" and r.headers["X-Cache-Status"] == "disabled"
+            assert json.loads(r.read())["symbol"] == "KO"
+        assert {i.name for i in s.status()} == {"api", "worker-1", "precompute"}
+        assert s.counts() == {"redis": 0, "api": 1, "worker": 1, "precompute": 1}
+        assert not port_open("127.0.0.1", s.settings.redis_port)
+
+        client = Celery(broker=s.broker_url, backend=s.result_backend)
+        try:
+            value = client.send_task("tradewise.analyse_symbol", args=["PEP"]).get(timeout=30)
+        finally:
+            client.close()
+        assert value["symbol"] == "PEP" and value["cached"] is False
+        assert "Task tradewise.analyse_symbol" in "\n".join(s.logs("worker-1", lines=200))
+        _, stats = get_json(s.url + "/api/performance/stats")
+        assert stats["broker"] == "sqlite" and stats["task_queue_length"] == 0
+        assert stats["cache"]["enabled"] is False
+        assert stats["cache"]["hits"] == 0 and stats["cache"]["misses"] == 1
+        assert stats["cache"]["hit_rate"] == 0.0
+
+        assert s.scale("workers", 2)["worker"] == 2
+        assert s.scale("workers", 1)["worker"] == 1
+        again = s.up(timeout=30)
+        assert again.started == [] and "worker-1" in again.already_running
+        assert any("already up" in m and "SQLite broker" in m for m in messages)
+    finally:
+        pids = all_pids(s)
+        supervisors = [e["supervisor"] for e in s._read_state()["processes"].values()]
+        stopped = s.down(grace=10)
+    assert sorted(stopped) == ["api", "precompute", "worker-1"]
+    assert not any(pid_alive(p) for p in pids + supervisors)
+    assert not port_open("127.0.0.1", s.settings.api_port)
+    assert s.status() == []
+    assert not (s.state_dir / "broker.db").exists()
+    assert (s.state_dir / "tradewise.db").is_file()
+
+
+def test_without_redis_server_auto_falls_back_to_the_sqlite_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWISE_REDIS_SERVER", str(tmp_path / "no-redis-server"))
+    messages: list[str] = []
+    s = LocalStack(make_env(tmp_path, workers=0), messages.append)
+    try:
+        assert s.broker == "sqlite"
+        result = s.up(timeout=60)
+        assert result.started == ["api", "precompute"]
+        assert (
+            messages[0] == "redis-server not installed: using the SQLite broker, analyses uncached"
+        )
+        status, body = get_json(s.url + "/api/health/ready")
+        assert status == 200 and body["checks"]["redis"]["disabled"] is True
+        assert s.counts()["redis"] == 0
+        # redis-server "appears": the running stack keeps its broker until it is brought down
+        monkeypatch.setenv("TRADEWISE_REDIS_SERVER", "/bin/true")
+        assert redis_server_binary() == "/bin/true"
+        assert s.up(timeout=30).started == []
+        assert any("uses the sqlite broker" in m and "local down" in m for m in messages)
+        assert s.broker == "sqlite"
+    finally:
+        stopped = s.down(grace=10)
+    assert sorted(stopped) == ["api", "precompute"]
+    assert s.status() == []

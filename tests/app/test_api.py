@@ -170,8 +170,10 @@ def test_redis_stopped_mid_test(make_app: AppFactory, redis_server: Any) -> None
         metrics_text = client.get("/metrics").data.decode()
         assert "tradewise_redis_up 0.0" in metrics_text
         assert "tradewise_task_queue_length -1.0" in metrics_text
+        assert "tradewise_cache_enabled 1.0" in metrics_text  # configured, only down
         stats = client.get("/api/performance/stats").get_json()
         assert stats["cache"]["available"] is False
+        assert stats["cache"]["enabled"] is True and stats["broker"] == "redis"
         assert stats["dependencies"]["redis"] is False
         assert stats["task_queue_length"] is None
     finally:

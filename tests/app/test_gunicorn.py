@@ -93,7 +93,13 @@ def test_counts_add_up_across_two_workers(api_server: ApiServer) -> None:
     # before any analysis was served: stats and metrics answer with zeros, not errors
     fresh = httpx.get(base + "/api/performance/stats", timeout=10)
     assert fresh.status_code == 200, fresh.text
-    assert fresh.json()["cache"] == {"hits": 0, "misses": 0, "hit_rate": 0.0, "available": True}
+    assert fresh.json()["cache"] == {
+        "hits": 0,
+        "misses": 0,
+        "hit_rate": 0.0,
+        "available": True,
+        "enabled": True,
+    }
     assert httpx.get(base + "/metrics", timeout=10).status_code == 200
     health = _hammer(base + "/api/health", 200)
     assert health == [200] * 200

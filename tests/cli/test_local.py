@@ -110,3 +110,36 @@ def test_compose_environment_without_an_engine_exits_3(
     result = run(config, "local", "ps", "--env", "compose")
     assert result.exit_code == 3, result.stderr
     assert "DOCKER_HOST" in result.stderr
+
+
+def test_local_up_with_the_sqlite_broker_needs_no_redis_server(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWISE_LOCAL_BROKER", "sqlite")
+    api_port = yaml.safe_load(config.read_text())["environments"]["local"]["local"]["api_port"]
+    try:
+        up = run(config, "local", "up", "-o", "json")
+        assert up.exit_code == 0, up.stderr
+        assert json.loads(up.stdout)["started"] == ["api", "worker-1", "precompute"]
+        assert "using the SQLite broker, analyses uncached" in up.stderr
+        ps = run(config, "local", "ps", "-o", "json")
+        assert ps.exit_code == 0
+        data = json.loads(ps.stdout)
+        assert data["broker"] == "sqlite"
+        assert sorted(p["name"] for p in data["processes"]) == ["api", "precompute", "worker-1"]
+        table = run(config, "local", "ps")
+        assert "no redis: Celery uses the SQLite broker" in table.stderr
+    finally:
+        down = run(config, "local", "down")
+    assert down.exit_code == 0, down.stderr
+    assert "stopped api, precompute, worker-1" in down.stderr
+    assert not port_open("127.0.0.1", api_port)
+
+
+def test_a_bad_local_broker_variable_exits_2_naming_it(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWISE_LOCAL_BROKER", "kafka")
+    result = run(config, "local", "up")
+    assert result.exit_code == 2
+    assert "TRADEWISE_LOCAL_BROKER (environment) is 'kafka'" in result.stderr

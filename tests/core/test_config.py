@@ -64,6 +64,24 @@ def test_environment_variables_override(raw: dict[str, Any]) -> None:
     assert config.kubernetes_version == "1.30"
 
 
+def test_local_broker_defaults_to_auto_and_the_environment_variable_overrides(
+    raw: dict[str, Any],
+) -> None:
+    assert parse_config(raw, source=SOURCE, environ={}).environment("local").local.broker == "auto"
+    doc = copy.deepcopy(raw)
+    doc["environments"]["local"]["local"]["broker"] = "redis"
+    assert parse_config(doc, source=SOURCE, environ={}).environment("local").local.broker == "redis"
+    forced = parse_config(doc, source=SOURCE, environ={"TRADEWISE_LOCAL_BROKER": "SQLite"})
+    assert forced.environment("local").local.broker == "sqlite"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, source=SOURCE, environ={"TRADEWISE_LOCAL_BROKER": "kafka"})
+    assert (
+        "TRADEWISE_LOCAL_BROKER (environment) is 'kafka'; expected one of auto, redis, sqlite"
+        in (str(caught.value))
+    )
+    assert caught.value.exit_code == 2
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(doc: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -135,6 +153,10 @@ BAD: list[tuple[str, Any, str]] = [
      "upper-case ticker symbols"),
     ("environments.staging.aliases", ["prod"], "environments.staging.aliases is 'prod'; expected "
      "a name no other environment uses"),
+    ("environments.local.local.broker", "rabbitmq", "environments.local.local.broker is "
+     "'rabbitmq'; expected one of auto, redis, sqlite"),
+    ("environments.local.local.broker", True, "environments.local.local.broker is True; "
+     "expected one of auto, redis, sqlite"),
 ]  # fmt: skip
 
 

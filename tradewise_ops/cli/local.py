@@ -103,12 +103,16 @@ def ps(ctx: typer.Context) -> None:
         ]
         for i in infos
     ]
+    broker = stack.broker
     if not infos:
         state.terminal.info(f"the local stack of {stack.env.name} is not running")
+    elif broker == "sqlite":
+        state.terminal.info("no redis: Celery uses the SQLite broker, analyses are uncached")
     state.terminal.result(
         {
             "environment": stack.env.name,
             "url": stack.url,
+            "broker": broker,
             "processes": [i.as_dict() for i in infos],
         },
         TableData(["name", "pid", "state", "uptime", "port", "detail"], rows),

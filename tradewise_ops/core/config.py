@@ -22,6 +22,7 @@ from tradewise_ops.errors import BadInputError, ConfigError
 ENV_KINDS = ("kubernetes", "compose", "local")
 COMPONENTS = ("api", "worker", "precompute", "postgres", "redis")
 SCALABLE = ("api", "worker")
+LOCAL_BROKERS = ("auto", "redis", "sqlite")
 DEFAULT_CONFIG_NAME = "tradewise.yaml"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _K8S_VERSION = re.compile(r"^1\.(\d+)$")
@@ -85,6 +86,9 @@ class LocalSettings:
     worker_processes: int = 1
     redis_port: int = 6390
     state_dir: str = ".tradewise/local"
+    # auto: a private redis-server when one is installed, else the SQLite broker (no cache);
+    # redis: require redis-server; sqlite: the SQLite broker even when redis-server exists
+    broker: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -499,6 +503,7 @@ def _environment(
         state_dir=v.string(
             local_raw.get("state_dir", ".tradewise/local"), f"{key}.local.state_dir"
         ),
+        broker=_local_broker(v, local_raw.get("broker", "auto"), f"{key}.local.broker", environ),
     )
     url = body.get("url")
     if url is not None:
@@ -533,6 +538,21 @@ def _environment(
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
     )
+
+
+def _local_broker(v: _Validator, value: Any, key: str, environ: Mapping[str, str]) -> str:
+    """``local.broker``, overridden by ``TRADEWISE_LOCAL_BROKER``: auto, redis or sqlite."""
+    allowed = "one of " + ", ".join(LOCAL_BROKERS)
+    override = environ.get("TRADEWISE_LOCAL_BROKER", "").strip()
+    if override:
+        if override.lower() not in LOCAL_BROKERS:
+            raise ConfigError(
+                f"TRADEWISE_LOCAL_BROKER (environment) is {override!r}; expected {allowed}"
+            )
+        return override.lower()
+    if not isinstance(value, str) or value not in LOCAL_BROKERS:
+        v.fail(key, value, allowed)
+    return str(value)
 
 
 def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Component:

@@ -88,6 +88,11 @@ class ComposeStack:
         """Where the API answers (through nginx)."""
         return f"http://127.0.0.1:{self.nginx_port}"
 
+    @property
+    def broker(self) -> str:
+        """The Celery broker kind: always ``redis`` (the compose file runs Redis 7)."""
+        return "redis"
+
     def variables(self) -> dict[str, str]:
         """The variables the compose file reads: ports, images, API workers."""
         return {

@@ -2,10 +2,12 @@
 
 A private ``redis-server`` on ``local.redis_port``, the API (``tradewise-api``: gunicorn with
 ``api_processes`` workers on ``127.0.0.1:api_port``), ``worker_processes`` Celery workers and the
-precompute scheduler, with SQLite under ``local.state_dir``. Each runs under a small supervisor
-(``_supervise``) that records its pid and exit status in the state dir, so ``ps`` can show a
-crash after ``up`` has returned and ``up`` can restart it. ``stack.json`` there remembers what
-runs and the counts ``scale`` set.
+precompute scheduler, with SQLite under ``local.state_dir``. Without ``redis-server`` (or with
+``local.broker: sqlite``) no Redis runs: Celery uses kombu's SQLAlchemy transport on
+``STATE_DIR/broker.db`` and the API runs without a cache (``REDIS_URL=none``). Each runs under
+a small supervisor (``_supervise``) that records its pid and exit status in the state dir, so
+``ps`` can show a crash after ``up`` has returned and ``up`` can restart it. ``stack.json``
+there remembers what runs, the broker, and the counts ``scale`` set.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from tradewise_ops.core.config import Environment
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
 
 SERVICES = ("redis", "api", "worker", "precompute")
+BROKER_DB = "broker.db"
+RESULTS_DB = "results.db"
 _SUPERVISOR = "tradewise_ops.adapters.local._supervise"
 
 
@@ -121,6 +125,37 @@ class LocalStack:
         """The private Redis (database 0: cache and Celery)."""
         return f"redis://127.0.0.1:{self.settings.redis_port}/0"
 
+    @property
+    def broker(self) -> str:
+        """``redis`` or ``sqlite``: what the running stack uses, else what ``up`` would use."""
+        state = self._read_state()
+        if state["processes"] and state.get("broker") in ("redis", "sqlite"):
+            return str(state["broker"])
+        return self._broker_choice()[0]
+
+    @property
+    def broker_url(self) -> str:
+        """The Celery broker of the stack: its Redis, or the SQLite file of kombu's transport."""
+        if self.broker == "redis":
+            return self.redis_url
+        return f"sqla+sqlite:///{self.state_dir / BROKER_DB}"
+
+    @property
+    def result_backend(self) -> str:
+        """Where Celery results go: the stack's Redis, or a SQLite file beside the broker's."""
+        if self.broker == "redis":
+            return self.redis_url
+        return f"db+sqlite:///{self.state_dir / RESULTS_DB}"
+
+    def _broker_choice(self) -> tuple[str, str]:
+        """(``redis`` | ``sqlite``, why) from ``local.broker`` and whether redis-server exists."""
+        wanted = self.settings.broker
+        if wanted == "sqlite":
+            return "sqlite", "local.broker (or TRADEWISE_LOCAL_BROKER) is sqlite"
+        if wanted == "redis" or redis_server_binary() is not None:
+            return "redis", f"local.broker is {wanted}"
+        return "sqlite", "redis-server not installed"
+
     # -- state -------------------------------------------------------------------------------
     def _state_file(self) -> Path:
         return self.state_dir / "stack.json"
@@ -172,14 +207,20 @@ class LocalStack:
         return pid_alive(self._pid(name)) and self._exit_code(name) is None
 
     # -- what to run -------------------------------------------------------------------------
-    def _base_env(self) -> dict[str, str]:
+    def _base_env(self, state: dict[str, Any]) -> dict[str, str]:
         env = dict(os.environ)
+        if state.get("broker", "redis") == "sqlite":
+            redis_url = "none"
+            broker = f"sqla+sqlite:///{self.state_dir / BROKER_DB}"
+            backend = f"db+sqlite:///{self.state_dir / RESULTS_DB}"
+        else:
+            redis_url = broker = backend = self.redis_url
         env.update(
             {
                 "DATABASE_URL": f"sqlite:///{self.state_dir / 'tradewise.db'}",
-                "REDIS_URL": self.redis_url,
-                "CELERY_BROKER_URL": self.redis_url,
-                "CELERY_RESULT_BACKEND": self.redis_url,
+                "REDIS_URL": redis_url,
+                "CELERY_BROKER_URL": broker,
+                "CELERY_RESULT_BACKEND": backend,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -187,14 +228,14 @@ class LocalStack:
         return env
 
     def _spec(self, name: str, state: dict[str, Any]) -> _Spec:
-        base = self._base_env()
+        base = self._base_env(state)
         if name == "redis":
             binary = redis_server_binary()
             if binary is None:
                 raise BadInputError(
-                    "redis-server is not installed, and the local stack needs it for the "
-                    "Celery broker and the API cache: apt-get install redis-server "
-                    "(or set TRADEWISE_REDIS_SERVER to its path)"
+                    "redis-server is not installed, and local.broker is redis: apt-get install "
+                    "redis-server (or set TRADEWISE_REDIS_SERVER to its path), or set "
+                    "local.broker to auto or sqlite (the SQLite broker, analyses uncached)"
                 )
             argv = [
                 binary,
@@ -244,7 +285,8 @@ class LocalStack:
 
     def _wanted(self, state: dict[str, Any]) -> list[str]:
         workers = int(state.get("worker_processes", self.settings.worker_processes))
-        return ["redis", "api", *[f"worker-{i}" for i in range(1, workers + 1)], "precompute"]
+        redis = ["redis"] if state.get("broker", "redis") == "redis" else []
+        return [*redis, "api", *[f"worker-{i}" for i in range(1, workers + 1)], "precompute"]
 
     # -- start / stop one ----------------------------------------------------------------------
     def _start(self, spec: _Spec, state: dict[str, Any], wait: bool = True) -> None:
@@ -356,17 +398,24 @@ class LocalStack:
             state = self._read_state()
             state.setdefault("api_processes", self.settings.api_processes)
             state.setdefault("worker_processes", self.settings.worker_processes)
+            self._settle_broker(state)
             try:
                 # Redis and the API first, workers and the scheduler once the API is ready: the
                 # API boots without three other Python processes competing for the cores
                 wanted = self._wanted(state)
-                for name in wanted[:2]:
+                first = [n for n in wanted if n in ("redis", "api")]
+                for name in first:
                     self._ensure(name, state, result)
                 self._wait_api(state, timeout)
-                later = [n for n in wanted[2:] if self._ensure(n, state, result, wait=False)]
+                later = [
+                    n
+                    for n in wanted
+                    if n not in first and self._ensure(n, state, result, wait=False)
+                ]
                 self._wait_started(state, later)
                 if not result.started:
-                    self.progress(f"the local stack is already up at {self.url}")
+                    uncached = " (SQLite broker, no cache)" if state["broker"] == "sqlite" else ""
+                    self.progress(f"the local stack is already up at {self.url}{uncached}")
             except KeyboardInterrupt:
                 self._undo(state, result.started)
                 raise AbortedError(
@@ -378,6 +427,31 @@ class LocalStack:
                 raise
         result.seconds = time.monotonic() - began
         return result
+
+    def _settle_broker(self, state: dict[str, Any]) -> None:
+        """Record the broker in ``state``: the running processes' one, else a fresh choice.
+
+        With nothing running, the choice follows ``local.broker`` and whether redis-server is
+        installed, and entries of processes the new choice does not run are dropped.
+        """
+        running = [n for n, e in state["processes"].items() if self._running(n, e)]
+        mode, why = self._broker_choice()
+        if running:
+            current = str(state.get("broker", "redis"))
+            if current != mode:
+                self.progress(
+                    f"the running stack uses the {current} broker ({why}, which asks for "
+                    f"{mode}): `tradewise local down` first to switch"
+                )
+            state["broker"] = current
+            return
+        state["broker"] = mode
+        if mode == "sqlite":
+            self.progress(f"{why}: using the SQLite broker, analyses uncached")
+        wanted = set(self._wanted(state))
+        for name in [n for n in state["processes"] if n not in wanted]:
+            self._stop(name, state["processes"].pop(name), grace=2)
+        self._write_state(state)
 
     def _ensure(
         self, name: str, state: dict[str, Any], result: StackResult, wait: bool = True
@@ -475,6 +549,9 @@ class LocalStack:
             state["processes"] = {}
             state.pop("api_processes", None)
             state.pop("worker_processes", None)
+            if state.pop("broker", None) == "sqlite":  # like the Redis one: no queue survives
+                for name in (BROKER_DB, RESULTS_DB):
+                    (self.state_dir / name).unlink(missing_ok=True)
             self._write_state(state)
             return stopped
 
