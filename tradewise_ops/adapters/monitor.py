@@ -105,7 +105,38 @@ class MonitorSession:
             listener(added)
 
 
-class ClusterWatcher:
+class _Background:
+    """``start``/``stop`` for a watcher whose ``run(seconds, stop)`` blocks: run it in a thread."""
+
+    error: BaseException | None
+    _thread: threading.Thread | None
+    _stop: threading.Event
+
+    def run(self, seconds: float, stop: threading.Event | None = None) -> None:
+        raise NotImplementedError
+
+    def start(self, seconds: float) -> None:
+        """Run in a background thread (an error is kept in ``error``) until ``stop()``."""
+        self._stop.clear()
+
+        def target() -> None:
+            try:
+                self.run(seconds, self._stop)
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller
+                self.error = exc
+
+        self._thread = threading.Thread(target=target, name="tradewise-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the background run and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+class ClusterWatcher(_Background):
     """Watches a namespace's HPAs, Deployments, Pods and Events through the gateway."""
 
     def __init__(self, gateway: Any, session: MonitorSession) -> None:
@@ -177,28 +208,8 @@ class ClusterWatcher:
                 if time.monotonic() >= deadline:
                     return
 
-    def start(self, seconds: float) -> None:
-        """Watch in a background thread (errors kept in ``error``) until ``stop()``."""
-        self._stop.clear()
 
-        def target() -> None:
-            try:
-                self.run(seconds, self._stop)
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller
-                self.error = exc
-
-        self._thread = threading.Thread(target=target, name="tradewise-monitor", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the background watch and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-
-class LocalWatcher:
+class LocalWatcher(_Background):
     """Samples the local stack: processes per component and the app's ``/metrics``."""
 
     def __init__(
@@ -263,26 +274,6 @@ class LocalWatcher:
             if stop.wait(min(self.interval, remaining)):
                 return
             self.sample()
-
-    def start(self, seconds: float) -> None:
-        """Sample in a background thread until ``stop()``."""
-        self._stop.clear()
-
-        def target() -> None:
-            try:
-                self.run(seconds, self._stop)
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller
-                self.error = exc
-
-        self._thread = threading.Thread(target=target, name="tradewise-monitor", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the background sampling and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
 
 def scrape_app(url: str, t: float, timeout: float = 3.0) -> AppScrape:
