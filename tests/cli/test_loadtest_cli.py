@@ -199,6 +199,16 @@ def test_in_cluster_needs_a_kubernetes_environment() -> None:
     assert local.exit_code == 2 and "needs a Kubernetes environment" in local.stderr
 
 
+def test_in_cluster_with_monitor_is_refused_before_anything_is_sent() -> None:
+    result = invoke(
+        "load-test", "30", "10", "/api/health", "--env", "staging", "--in-cluster", "--monitor",
+        "--dry-run",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--monitor cannot be combined with --in-cluster" in result.stderr
+    assert result.stdout == ""
+
+
 def test_ctrl_c_stops_at_once_and_writes_the_report(api: ApiServer, tmp_path: Path) -> None:
     out = tmp_path / "report"
     env = dict(os.environ, NO_COLOR="1")

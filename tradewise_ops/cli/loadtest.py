@@ -155,6 +155,11 @@ def _execute(
     term = state.terminal
     objectives = _objectives(state, p95, max_error_rate)
     if in_cluster:
+        if monitor:
+            raise BadInputError(
+                "--monitor cannot be combined with --in-cluster yet: run `tradewise monitor` "
+                "beside the in-cluster load test instead"
+            )
         _in_cluster(state, spec, dry_run, objectives, report_dir, image)
         return
     if dry_run:
