@@ -248,7 +248,18 @@ def _watch_the_switch(emulator: Emulator, thread: threading.Thread, blue: str) -
     hpa = emulator.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
     assert hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] == API
     # the rest of the release rolls out, the new slot not yet ready: still no switch
-    for name in ("tradewise-worker-deployment", "tradewise-precompute-deployment"):
+    workers = ("tradewise-worker-deployment", "tradewise-precompute-deployment")
+
+    def applied() -> bool:  # made ready only once the deploy has applied v2 to them
+        found = [emulator.get("Deployment", NS, name) for name in workers]
+        return all(
+            d is not None
+            and d["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v2")
+            for d in found
+        )
+
+    emulator.wait_for(applied, timeout=10)
+    for name in workers:
         emulator.controllers.deployment_progress(NS, name)
     for name in ("postgres", "redis"):
         emulator.controllers.deployment_progress(NS, name, kind="StatefulSet")
