@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, port_open, wait_until
+from tests.helpers import free_port, port_open, require, wait_until
 from tradewise_ops.core.config import load_config
 from tradewise_ops.core.render import render_environment
 from tradewise_ops.resources import data_path
@@ -22,8 +22,7 @@ from tradewise_ops.resources import data_path
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
-    if not nginx:
-        pytest.skip("needs nginx (apt-get install nginx-light) to serve the rendered page")
+    require(bool(nginx), "nginx (apt-get install nginx-light) to serve the rendered page")
     config = load_config(data_path("tradewise.yaml"), environ={})
     objects = render_environment(config, "prod", tag="v1.2.3")
     (cm,) = [o for o in objects if o["metadata"]["name"] == "tradewise-maintenance-page"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import require_binary
 from tests.k8s_emulator import Emulator
 
 pytest_plugins = ["tests.k8s_emulator.fixtures"]
@@ -306,9 +306,7 @@ def test_auto_mode_makes_workloads_ready_and_fails_marked_images(
 
 # -- kubectl ---------------------------------------------------------------------------------
 def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("needs kubectl on PATH")
+    binary = require_binary("kubectl", "kubectl on PATH, shipped with this machine image")
     return subprocess.run(
         [binary, "--kubeconfig", str(kubeconfig), *args],
         input=stdin,

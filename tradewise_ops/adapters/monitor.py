@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -105,15 +106,16 @@ class MonitorSession:
             listener(added)
 
 
-class _Background:
+class _Background(ABC):
     """``start``/``stop`` for a watcher whose ``run(seconds, stop)`` blocks: run it in a thread."""
 
     error: BaseException | None
     _thread: threading.Thread | None
     _stop: threading.Event
 
+    @abstractmethod
     def run(self, seconds: float, stop: threading.Event | None = None) -> None:
-        raise NotImplementedError
+        """Watch or sample for ``seconds``, or until ``stop`` is set."""
 
     def start(self, seconds: float) -> None:
         """Run in a background thread (an error is kept in ``error``) until ``stop()``."""
