@@ -33,7 +33,7 @@ def lint(
     all_envs: bool = typer.Option(False, "--all", help="Lint every Kubernetes environment."),
 ) -> None:
     """Validate the manifests of ENV: strict schemas plus policy; exit 1 on findings."""
-    from tradewise_ops.cli.render import enable_caches
+    from tradewise_ops.adapters.render_cache import enable_caches
     from tradewise_ops.core.render import kubernetes_environment_names, render_environment
     from tradewise_ops.core.validate import check_version, validate
 

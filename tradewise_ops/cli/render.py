@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -43,6 +42,7 @@ def render(
     ),
 ) -> None:
     """Render every Kubernetes object of ENV, validated, in apply order."""
+    from tradewise_ops.adapters.render_cache import enable_caches
     from tradewise_ops.core import render as core_render
     from tradewise_ops.core.validate import check_version, validate
 
@@ -92,21 +92,3 @@ def write_manifests(directory: Path, files: list[tuple[str, str]]) -> list[Path]
     except OSError as exc:
         raise BadInputError(f"cannot write manifests to {directory}: {exc.strerror}") from None
     return written
-
-
-def enable_caches() -> None:
-    """Cache compiled templates and schema results in the user's cache dir.
-
-    ``$XDG_CACHE_HOME/tradewise`` (default ``~/.cache/tradewise``); ``TRADEWISE_NO_CACHE=1``
-    turns both off. Either cache only saves time: the output is the same without it.
-    """
-    from tradewise_ops.core.render import use_template_cache
-    from tradewise_ops.core.validate import use_result_cache
-
-    if os.environ.get("TRADEWISE_NO_CACHE"):
-        use_template_cache(None)
-        use_result_cache(None)
-        return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    use_template_cache(Path(base) / "tradewise" / "templates")
-    use_result_cache(Path(base) / "tradewise")

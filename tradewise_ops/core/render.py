@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tradewise_ops.core.config import Config, Environment
@@ -431,18 +430,19 @@ def _render_template(name: str, context: Mapping[str, Any]) -> list[dict[str, An
     return objects
 
 
-_template_cache_dir: Path | None = None
+_bytecode_cache: jinja2.BytecodeCache | None = None
 
 
-def use_template_cache(directory: Path | None) -> None:
-    """Keep compiled templates in ``directory`` (None: compile in memory every run).
+def use_template_cache(cache: jinja2.BytecodeCache | None) -> None:
+    """Keep compiled templates in ``cache`` (None: compile in memory every run).
 
-    Compiling the templates is most of the time rendering takes; the cache is keyed by each
-    template's source, so an edited template is recompiled. An unwritable directory is ignored.
+    Compiling the templates is most of the time rendering takes; a Jinja bytecode cache is keyed
+    by each template's source, so an edited template is recompiled
+    (``adapters.render_cache`` builds a file-backed one that never fails a render).
     """
-    global _template_cache_dir
-    if directory != _template_cache_dir:
-        _template_cache_dir = directory
+    global _bytecode_cache
+    if cache is not _bytecode_cache:
+        _bytecode_cache = cache
         _jinja.cache_clear()
 
 
@@ -454,41 +454,13 @@ def _jinja() -> jinja2.Environment:
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        bytecode_cache=_bytecode_cache(_template_cache_dir),
+        bytecode_cache=_bytecode_cache,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
     )
-
-
-def _bytecode_cache(directory: Path | None) -> jinja2.BytecodeCache | None:
-    import jinja2
-
-    if directory is None:
-        return None
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-
-    class _QuietCache(jinja2.FileSystemBytecodeCache):
-        """A cache that never fails a render: unreadable or unwritable entries are skipped."""
-
-        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-            try:
-                super().load_bytecode(bucket)
-            except (OSError, ValueError, EOFError):
-                bucket.reset()
-
-        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-            try:
-                super().dump_bytecode(bucket)
-            except OSError:
-                pass
-
-    return _QuietCache(str(directory))
 
 
 @lru_cache(maxsize=1)

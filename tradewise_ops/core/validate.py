@@ -9,17 +9,14 @@ policy checks in ``tradewise_ops.core.policy`` add what schemas cannot see.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tradewise_ops.errors import BadInputError, TradewiseError
 
@@ -91,13 +88,25 @@ def newest_version() -> str:
     return supported_versions()[-1]
 
 
+class ResultCache(Protocol):
+    """Schema findings kept between runs (``adapters.render_cache`` has the file-backed one)."""
+
+    def key(self, obj: Mapping[str, Any]) -> str: ...
+
+    def get(self, key: str) -> list[Finding] | None: ...
+
+    def put(self, key: str, findings: list[Finding]) -> None: ...
+
+    def save(self) -> None: ...
+
+
 def schema_findings(objects: Iterable[Mapping[str, Any]], version: str) -> list[Finding]:
     """Findings of the strict schema check of each object (rules ``schema``, ``schema-missing``).
 
-    With ``use_result_cache`` on, an object checked before against the same schema files is
-    not checked again: its findings come from the cache (keyed by the object's content).
+    With a result cache in use (``use_result_cache``), an object checked before against the same
+    schema files is not checked again: its findings come from the cache.
     """
-    cache = _ResultCache(_result_cache_dir, version) if _result_cache_dir else None
+    cache = _result_cache(version) if _result_cache else None
     findings: list[Finding] = []
     for obj in objects:
         key = cache.key(obj) if cache else ""
@@ -111,19 +120,22 @@ def schema_findings(objects: Iterable[Mapping[str, Any]], version: str) -> list[
     return findings
 
 
-def use_result_cache(directory: Path | None) -> None:
-    """Remember schema results in ``directory`` (None: check every object every time).
+def use_result_cache(factory: Callable[[str], ResultCache] | None) -> None:
+    """Use ``factory(version)`` as the schema result cache (None: check every object every time).
 
     Importing jsonschema and checking ~35 objects is most of the time ``render`` takes; the
-    results are a pure function of the object and the schema files, so they are kept per
-    Kubernetes version, keyed by a hash of each object, and dropped when the schema files
-    change. Unwritable or corrupt cache files are ignored.
+    results are a pure function of the object and the schema files, so they can be kept.
     """
-    global _result_cache_dir
-    _result_cache_dir = directory
+    global _result_cache
+    _result_cache = factory
 
 
-_result_cache_dir: Path | None = None
+_result_cache: Callable[[str], ResultCache] | None = None
+
+
+def schema_files(version: str) -> list[Path]:
+    """Every schema file the findings for ``version`` depend on (a cache's identity)."""
+    return [_schema_dir(version) / "_definitions.json", *sorted(_SCHEMAS_DIR.glob("*.json"))]
 
 
 def _check_schema(obj: Mapping[str, Any], version: str) -> list[Finding]:
@@ -144,71 +156,6 @@ def _check_schema(obj: Mapping[str, Any], version: str) -> list[Finding]:
         ]
     errors = sorted(validator.iter_errors(obj), key=lambda e: _path(e.absolute_path))
     return [Finding(kind, name, _path(e.absolute_path), "schema", _message(e)) for e in errors]
-
-
-class _ResultCache:
-    """Schema findings per object hash, in one JSON file per Kubernetes version."""
-
-    _LIMIT = 2000  # entries kept (the newest)
-
-    def __init__(self, directory: Path, version: str) -> None:
-        self.path = directory / f"schema-results-{version}.json"
-        self.identity = _schema_identity(version)
-        self.entries: dict[str, list[dict[str, str]]] = {}
-        self.dirty = False
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
-            if isinstance(data, dict) and data.get("identity") == self.identity:
-                self.entries = dict(data.get("entries", {}))
-        except (OSError, ValueError):
-            pass
-
-    @staticmethod
-    def key(obj: Mapping[str, Any]) -> str:
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-    def get(self, key: str) -> list[Finding] | None:
-        raw = self.entries.get(key)
-        if not isinstance(raw, list):
-            return None
-        try:
-            return [Finding(**item) for item in raw]
-        except TypeError:
-            return None
-
-    def put(self, key: str, findings: list[Finding]) -> None:
-        self.entries.pop(key, None)
-        self.entries[key] = [f.to_dict() for f in findings]
-        self.dirty = True
-
-    def save(self) -> None:
-        if not self.dirty:
-            return
-        keep = dict(list(self.entries.items())[-self._LIMIT :])
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"identity": self.identity, "entries": keep}, f)
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _schema_identity(version: str) -> str:
-    """Size and mtime of every schema file results depend on: a change drops the cache."""
-    parts = []
-    files = [_schema_dir(version) / "_definitions.json", *sorted(_SCHEMAS_DIR.glob("*.json"))]
-    for path in files:
-        try:
-            st = path.stat()
-            parts.append(f"{path.name}:{st.st_size}:{st.st_mtime_ns}")
-        except OSError:
-            parts.append(f"{path.name}:missing")
-    return "|".join(parts)
 
 
 # ------------------------------------------------------------------------------------------

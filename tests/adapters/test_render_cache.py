@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from tradewise_ops.adapters.render_cache import SchemaResultCache, use_result_cache_dir
 from tradewise_ops.core.config import load_config
 from tradewise_ops.core.render import render_environment
-from tradewise_ops.core.validate import _ResultCache, schema_findings, use_result_cache
+from tradewise_ops.core.validate import schema_findings
 from tradewise_ops.resources import data_path
 
 
@@ -24,9 +25,9 @@ def objects() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Iterator[Path]:
-    use_result_cache(tmp_path)
+    use_result_cache_dir(tmp_path)
     yield tmp_path
-    use_result_cache(None)
+    use_result_cache_dir(None)
 
 
 def test_results_are_stored_and_reused(objects: list[dict], cache_dir: Path) -> None:
@@ -41,7 +42,7 @@ def test_results_are_stored_and_reused(objects: list[dict], cache_dir: Path) -> 
 
 def test_a_matching_cache_is_trusted(objects: list[dict], cache_dir: Path) -> None:
     # a planted result proves the cache is read instead of checking again
-    cache = _ResultCache(cache_dir, "1.37")
+    cache = SchemaResultCache(cache_dir, "1.37")
     planted = {"kind": "Namespace", "name": "x", "path": ".", "rule": "schema", "message": "m"}
     payload = {"identity": cache.identity, "entries": {cache.key(objects[0]): [planted]}}
     cache.path.write_text(json.dumps(payload), encoding="utf-8")
@@ -49,7 +50,7 @@ def test_a_matching_cache_is_trusted(objects: list[dict], cache_dir: Path) -> No
 
 
 def test_a_cache_for_other_schema_files_is_ignored(objects: list[dict], cache_dir: Path) -> None:
-    cache = _ResultCache(cache_dir, "1.37")
+    cache = SchemaResultCache(cache_dir, "1.37")
     planted = {"kind": "Namespace", "name": "x", "path": ".", "rule": "schema", "message": "m"}
     payload = {"identity": "other schemas", "entries": {cache.key(objects[0]): [planted]}}
     cache.path.write_text(json.dumps(payload), encoding="utf-8")
@@ -61,9 +62,9 @@ def test_a_corrupt_or_unwritable_cache_is_ignored(objects: list[dict], tmp_path:
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
     try:
-        use_result_cache(tmp_path)
+        use_result_cache_dir(tmp_path)
         assert schema_findings(objects, "1.37") == []
-        use_result_cache(blocker / "below-a-file")
+        use_result_cache_dir(blocker / "below-a-file")
         assert schema_findings(objects, "1.37") == []
     finally:
-        use_result_cache(None)
+        use_result_cache_dir(None)
