@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,6 @@ def _scaling() -> ModuleType:
 
 # ``scale api -1`` must reach our own check (one sentence, exit 2), not click's "no such option"
 _NUMBER_ARG = {"ignore_unknown_options": True}
-_PROFILE_FILE = "traffic-profile.json"
 MAINTENANCE_DEPLOYMENT = "tradewise-maintenance-deployment"
 
 
@@ -309,24 +307,18 @@ def _local_apply(stack: Any, env: Environment, plan: ScalePlan) -> None:
         stack.scale(step.component, step.replicas)
     # no objects to annotate here: the profile goes into the stack's state dir, with the counts
     # it set, so a profile is shown only while those counts still hold
-    record = {**plan.annotations(), "counts": {s.component: s.replicas for s in plan.steps}}
-    path = _profile_path(stack, env)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record), encoding="utf-8")
+    from tradewise_ops.adapters.local.common import write_profile_record
+
+    counts = {s.component: s.replicas for s in plan.steps}
+    write_profile_record(_state_dir(stack, env), plan.annotations(), counts)
 
 
-def _profile_path(stack: Any, env: Environment) -> Path:
-    state_dir = getattr(stack, "state_dir", None) or Path(env.local.state_dir).expanduser()
-    return Path(state_dir) / _PROFILE_FILE
+def _state_dir(stack: Any, env: Environment) -> Path:
+    return Path(getattr(stack, "state_dir", None) or Path(env.local.state_dir).expanduser())
 
 
 def _local_record(stack: Any, env: Environment, counts: dict[str, int]) -> dict[str, str]:
     """The recorded profile annotations, empty when the counts it set no longer hold."""
-    try:
-        record = json.loads(_profile_path(stack, env).read_text(encoding="utf-8"))
-        wanted = record["counts"]
-        if any(int(counts.get(c, 0)) != int(n) for c, n in wanted.items()):
-            return {}  # changed since (restarted, scaled by hand): no longer in effect
-        return {k: str(v) for k, v in record.items() if k != "counts"}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+    from tradewise_ops.adapters.local.common import read_profile_record
+
+    return read_profile_record(_state_dir(stack, env), counts)

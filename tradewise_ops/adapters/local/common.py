@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -223,3 +224,33 @@ def follow(paths: dict[str, Path], prefix: bool, poll: float = 0.2) -> Iterator[
                 yield f"{name} | {line}" if prefix else line
         if not got:
             time.sleep(poll)
+
+
+PROFILE_FILE = "traffic-profile.json"
+
+
+def write_profile_record(
+    state_dir: Path, annotations: dict[str, str], counts: dict[str, int]
+) -> None:
+    """Record the traffic profile applied to a local stack, with the counts it set.
+
+    A local stack has no objects to annotate, so the record lives in its state dir.
+    """
+    path = Path(state_dir) / PROFILE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**annotations, "counts": counts}), encoding="utf-8")
+
+
+def read_profile_record(state_dir: Path, counts: dict[str, int]) -> dict[str, str]:
+    """The recorded profile annotations; empty when none or when its counts no longer hold.
+
+    Counts change when the stack was restarted or scaled by hand since.
+    """
+    try:
+        record = json.loads((Path(state_dir) / PROFILE_FILE).read_text(encoding="utf-8"))
+        wanted = record["counts"]
+        if any(int(counts.get(c, 0)) != int(n) for c, n in wanted.items()):
+            return {}
+        return {k: str(v) for k, v in record.items() if k != "counts"}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
