@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 _HOST_HELP = "Target base URL (default: the environment's url, or https://DOMAIN)."
 _IMAGE_HELP = "--in-cluster: image with tradewise and Locust (default REGISTRY/API_IMAGE:latest)."
 _MONITOR_HELP = "Watch HPAs, pods and events too; report load and replicas on one time axis."
+# the options load-test and performance-test share
+_HOST_OPT = typer.Option(None, "--host", help=_HOST_HELP)
+_P95_OPT = typer.Option(None, "--p95", help="p95 objective in ms (default slo.p95_ms).")
+_REPORT_OPT = typer.Option(None, "--report", help="Write report.json, CSV and HTML here.")
+_WORKERS_OPT = typer.Option(0, "--workers", help="Local Locust worker processes (0: one).")
+_IN_CLUSTER_OPT = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs.")
+_DRY_RUN_OPT = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs.")
+_INTERVAL_OPT = typer.Option(1.0, "--interval", help="Seconds per time-series interval.")
+_MONITOR_OPT = typer.Option(False, "--monitor", help=_MONITOR_HELP)
+_IMAGE_OPT = typer.Option(None, "--image", help=_IMAGE_HELP)
+_MAX_ERROR_RATE_OPT = typer.Option(
+    None, "--max-error-rate", help="Error-rate objective, 0-1 (default slo.error_rate)."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,21 +48,19 @@ def load_test(
     endpoint: str = typer.Argument(
         None, help="Path to load, e.g. /api/stock-analysis?symbol=AAPL."
     ),
-    host: str = typer.Option(None, "--host", help=_HOST_HELP),
+    host: str = _HOST_OPT,
     spawn_rate: float = typer.Option(None, "--spawn-rate", "-r", help="Users started per second."),
     wait: str = typer.Option("0", "--wait", help="Wait between a user's requests: 0, 2s, 1-3."),
     rate: float = typer.Option(None, "--rate", help="Hold this many requests/s in total."),
-    p95: float = typer.Option(None, "--p95", help="p95 objective in ms (default slo.p95_ms)."),
-    max_error_rate: float = typer.Option(
-        None, "--max-error-rate", help="Error-rate objective, 0-1 (default slo.error_rate)."
-    ),
-    report: str = typer.Option(None, "--report", help="Write report.json, CSV and HTML here."),
-    workers: int = typer.Option(0, "--workers", help="Local Locust worker processes (0: one)."),
-    in_cluster: bool = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
-    interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
-    monitor: bool = typer.Option(False, "--monitor", help=_MONITOR_HELP),
-    image: str = typer.Option(None, "--image", help=_IMAGE_HELP),
+    p95: float = _P95_OPT,
+    max_error_rate: float = _MAX_ERROR_RATE_OPT,
+    report: str = _REPORT_OPT,
+    workers: int = _WORKERS_OPT,
+    in_cluster: bool = _IN_CLUSTER_OPT,
+    dry_run: bool = _DRY_RUN_OPT,
+    interval: float = _INTERVAL_OPT,
+    monitor: bool = _MONITOR_OPT,
+    image: str = _IMAGE_OPT,
 ) -> None:
     """Load one endpoint with Locust; live progress; exit 1 when the SLOs are missed."""
     from tradewise_ops.core.loadplan import load_test_spec, parse_wait
@@ -72,22 +83,20 @@ def load_test(
 
 def performance_test(
     ctx: typer.Context,
-    host: str = typer.Option(None, "--host", help=_HOST_HELP),
+    host: str = _HOST_OPT,
     scale_duration: float = typer.Option(
         1.0, "--scale-duration", help="Multiply every stage's duration (0.1: ten times shorter)."
     ),
     wait: str = typer.Option("0.5-1.5", "--wait", help="Wait between a user's requests."),
-    p95: float = typer.Option(None, "--p95", help="p95 objective in ms (default slo.p95_ms)."),
-    max_error_rate: float = typer.Option(
-        None, "--max-error-rate", help="Error-rate objective, 0-1 (default slo.error_rate)."
-    ),
-    report: str = typer.Option(None, "--report", help="Write report.json, CSV and HTML here."),
-    workers: int = typer.Option(0, "--workers", help="Local Locust worker processes (0: one)."),
-    in_cluster: bool = typer.Option(False, "--in-cluster", help="Run Locust as Kubernetes Jobs."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="With --in-cluster: print the Jobs."),
-    interval: float = typer.Option(1.0, "--interval", help="Seconds per time-series interval."),
-    monitor: bool = typer.Option(False, "--monitor", help=_MONITOR_HELP),
-    image: str = typer.Option(None, "--image", help=_IMAGE_HELP),
+    p95: float = _P95_OPT,
+    max_error_rate: float = _MAX_ERROR_RATE_OPT,
+    report: str = _REPORT_OPT,
+    workers: int = _WORKERS_OPT,
+    in_cluster: bool = _IN_CLUSTER_OPT,
+    dry_run: bool = _DRY_RUN_OPT,
+    interval: float = _INTERVAL_OPT,
+    monitor: bool = _MONITOR_OPT,
+    image: str = _IMAGE_OPT,
 ) -> None:
     """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages."""
     from tradewise_ops.core.loadplan import parse_wait, performance_test_spec
