@@ -77,14 +77,9 @@ def down(
 
 
 def _uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    from tradewise_ops.core.units import format_duration
+
+    return "-" if seconds is None else format_duration(int(seconds))
 
 
 @local_app.command("ps")
