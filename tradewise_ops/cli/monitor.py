@@ -227,9 +227,11 @@ def summarize(
         combined_html,
         combined_report,
         deployment_rows,
+        event_data,
         event_rows,
         hpa_rows,
         process_rows,
+        state_data,
         summary_tables,
         verdict_sentence,
     )
@@ -249,17 +251,8 @@ def summarize(
         "record_file": str(mon.session.record_path) if mon.session.record_path else None,
         "sentence": sentence,
         **analysis.to_dict(),
-        "state": _state(view),
-        "events": [
-            {
-                "time": _iso(e.t),
-                "type": e.event_type,
-                "reason": e.reason,
-                "object": f"{e.object_kind}/{e.object_name}",
-                "message": e.message,
-            }
-            for e in news
-        ],
+        "state": state_data(view),
+        "events": event_data(news),
     }
     if report is not None:
         doc = combined_report(
@@ -293,42 +286,6 @@ def _group(tables: list[TableData], sentence: str) -> Any:
     from tradewise_ops.cli.terminal import render_table
 
     return Group(*(render_table(t) for t in tables), Text(sentence))
-
-
-def _state(view: Any) -> dict[str, Any]:
-    """What was running when monitoring ended, as data."""
-    from dataclasses import asdict
-
-    return {
-        "hpas": [
-            {
-                "name": h.name,
-                "target": h.target,
-                "min": h.min_replicas,
-                "max": h.max_replicas,
-                "current": h.current,
-                "desired": h.desired,
-                "metrics": [asdict(m) for m in h.metrics],
-            }
-            for h in sorted(view.hpas.values(), key=lambda h: h.name)
-        ],
-        "deployments": [
-            {"name": name, "desired": view.desired(name), "ready": view.ready(name)}
-            for name in view.deployment_names()
-        ],
-        "processes": {
-            p.component: {"running": p.running, "wanted": p.wanted} for p in view.processes.values()
-        },
-        "traffic": None
-        if view.load is None
-        else {k: v for k, v in asdict(view.load).items() if k not in ("type", "t")},
-    }
-
-
-def _iso(t: float) -> str:
-    from tradewise_ops.core.timeline import iso
-
-    return iso(t)
 
 
 # --------------------------------------------------------------------------------------------

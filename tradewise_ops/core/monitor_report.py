@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from tradewise_ops.core.config import Slo
@@ -141,6 +142,48 @@ def event_rows(
         "columns": ("time", "+s", "type", "reason", "object", "message"),
         "rows": rows,
     }
+
+
+def state_data(view: ClusterView) -> dict[str, Any]:
+    """What was running when monitoring ended, as data."""
+    return {
+        "hpas": [
+            {
+                "name": h.name,
+                "target": h.target,
+                "min": h.min_replicas,
+                "max": h.max_replicas,
+                "current": h.current,
+                "desired": h.desired,
+                "metrics": [asdict(m) for m in h.metrics],
+            }
+            for h in sorted(view.hpas.values(), key=lambda h: h.name)
+        ],
+        "deployments": [
+            {"name": name, "desired": view.desired(name), "ready": view.ready(name)}
+            for name in view.deployment_names()
+        ],
+        "processes": {
+            p.component: {"running": p.running, "wanted": p.wanted} for p in view.processes.values()
+        },
+        "traffic": None
+        if view.load is None
+        else {k: v for k, v in asdict(view.load).items() if k not in ("type", "t")},
+    }
+
+
+def event_data(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
+    """Events as data (``-o json``): time, type, reason, object, message."""
+    return [
+        {
+            "time": iso(e.t),
+            "type": e.event_type,
+            "reason": e.reason,
+            "object": f"{e.object_kind}/{e.object_name}",
+            "message": e.message,
+        }
+        for e in events
+    ]
 
 
 def warning_rows(warnings: Sequence[WarningRecord], start: float | None) -> dict[str, Any]:
