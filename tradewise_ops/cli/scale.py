@@ -221,15 +221,12 @@ def _cluster_live(gateway: Any, env: Environment) -> dict[str, LiveComponent]:
     # only `get` (by name): the CronJobs' Role grants get and patch, no list
     live = {}
     for component, name in _scaling().DEPLOYMENTS.items():
-        dep = gateway.find("Deployment", name)
         hpa_name = _scaling().HPAS.get(component)
-        hpa = gateway.find("HorizontalPodAutoscaler", hpa_name) if hpa_name and dep else None
-        if dep is None and hpa_name:
-            # a blue-green deploy serves the API from a slot (tradewise-api-deployment-blue):
-            # the HPA targets the live one
-            hpa = gateway.find("HorizontalPodAutoscaler", hpa_name)
-            target = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
-            dep = gateway.find("Deployment", target["name"]) if target.get("name") else None
+        hpa = gateway.find("HorizontalPodAutoscaler", hpa_name) if hpa_name else None
+        # an HPA names the Deployment it scales (after a blue-green switch, the live slot,
+        # e.g. tradewise-api-deployment-blue); without one, the Deployment goes by its name
+        target = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
+        dep = gateway.find("Deployment", target.get("name") or name)
         live[component] = _scaling().live_component(component, dep, hpa)
     return live
 
