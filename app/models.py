@@ -7,7 +7,6 @@ analysis twice (a retried or redelivered task) leaves one row.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, date, datetime
 from typing import Any
@@ -111,14 +110,3 @@ def upsert_analysis(engine: Engine, document: dict[str, Any], payload: bytes) ->
     )
     with engine.begin() as conn:
         conn.execute(stmt)
-
-
-def load_analysis(engine: Engine, symbol: str, as_of: date | None = None) -> dict[str, Any] | None:
-    """The stored analysis of ``symbol`` (latest date, or ``as_of``), or None."""
-    query = sa.select(AnalysisRecord.payload).where(AnalysisRecord.symbol == symbol)
-    if as_of is not None:
-        query = query.where(AnalysisRecord.as_of == as_of)
-    query = query.order_by(AnalysisRecord.as_of.desc()).limit(1)
-    with engine.connect() as conn:
-        payload = conn.execute(query).scalar_one_or_none()
-    return None if payload is None else json.loads(payload)

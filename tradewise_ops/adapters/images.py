@@ -420,15 +420,6 @@ class ImageBuilder:
                 f"lost the Docker engine at {docker_host()}: {_short(exc)}"
             ) from None
 
-    def image_size(self, reference: str) -> int:
-        """Size in bytes of a local image (``UnreachableError``/``BadInputError`` as usual)."""
-        import docker
-
-        try:
-            return int(self.client.inspect_image(reference).get("Size", 0))
-        except docker.errors.ImageNotFound:
-            raise BadInputError(f"no image {reference} in the Docker engine") from None
-
     def push(
         self,
         tag: str = "latest",

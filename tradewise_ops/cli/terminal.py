@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -138,11 +138,6 @@ def render_table(data: TableData) -> Table:
     for row in data.rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     return table
-
-
-def rows_to_text(rows: Iterable[Sequence[Any]]) -> str:
-    """Plain tab-separated text of rows, for logs."""
-    return "\n".join("\t".join(str(v) for v in row) for row in rows)
 
 
 def _escape(message: str) -> str:

@@ -209,9 +209,6 @@ class Config:
     def source(self) -> str:
         return str(self.path) if self.path else "<embedded tradewise.yaml>"
 
-    def environment_names(self) -> list[str]:
-        return list(self.environments)
-
     def environment(self, name: str | None = None) -> Environment:
         """The environment called ``name`` (or an alias of it), default when None."""
         wanted = name or self.default_environment

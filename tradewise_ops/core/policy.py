@@ -848,8 +848,3 @@ class _Checker:
         amount = memory_bytes(value)
         if amount is None or amount <= 0:
             self.add(path, "quantity", f"{value!r} is not a valid size (like 5Gi)")
-
-
-def rules_table() -> list[tuple[str, str]]:
-    """``(rule, what it checks)`` for every rule, for help texts and documentation."""
-    return sorted(RULES.items())

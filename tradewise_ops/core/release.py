@@ -13,7 +13,7 @@ import base64
 import gzip
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from tradewise_ops.errors import BadInputError, NotFoundError
@@ -251,13 +251,6 @@ def prune_refs(
         keep.add(key)
         out.append(ref)
     return out
-
-
-def with_status(release: Release, status: str, note: str | None = None) -> Release:
-    """A copy of ``release`` with another status (and note)."""
-    if status not in STATUSES:
-        raise ValueError(status)
-    return replace(release, status=status, note=release.note if note is None else note)
 
 
 def history_rows(releases: Sequence[Release]) -> list[list[Any]]:

@@ -175,10 +175,6 @@ class ScaleStep:
     hpa_after: HpaBounds | None = None
 
     @property
-    def changes_replicas(self) -> bool:
-        return self.replicas_before != self.replicas
-
-    @property
     def changes_hpa(self) -> bool:
         return self.hpa_after is not None and self.hpa_after != self.hpa_before
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -1268,11 +1268,6 @@ def replica_series(records: Sequence[Record]) -> dict[str, list[ReplicaPoint]]:
             else:
                 series.append(point)
     return out
-
-
-def iter_records_of(records: Iterable[Record], cls: type[Any]) -> Iterator[Any]:
-    """The records of one type."""
-    return (r for r in records if isinstance(r, cls))
 
 
 # --------------------------------------------------------------------------------------------
