@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from tradewise_ops.core.units import cpu_millicores, memory_bytes
+from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_quantity
 from tradewise_ops.core.validate import Finding
 
 RULES: dict[str, str] = {
@@ -54,7 +54,6 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?$")
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|DATABASE_URL)", re.I)
 
 _ENUMS: dict[str, tuple[str, ...]] = {
@@ -840,8 +839,8 @@ class _Checker:
             )
 
     def quantity(self, value: Any, path: str) -> None:
-        text = str(value).lstrip("+")
-        if not _QUANTITY.match(text) or float(re.sub(r"[^0-9.].*$", "", text) or 0) <= 0:
+        parsed = parse_quantity(value)
+        if parsed is None or parsed.amount <= 0:
             self.add(path, "quantity", f"{value!r} is not a quantity above zero")
 
     def memory_quantity(self, value: Any, path: str) -> None:

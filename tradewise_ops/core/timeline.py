@@ -23,10 +23,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradewise_ops.core.config import Slo
+from tradewise_ops.core.units import quantity_value as quantity
 from tradewise_ops.errors import BadInputError
 
 # the seed's alerting rules ("shown when seen")
@@ -456,47 +456,6 @@ def _pod_deployment(meta: Mapping[str, Any], labels: Mapping[str, str]) -> str |
         if ref.get("kind") == "Deployment":
             return str(ref.get("name"))
     return None
-
-
-_QUANTITY = re.compile(
-    r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
-)
-_FACTORS: dict[str | None, Decimal] = {
-    None: Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-
-
-def quantity(value: Any) -> float | None:
-    """A Kubernetes quantity as a number: ``"750m"`` -> 0.75, ``"2k"`` -> 2000, 70 -> 70.0.
-
-    None when missing or malformed.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = _QUANTITY.match(str(value).strip())
-    if not m:
-        return None
-    try:
-        return float(Decimal(m.group(1)) * _FACTORS[m.group(2)])
-    except InvalidOperation:
-        return None
 
 
 # --------------------------------------------------------------------------------------------
