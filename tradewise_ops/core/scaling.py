@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tradewise_ops.core.config import Environment, Profile
+from tradewise_ops.core.hpa_metrics import read_hpa_metrics
 from tradewise_ops.errors import BadInputError, NotFoundError
 
 DEPLOYMENTS: Mapping[str, str] = {
@@ -580,27 +581,6 @@ def deployment_row(dep: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_METRIC_KEYS = {
-    "Resource": "resource",
-    "Pods": "pods",
-    "Object": "object",
-    "External": "external",
-    "ContainerResource": "containerResource",
-}
-
-
-def _metric_id(metric: Mapping[str, Any]) -> tuple[str, str]:
-    mtype = str(metric.get("type", ""))
-    body = metric.get(_METRIC_KEYS.get(mtype, mtype[:1].lower() + mtype[1:])) or {}
-    name = body.get("name") or (body.get("metric") or {}).get("name") or "?"
-    return mtype, str(name)
-
-
-def _metric_body(metric: Mapping[str, Any]) -> Mapping[str, Any]:
-    mtype = str(metric.get("type", ""))
-    return metric.get(_METRIC_KEYS.get(mtype, mtype[:1].lower() + mtype[1:])) or {}
-
-
 def _format_value(values: Mapping[str, Any] | None, kind: str | None) -> str | None:
     if not values:
         return None
@@ -618,20 +598,15 @@ def _format_value(values: Mapping[str, Any] | None, kind: str | None) -> str | N
 
 def hpa_metrics(hpa: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each metric of an autoscaling/v2 HPA: its type, name, current value and target."""
-    current: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for m in (hpa.get("status") or {}).get("currentMetrics") or []:
-        current[_metric_id(m)] = _metric_body(m).get("current") or {}
     out = []
-    for m in (hpa.get("spec") or {}).get("metrics") or []:
-        mtype, name = _metric_id(m)
-        target = _metric_body(m).get("target") or {}
-        kind = target.get("type")
+    for metric in read_hpa_metrics(hpa):
+        kind = metric.target.get("type")
         out.append(
             {
-                "type": mtype,
-                "name": name,
-                "current": _format_value(current.get((mtype, name)), kind),
-                "target": _format_value(target, kind),
+                "type": metric.kind,
+                "name": metric.name or "?",
+                "current": _format_value(metric.current, kind),
+                "target": _format_value(metric.target, kind),
             }
         )
     return out

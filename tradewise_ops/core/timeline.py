@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tradewise_ops.core.config import Slo
+from tradewise_ops.core.hpa_metrics import read_hpa_metrics
 from tradewise_ops.core.units import quantity_value as quantity
 from tradewise_ops.errors import BadInputError
 
@@ -300,7 +301,7 @@ def hpa_record(obj: Mapping[str, Any], t: float, deleted: bool = False) -> HpaSa
         max_replicas=_int(spec.get("maxReplicas"), 0),
         current=_int(status.get("currentReplicas"), 0),
         desired=_int(status.get("desiredReplicas"), 0),
-        metrics=_hpa_metrics(spec, status),
+        metrics=_hpa_metrics(obj),
         deleted=deleted,
     )
 
@@ -390,27 +391,10 @@ def event_record(obj: Mapping[str, Any], t: float, listed: bool = False) -> Even
     )
 
 
-def _hpa_metrics(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[MetricValue, ...]:
-    if "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
-        current = status.get("currentCPUUtilizationPercentage")
-        return (
-            MetricValue(
-                name="cpu",
-                kind="Resource",
-                value=None if current is None else float(current),
-                target=float(spec["targetCPUUtilizationPercentage"]),
-                unit="%",
-            ),
-        )
-    currents: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for item in _list(status.get("currentMetrics")):
-        kind, name, body = _metric_parts(_map(item))
-        currents[(kind, name)] = _map(body.get("current"))
+def _hpa_metrics(obj: Mapping[str, Any]) -> tuple[MetricValue, ...]:
     out = []
-    for item in _list(spec.get("metrics")):
-        kind, name, body = _metric_parts(_map(item))
-        target = _map(body.get("target"))
-        current = currents.get((kind, name), {})
+    for metric in read_hpa_metrics(obj):
+        target = metric.target
         ttype = str(target.get("type") or "")
         if ttype == "Utilization" or "averageUtilization" in target:
             key, unit = "averageUtilization", "%"
@@ -420,28 +404,15 @@ def _hpa_metrics(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[Me
             key, unit = "averageValue", ""
         out.append(
             MetricValue(
-                name=name,
-                kind=kind,
-                value=quantity(current.get(key)),
+                name=metric.name,
+                kind=metric.kind,
+                value=quantity(metric.current.get(key)),
                 target=quantity(target.get(key)),
                 unit=unit,
                 per_pod=key == "averageValue",
             )
         )
     return tuple(out)
-
-
-def _metric_parts(item: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any]]:
-    kind = str(item.get("type") or "")
-    key = (
-        kind[:1].lower() + kind[1:]
-    )  # Resource -> resource, ContainerResource -> containerResource
-    body = _map(item.get(key))
-    if kind in ("Resource", "ContainerResource"):
-        name = str(body.get("name") or "")
-    else:
-        name = str(_map(body.get("metric")).get("name") or "")
-    return kind, name, body
 
 
 def _pod_deployment(meta: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
