@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tradewise_ops.core.validate import Finding
+from tradewise_ops.core.findings import Finding
 
 if TYPE_CHECKING:
     import jinja2

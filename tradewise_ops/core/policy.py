@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from tradewise_ops.core.findings import Finding
 from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_quantity
-from tradewise_ops.core.validate import Finding
 
 RULES: dict[str, str] = {
     "schema": "the object matches the strict OpenAPI schema of its kind (unknown fields, types)",

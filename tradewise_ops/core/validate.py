@@ -4,7 +4,8 @@ Built-in kinds are checked against the official Kubernetes schemas that ``kubern
 ships (its strict variant: unknown fields are errors) for one Kubernetes version; the custom
 resources tradewise renders (ServiceMonitor, PrometheusRule) against the schemas in
 ``tradewise_ops/core/schemas``. A kind with no schema is a finding, never silently passed. The
-policy checks in ``tradewise_ops.core.policy`` add what schemas cannot see.
+policy checks in ``tradewise_ops.core.policy`` add what schemas cannot see. Both report
+``Finding``s (``tradewise_ops.core.findings``; importable from here too).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Protocol
 
+from tradewise_ops.core.findings import Finding
+from tradewise_ops.core.policy import check_policy
 from tradewise_ops.errors import BadInputError, TradewiseError
 
 # The oldest Kubernetes version tradewise supports: CronJob.spec.timeZone is GA from 1.27.
@@ -26,24 +28,6 @@ _VERSION = re.compile(r"^v?1\.(\d+)(?:\.\d+)?$")
 _SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 _DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _MAX_MESSAGE = 240
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem in one object: which object, which field, which rule, what is wrong."""
-
-    kind: str
-    name: str
-    path: str
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}/{self.name} {self.path}: {self.message} [{self.rule}]"
-
-    def to_dict(self) -> dict[str, str]:
-        """The finding as a JSON-ready dict."""
-        return asdict(self)
 
 
 def validate(
@@ -56,8 +40,6 @@ def validate(
     ``require_pinned`` makes an image tag ``latest`` a finding (untagged images always are).
     Raises ``BadInputError`` when ``k8s_version`` is not supported.
     """
-    from tradewise_ops.core.policy import check_policy
-
     version = check_version(k8s_version)
     findings = schema_findings(objects, version)
     findings.extend(check_policy(objects, require_pinned=require_pinned))
