@@ -160,6 +160,21 @@ def render_ingress(config: Config, env: Environment | str, maintenance: bool) ->
     return ingress
 
 
+def render_objects(template: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The objects one template of ``templates/k8s`` makes from ``context``, in its order.
+
+    For templates outside an environment's set, such as ``loadtest/locust-jobs.yaml.j2`` (the
+    in-cluster load test, see ``core.loadplan``). The context also offers what every workload
+    shares: ``app_uid``, ``pod_security(uid)`` and ``container_security()``.
+    """
+    shared = {
+        "app_uid": APP_UID,
+        "pod_security": _pod_security,
+        "container_security": _container_security,
+    }
+    return _render_template(template, {**shared, **context})
+
+
 def sort_objects(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """``objects`` in apply order: by kind (``APPLY_ORDER``), then by name."""
 
