@@ -172,7 +172,7 @@ def render_objects(template: str, context: Mapping[str, Any]) -> list[dict[str, 
         "pod_security": _pod_security,
         "container_security": _container_security,
     }
-    return _render_template(template, {**shared, **context})
+    return _render_template(template, {**shared, **context}, _jinja(None))
 
 
 def sort_objects(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
