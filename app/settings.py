@@ -52,6 +52,8 @@ class Settings:
     visibility_timeout: int = 3600
     heartbeat_file: str = "/tmp/tradewise-heartbeat"
     redis_retry_seconds: float = 2.0
+    database_timeout_seconds: float = 0.5
+    database_retry_seconds: float = 2.0
 
     @classmethod
     def from_env(
@@ -124,6 +126,12 @@ class Settings:
             heartbeat_file=env.get("TRADEWISE_HEARTBEAT_FILE", "").strip()
             or "/tmp/tradewise-heartbeat",
             redis_retry_seconds=_number(env, "TRADEWISE_REDIS_RETRY_SECONDS", 2.0, 0.0, 300.0),
+            database_timeout_seconds=_number(
+                env, "TRADEWISE_DATABASE_TIMEOUT_SECONDS", 0.5, 0.05, 60.0
+            ),
+            database_retry_seconds=_number(
+                env, "TRADEWISE_DATABASE_RETRY_SECONDS", 2.0, 0.0, 300.0
+            ),
         )
 
 

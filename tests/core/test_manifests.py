@@ -195,7 +195,8 @@ def test_containers_run_the_contract_commands_and_probes(prod: list[dict[str, An
     assert api["command"] == ["tradewise-api"]
     assert api["image"] == f"registry.example.com/tradewise/tradewise-ai:{TAG}"
     assert {"name": "BIND", "value": "0.0.0.0:8000"} in api["env"]
-    assert api["readinessProbe"]["httpGet"]["path"] == "/api/health/ready"
+    # pod-local readiness: a Redis or database outage must not empty the Service
+    assert api["readinessProbe"]["httpGet"]["path"] == "/api/health/serving"
     assert api["livenessProbe"]["httpGet"]["path"] == "/api/health"
     assert api["startupProbe"]["httpGet"]["path"] == "/api/health"
     worker = container(by(prod, "Deployment", "tradewise-worker-deployment"))
