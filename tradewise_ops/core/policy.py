@@ -36,7 +36,11 @@ RULES: dict[str, str] = {
     "image-pinned": "images carry a tag or a digest; no 'latest' where pinning is required",
     "qos": "the database's pods are QoS Guaranteed (requests equal limits)",
     "no-secret-values": "no Secret object and no literal secret value is rendered",
+    "ingress-public-paths": "an Ingress routes only public paths to the API: not '/', not "
+    "the operator paths /metrics and /api/performance/stats",
 }
+# what Prometheus and operators read inside the cluster; never published through an Ingress
+OPERATOR_PATHS = ("/metrics", "/api/performance/stats")
 
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
@@ -739,6 +743,24 @@ class _Checker:
             for i, policy in enumerate(_list(rules.get("policies"))):
                 self.enum(_get(policy, "type"), "scalingPolicyType", f"{bpath}.policies[{i}].type")
 
+    def check_public_path(
+        self, path: Mapping[str, Any], service: Mapping[str, Any], ppath: str
+    ) -> None:
+        """An Ingress path that reaches an operator path of the API (``/`` reaches them all)."""
+        if _get(service, "spec", "selector", "app.kubernetes.io/component") != "api":
+            return
+        value = str(_get(path, "path") or "/")
+        prefix = value.rstrip("/")
+        exact = _get(path, "pathType") == "Exact"
+        for target in OPERATOR_PATHS:
+            if target == prefix or (not exact and target.startswith(prefix + "/")):
+                self.add(
+                    f"{ppath}.path",
+                    "ingress-public-paths",
+                    f"{value!r} publishes {target} of the API: route only its public paths",
+                )
+                return
+
     def check_ingress(self, obj: Mapping[str, Any]) -> None:
         for i, tls in enumerate(_list(_get(obj, "spec", "tls"))):
             for j, host in enumerate(_list(_get(tls, "hosts"))):
@@ -753,6 +775,8 @@ class _Checker:
                 if name is None:
                     continue
                 service = self.named("Service", name)
+                if service is not None:
+                    self.check_public_path(p, service, ppath)
                 if service is None:
                     self.add(
                         f"{ppath}.backend.service.name",

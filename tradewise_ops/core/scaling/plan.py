@@ -46,15 +46,17 @@ def parse_replicas(text: str | int, cap: int, what: str = "replicas") -> int:
     """
     raw = str(text).strip()
     if raw.startswith("-") and _WHOLE.match(raw[1:]):
-        raise BadInputError(f"{what} must be 0 or more, not {raw}")
+        raise BadInputError(f"{what} must be 0 or more, not {raw[:40]}")
     if not _WHOLE.match(raw):
-        raise BadInputError(f"{what} must be a whole number like 5, not {raw!r}")
-    value = int(raw)
-    if value > cap:
+        raise BadInputError(f"{what} must be a whole number like 5, not {raw[:40]!r}")
+    digits = raw.lstrip("0") or "0"
+    # the config keeps max_replicas within int32; no int() of thousands of digits (it raises)
+    if len(digits) > len(str(cap)) or int(digits) > cap:
+        shown = digits if len(digits) <= 20 else f"{digits[:12]}... ({len(digits)} digits)"
         raise BadInputError(
-            f"{what} {value} is above the cap of {cap} replicas (max_replicas in the config)"
+            f"{what} {shown} is above the cap of {cap} replicas (max_replicas in the config)"
         )
-    return value
+    return int(digits)
 
 
 def component_for(word: str) -> str:
