@@ -32,6 +32,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "maintenance",
     "diff",
     "local",
+    "compare",
 )
 
 

@@ -230,7 +230,7 @@ class LoadReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON report: for machines and CI."""
         seconds = self.ran_seconds
-        return {
+        doc = {
             "kind": self.kind,
             "target": self.target,
             "started_at": self.started_at,
@@ -251,6 +251,19 @@ class LoadReport:
             "generator": self.generator,
             "intervals": [iv.row() for iv in self.intervals],
         }
+        if len(self.endpoints()) > 1:  # the series per endpoint (`tradewise compare` reads it)
+            doc["endpoint_intervals"] = endpoint_series(self.intervals)
+        return doc
+
+
+def endpoint_series(intervals: Iterable[Interval]) -> dict[str, list[dict[str, Any]]]:
+    """Each endpoint's own time series: the ``Interval.row`` of its share of every interval."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for iv in intervals:
+        for name, counts in sorted(iv.endpoints.items()):
+            part = Interval(iv.index, iv.start, iv.end, iv.users, {name: counts}, iv.stage)
+            out.setdefault(name, []).append(part.row())
+    return out
 
 
 def endpoint_totals(intervals: Iterable[Interval]) -> dict[str, EndpointCounts]:
@@ -501,11 +514,24 @@ def _svg_chart(
     return "\n".join(out)
 
 
-def report_html(report: LoadReport) -> str:
-    """A self-contained HTML report (inline CSS and SVG; no script, no network)."""
+def report_html(
+    report: LoadReport,
+    baseline: Mapping[str, Any] | None = None,
+    comparison: Mapping[str, Any] | None = None,
+) -> str:
+    """A self-contained HTML report (inline CSS and SVG; no script, no network).
+
+    ``baseline`` (``--baseline``: ``label`` and the earlier run's ``intervals`` rows) is drawn in
+    grey beside this run's p95 and req/s, interval by interval; ``comparison`` (the
+    ``core.compare`` result as data) becomes a table.
+    """
     data = report.to_dict()
     rows = [iv.row() for iv in report.intervals]
     xs = [r["second"] for r in rows]
+    base_rows = list((baseline or {}).get("intervals") or [])[: len(rows)]
+    base_rows += [{}] * (len(rows) - len(base_rows))
+    base_p95 = [("BASE p95", "#9e9e9e", [r.get("p95_ms") for r in base_rows])] if baseline else []
+    base_rps = [("BASE req/s", "#bdbdbd", [r.get("rps") for r in base_rows])] if baseline else []
     latency = _svg_chart(
         "Latency per interval",
         xs,
@@ -513,6 +539,7 @@ def report_html(report: LoadReport) -> str:
             ("p50", _COLORS["p50"], [r["p50_ms"] for r in rows]),
             ("p95", _COLORS["p95"], [r["p95_ms"] for r in rows]),
             ("p99", _COLORS["p99"], [r["p99_ms"] for r in rows]),
+            *base_p95,
         ],
         "ms",
         hline=_threshold(report, "p95"),
@@ -523,6 +550,7 @@ def report_html(report: LoadReport) -> str:
         [
             ("req/s", _COLORS["rps"], [r["rps"] for r in rows]),
             ("users", "#756bb1", [float(r["users"]) for r in rows]),
+            *base_rps,
         ],
         "req/s",
     )
@@ -561,6 +589,17 @@ def report_html(report: LoadReport) -> str:
     facts_html = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
     )
+    versus = ""
+    if comparison is not None:
+        cells = ("scope", "metric", "base", "new", "change", "threshold", "verdict")
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(r.get(c)))}</td>" for c in cells) + "</tr>"
+            for r in comparison.get("rows") or []
+        )
+        versus = (
+            f"<h2>Against the baseline</h2><p>{html.escape(str(comparison.get('sentence')))}</p>"
+            + (f"<table><tr>{''.join(f'<th>{c}</th>' for c in cells)}</tr>{body}</table>")
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>tradewise {html.escape(report.kind)}: {html.escape(report.target)}</title>
@@ -576,6 +615,7 @@ svg {{ display: block; margin: 1em 0; }}
 <table>{facts_html}</table>
 <h2>Per endpoint</h2>
 <table><tr>{head}</tr>{table}</table>
+{versus}
 <h2>Over time</h2>
 {latency}
 {throughput}
