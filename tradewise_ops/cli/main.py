@@ -33,6 +33,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "diff",
     "local",
     "compare",
+    "capacity",
 )
 
 
