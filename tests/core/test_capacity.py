@@ -76,7 +76,9 @@ def test_stepping_stops_on_the_slo_or_a_plateau() -> None:
     assert stop_reason([step(100), step(190)]) is None
     assert stop_reason([step(100), step(190), step(300, ok=False)]) == "slo"
     assert stop_reason([step(100), step(190), step(330)]) is None
-    assert stop_reason([step(100), step(190), step(195), step(196)]) == "plateau"
+    assert stop_reason([step(100), step(190), step(195), step(196)]) is None  # noise, maybe
+    assert stop_reason([step(100), step(190), step(195), step(196), step(150)]) == "plateau"
+    assert stop_reason([step(100), step(190), step(150), step(196), step(200)]) is None
     steps = [step(100), step(190), step(400, ok=False)]
     assert per_replica_rps(steps) == 190
     assert per_replica_rps(steps, replicas=2) == 95

@@ -3,10 +3,11 @@
 Pure. ``tradewise capacity`` steps the load up against one replica (``step_spec``: users double
 every step, no wait between requests) and judges each step (``measure_step``) against the SLO.
 It stops (``keep_stepping``) when a step misses the SLO (p95 or error rate), when the throughput
-has stopped growing (doubling the users twice gained under ``PLATEAU_GAIN``: the replica is
-saturated, more users only queue), or at the time bound. What one replica serves within the SLO
-(``per_replica_rps``) is the best req/s of a step that met it, divided by the replicas behind the
-target.
+has stopped growing (``PLATEAU_STEPS`` doublings of the users in a row, none of them beating the
+best step so far by ``PLATEAU_GAIN``: the replica is saturated, more users only queue; one or two
+steps are not enough on a shared machine, whose throughput swings by tens of percent), or at
+the time bound. What one replica serves within the SLO (``per_replica_rps``) is the best req/s
+of a step that met it, divided by the replicas behind the target.
 
 A profile needs ``ceil(planned rps x (1 + headroom) / per-replica rps)`` API replicas, where the
 planned rps is the top of its band (``rps: "100-500"``: 500) or, for an open band (``"1000+"``),
@@ -29,7 +30,8 @@ from tradewise_ops.core.loadreport import EndpointCounts, Interval
 from tradewise_ops.core.units import cpu_millicores, memory_bytes
 from tradewise_ops.errors import BadInputError
 
-PLATEAU_GAIN = 0.05  # two doublings of the users that add less than 5% req/s: saturated
+PLATEAU_GAIN = 0.05  # doublings of the users that add less than 5% req/s ...
+PLATEAU_STEPS = 3  # ... three in a row: saturated
 MAX_USERS = 512  # what one Locust process can keep busy here
 _BAND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:(-)\s*(\d+(?:\.\d+)?)|(\+))?\s*$")
 # the order pods are placed on nodes: what already runs first, the API last
@@ -153,9 +155,9 @@ def stop_reason(steps: Sequence[Step]) -> str | None:
         return None
     if not steps[-1].within_slo:
         return "slo"
-    if len(steps) >= 3:
-        before = max(s.rps for s in steps[:-2])
-        if max(s.rps for s in steps[-2:]) < before * (1 + PLATEAU_GAIN):
+    if len(steps) > PLATEAU_STEPS:
+        before = max(s.rps for s in steps[:-PLATEAU_STEPS])
+        if max(s.rps for s in steps[-PLATEAU_STEPS:]) < before * (1 + PLATEAU_GAIN):
             return "plateau"
     return None
 
