@@ -116,6 +116,18 @@ def test_nodes_allocatable_from_the_cluster(emulator: Emulator, kubeconfig: Path
     assert any(r.method == "GET" and r.path == "/api/v1/nodes" for r in emulator.requests)
 
 
+def test_nodes_that_rbac_hides_skip_the_check_with_a_warning(
+    emulator: Emulator, kubeconfig: Path
+) -> None:
+    emulator.put(node("n1", "1", "1Gi"))
+    emulator.deny("list", "nodes")
+    result = invoke("capacity", "--env", "staging", "--per-replica-rps", "400", "-o", "json")
+    assert result.exit_code == 0, result.stderr  # enough replicas; the nodes were not judged
+    doc = json.loads(result.stdout)
+    assert "nodes cannot be read" in doc["allocatable_skipped"] and "nodes" in result.stderr
+    assert all("allocatable" not in p for p in doc["profiles"])
+
+
 def test_measured_replica_against_the_clusters_nodes(
     emulator: Emulator, kubeconfig: Path, slow_api: ApiServer
 ) -> None:

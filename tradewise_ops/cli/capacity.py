@@ -69,11 +69,17 @@ def capacity(
         raise BadInputError(f"--replicas must be at least 1 (got {replicas})")
     gateway = None
     nodes = None
+    skipped = None
     if env.is_kubernetes:  # the cluster first: unreachable exits 3 before any load is sent
         from tradewise_ops.adapters.kube import KubeGateway
+        from tradewise_ops.errors import ForbiddenError
 
         gateway = KubeGateway.from_environment(env)
-        nodes = gateway.list("Node", api_version="v1")
+        try:
+            nodes = gateway.list("Node", api_version="v1")
+        except ForbiddenError as exc:  # listing Nodes needs a ClusterRole many users lack
+            skipped = f"the nodes cannot be read, so requests are not checked against them: {exc}"
+            state.terminal.warn(skipped)
     try:
         measured: dict[str, Any] | None = None
         if per_replica is None:
@@ -107,6 +113,8 @@ def capacity(
         "measurement": measured,
         "profiles": [n.to_dict() for n in needs],
     }
+    if skipped is not None:
+        doc["allocatable_skipped"] = skipped
     term = state.terminal
     title = f"capacity of {env.name}: one API replica serves {per_replica:.0f} req/s within the SLO"
     term.result(doc, TableData(CAPACITY_COLUMNS, capacity_rows(needs), title=title))
