@@ -144,7 +144,8 @@ def test_spread_is_median_and_p10_p90_by_nearest_rank() -> None:
     assert low is not None and high is not None
     assert beyond_noise(low, high) and beyond_noise(high, low)
     wide = spread([5.0, 20.0, 40.0])
-    assert wide is not None and not beyond_noise(low, wide)  # 11 lies in 5-40
+    assert low.width == 2 and wide is not None and wide.width == 35
+    assert not beyond_noise(low, wide)  # medians 11 and 20: 9 apart, spreads 2 + 35
 
 
 def test_a_shift_beyond_both_bands_regresses_with_both_numbers() -> None:
@@ -155,15 +156,19 @@ def test_a_shift_beyond_both_bands_regresses_with_both_numbers() -> None:
     p95 = row(result, "p95_ms")
     assert p95.verdict == REGRESSED
     assert "p95 151.0 ms vs 52.0 ms (+190.4%, threshold +10%" in result.sentence()
-    assert "BASE / NEW 50.0-55.0 / 149.0-155.0 ms" in p95.sentence()
+    assert "per-interval medians 52.0 ms -> 151.0 ms, noise 5.0 ms + 6.0 ms" in p95.sentence()
+    assert p95.noise_text() == "+99.0 / 11.0"
 
 
 def test_a_change_beyond_the_threshold_inside_a_noisy_run_is_within_noise() -> None:
-    base = run(report([30, 90, 40, 200, 60]))  # median 60, band 30-200
-    new = run(report([70, 75, 72, 74, 71]))  # median 72: inside the base's band
+    base = run(report([30, 90, 40, 200, 60]))  # median 60, spread 30-200
+    new = run(report([70, 75, 72, 74, 71]))  # median 72: 12 apart, less than 170 + 5
     result = compare(base, new, LIMITS)
     assert row(result, "p95_ms").verdict == WITHIN_NOISE
     assert not result.regressed
+    # two calm runs that drifted apart by less than their spreads together: noise as well
+    calm = compare(run(report([49, 50, 52, 55, 53])), run(report([61, 70, 82, 66, 75])), LIMITS)
+    assert row(calm, "p95_ms").verdict == WITHIN_NOISE  # medians 52 -> 70; spreads 6 + 21
     assert "within the run-to-run noise: total p95" in result.sentence()
 
 

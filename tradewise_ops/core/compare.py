@@ -15,11 +15,13 @@ A metric of NEW is a regression when both hold:
    (usually per second); of its steady intervals (full-length intervals with requests; in a
    ``load-test``, those at the run's full user count) take the median and the band from the
    10th to the 90th percentile (nearest rank: under 10 intervals, from the lowest to the
-   highest). The two runs differ beyond noise when the median of each lies outside the band
-   of the other: the typical second of NEW would be unusual in BASE, and the other way round.
-   Otherwise the difference is "within noise": seconds of one run already spread as widely.
-   A burst confined to a few seconds (of errors, of latency) widens only its own run's band
-   and moves neither median, so it counts as noise; the run's own SLO verdict still sees it.
+   highest); the band's width is the run's spread. The noise is BASE's spread plus NEW's: the
+   two runs differ beyond noise when their medians are further apart than that. A difference
+   smaller than the spread seen within the runs is "within noise": seconds of the same run
+   already differ as much, so two runs can too (on a shared machine runs drift against each
+   other by more than one run's own spread; adding both spreads allows for that). A burst
+   confined to a few seconds (of errors, of latency) moves no median, so it counts as noise;
+   the run's own SLO verdict still sees it.
 
 With fewer than ``MIN_INTERVALS`` steady intervals in a run (an in-cluster report, a very short
 run) the noise cannot be estimated: the thresholds alone decide and the comparison says so.
@@ -288,8 +290,10 @@ class Spread:
     high: float
     count: int
 
-    def holds(self, value: float) -> bool:
-        return self.low <= value <= self.high
+    @property
+    def width(self) -> float:
+        """The run's spread: P90 - P10."""
+        return self.high - self.low
 
     def to_dict(self) -> dict[str, Any]:
         return {"median": self.median, "p10": self.low, "p90": self.high, "intervals": self.count}
@@ -322,8 +326,8 @@ def noise(base: Run, new: Run, scope: str, metric: str) -> tuple[Spread, Spread]
 
 
 def beyond_noise(base: Spread, new: Spread) -> bool:
-    """True when each run's median lies outside the other run's P10-P90 band."""
-    return not base.holds(new.median) and not new.holds(base.median)
+    """True when the medians differ by more than the two runs' spreads together."""
+    return abs(new.median - base.median) > base.width + new.width
 
 
 @dataclass(frozen=True)
@@ -377,25 +381,24 @@ class Row:
         return f"{x:.1f}{self.unit}"
 
     def noise_text(self) -> str:
-        """``35-178 / 234-247``: the P10-P90 bands of BASE and NEW per interval."""
+        """``+98.2 / 12.5``: how far the per-interval medians moved / the noise (both spreads)."""
         if self.noise is None:
             return "-"
-
-        def band(s: Spread) -> str:
-            if self.metric == "error_rate":
-                return f"{s.low * 100:.2f}-{s.high * 100:.2f}%"
-            return f"{s.low:.1f}-{s.high:.1f}"
-
-        return f"{band(self.noise[0])} / {band(self.noise[1])}"
+        base, new = self.noise
+        scale, unit = (100.0, " pt") if self.metric == "error_rate" else (1.0, "")
+        moved = (new.median - base.median) * scale
+        return f"{moved:+.1f} / {(base.width + new.width) * scale:.1f}{unit}"
 
     def sentence(self) -> str:
-        """``p95 812.0 ms vs 110.0 ms (+638.2%, threshold +10%; per interval BASE ...)``."""
+        """``p95 812.0 ms vs 110.0 ms (+638.2%, threshold +10%; per-interval medians ...)``."""
         where = "" if self.scope in ("total", "scaling") else f"{self.scope} "
-        extra = (
-            f"; per-interval P10-P90 BASE / NEW {self.noise_text()}{self.unit}"
-            if self.noise is not None
-            else "; noise unknown"
-        )
+        extra = "; noise unknown"
+        if self.noise is not None:
+            base, new = self.noise
+            extra = (
+                f"; per-interval medians {self.value(base.median)} -> {self.value(new.median)}, "
+                f"noise {self.value(base.width)} + {self.value(new.width)}"
+            )
         return (
             f"{where}{self.label} {self.value(self.new)} vs {self.value(self.base)} "
             f"({self.change}, threshold {self.limit()}{extra})"
@@ -456,8 +459,8 @@ class Comparison:
             "regressed": self.regressed,
             "sentence": self.sentence(),
             "noise_rule": (
-                "beyond noise when each run's per-interval median lies outside the other "
-                f"run's P{NOISE_LOW}-P{NOISE_HIGH} band"
+                "beyond noise when the per-interval medians differ by more than the two runs' "
+                f"P{NOISE_LOW}-P{NOISE_HIGH} spreads together"
             ),
             "rows": [r.to_dict() for r in self.rows],
             "regressions": [r.sentence() for r in self.regressions],
@@ -472,7 +475,7 @@ COLUMNS = (
     "NEW",
     "change",
     "threshold",
-    "P10-P90 BASE / NEW",
+    "median moved / noise",
     "verdict",
 )
 

@@ -1,6 +1,8 @@
 """``tradewise compare`` and ``load-test --baseline``: real load runs against the real app.
 
-Two ``tradewise-api`` servers on loopback, one slowed by ``TRADEWISE_INJECT_LATENCY_MS=100``.
+Two ``tradewise-api`` servers on loopback, one slowed by ``TRADEWISE_INJECT_LATENCY_MS=250``
+(with 4 users on its 2 workers: p95 about 540 ms against 30-100 ms, a gap well beyond the
+per-second spread this shared machine shows, which reached 140 ms in a busy minute).
 Three short runs are made once per module (twice against the fast server, once against the slow
 one); the tests compare them, run with ``--baseline`` against them, and read them back from a
 release record in the Kubernetes emulator (``ENV@REVISION``).
@@ -33,10 +35,13 @@ def invoke(*args: str) -> Result:
 
 
 def load(url: str, out: Path, *extra: str, seconds: str = "5") -> Result:
-    """A short load-test of the analysis endpoint: 4 users, all started in the first second."""
+    """A short load-test of the analysis endpoint: 4 users, all started in the first second.
+
+    The p95 objective is out of the way (10 s): these tests are about the comparison.
+    """
     return invoke(
         "load-test", seconds, "4", ANALYSIS, "--host", url, "--spawn-rate", "20",
-        "--report", str(out), *extra,
+        "--p95", "10000", "--report", str(out), *extra,
     )  # fmt: skip
 
 
@@ -54,7 +59,7 @@ class Runs:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     root = tmp_path_factory.mktemp("runs")
     fast = ApiServer(root / "fast-api")
-    slow = ApiServer(root / "slow-api", extra_env={"TRADEWISE_INJECT_LATENCY_MS": "100"})
+    slow = ApiServer(root / "slow-api", extra_env={"TRADEWISE_INJECT_LATENCY_MS": "250"})
     try:
         for name, server in (("fast1", fast), ("fast2", fast), ("slow", slow)):
             result = load(server.url, root / name)
@@ -87,16 +92,15 @@ def test_slow_against_fast_regresses_naming_both_numbers(runs: Runs) -> None:
     assert result.exit_code == 1, result.stderr
     assert "regressed against" in result.stderr
     assert f"p95 {new:.1f} ms vs {base:.1f} ms" in result.stderr
-    assert "REGRESSED" in result.stdout and "P10-P90" in result.stdout
-    # a looser threshold on the command line lets the latency pass; req/s still falls
+    assert "REGRESSED" in result.stdout and "median moved / noise" in result.stdout
+    # thresholds loose enough on the command line let the same two runs pass
     loose = invoke(
-        "compare", str(runs["fast1"]), str(runs["slow"]), "--p95-percent", "100000", "-o", "json"
-    )
-    assert loose.exit_code == 1
-    regressed = {
-        r["metric"] for r in json.loads(loose.stdout)["rows"] if r["verdict"] == "regressed"
-    }
-    assert "p95_ms" not in regressed and "rps" in regressed
+        "compare", str(runs["fast1"]), str(runs["slow"]), "--p95-percent", "100000",
+        "--rps-percent", "99.9", "-o", "json",
+    )  # fmt: skip
+    assert loose.exit_code == 0, loose.stderr
+    verdicts = {r["metric"]: r["verdict"] for r in json.loads(loose.stdout)["rows"]}
+    assert verdicts["p95_ms"] == "ok" and verdicts["rps"] == "ok"
 
 
 def test_reports_that_cannot_be_read_or_compared_exit_2(runs: Runs, tmp_path: Path) -> None:
