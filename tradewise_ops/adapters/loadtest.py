@@ -121,6 +121,52 @@ class LoadRunner:
             except ProcessLookupError:
                 pass
 
+    def run_steps(
+        self,
+        spec: LoadSpec,
+        on_step: Callable[[str, list[Interval]], bool],
+        on_interval: Callable[[Interval], None] | None = None,
+    ) -> RunResult:
+        """Run a staged ``spec`` step by step; ``on_step`` judges each stage once it has ended.
+
+        ``on_step(stage, intervals)`` gets a stage's intervals when the first interval of the
+        next stage arrives (and the last stage's at the end of the run); when it returns False,
+        the generator stops there: the result says ``stopped_by="step"`` and is not aborted.
+        ``tradewise capacity`` steps the load up this way until the SLO breaks.
+        """
+        current: list[Interval] = []
+        halted = [False]
+
+        def take(interval: Interval) -> None:
+            if on_interval is not None:
+                on_interval(interval)
+            if halted[0]:
+                return
+            if current and interval.stage != current[0].stage:
+                finished = list(current)
+                current.clear()
+                if not on_step(finished[0].stage or "", finished):
+                    halted[0] = True
+                    self._halt()
+                    return
+            current.append(interval)
+
+        result = self.run(spec, on_interval=take)
+        if halted[0]:
+            result.stopped_by = "step"
+        elif current and not result.aborted:
+            on_step(current[0].stage or "", list(current))
+        return result
+
+    def _halt(self) -> None:
+        """Stop the generator like ``stop`` does, without marking the run aborted."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def run(
         self,
         spec: LoadSpec,

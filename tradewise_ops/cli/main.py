@@ -33,6 +33,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "maintenance",
     "diff",
     "local",
+    "compare",
+    "capacity",
 )
 
 

@@ -199,6 +199,33 @@ class PerformanceTest:
 
 
 @dataclass(frozen=True)
+class CompareThresholds:
+    """How much worse NEW may be than BASE before ``tradewise compare`` calls it a regression.
+
+    Percent changes of the run totals (latency up, req/s down), error-rate change in percentage
+    points, scale-up time in percent and peak replicas in replicas (both only when both runs
+    carry ``--monitor`` data). ``None``: shown, not judged.
+    """
+
+    p50_percent: float | None = None
+    p95_percent: float | None = 10.0
+    p99_percent: float | None = None
+    error_rate_points: float | None = 0.5
+    rps_percent: float | None = 10.0
+    scale_up_percent: float | None = 25.0
+    peak_replicas: float | None = 1.0
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """``tradewise capacity``: headroom over a band's top and how the load steps up."""
+
+    headroom_percent: float = 30.0
+    step_seconds: float = 5.0
+    max_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -211,6 +238,8 @@ class Config:
     slo: Slo
     load_test: LoadTestDefaults
     performance_test: PerformanceTest
+    compare: CompareThresholds = field(default_factory=CompareThresholds)
+    capacity: CapacitySettings = field(default_factory=CapacitySettings)
 
     @property
     def source(self) -> str:
@@ -449,6 +478,7 @@ def parse_config(
     )
 
     performance_test = _performance_test(v, top.get("performance_test", {}))
+    compare, capacity = _evidence(v, top)
 
     return Config(
         path=source,
@@ -460,6 +490,8 @@ def parse_config(
         slo=slo,
         load_test=load_test,
         performance_test=performance_test,
+        compare=compare,
+        capacity=capacity,
     )
 
 
@@ -473,6 +505,8 @@ _TOP_KEYS = {
     "slo",
     "load_test",
     "performance_test",
+    "compare",
+    "capacity",
 }
 _ENV_KEYS = {
     "namespace",
@@ -752,6 +786,27 @@ def _performance_test(v: _Validator, raw: Any) -> PerformanceTest:
     return PerformanceTest(
         weights=weights, hot_symbols=hot, cold_symbols=cold, stages=tuple(stages)
     )
+
+
+def _evidence(v: _Validator, top: Mapping[str, Any]) -> tuple[CompareThresholds, CapacitySettings]:
+    """``compare:`` (regression thresholds, null: not judged) and ``capacity:``."""
+    fields = CompareThresholds.__dataclass_fields__
+    raw = v.mapping(top.get("compare", {}), "compare", allowed=set(fields))
+    limits: dict[str, float | None] = {}
+    for name in fields:
+        value = raw.get(name, getattr(CompareThresholds(), name))
+        limits[name] = None if value is None else v.number(value, f"compare.{name}")
+        if limits[name] is not None and limits[name] < 0:  # type: ignore[operator]
+            v.fail(f"compare.{name}", value, "a number >= 0, or null (shown, not judged)")
+    cap = v.mapping(
+        top.get("capacity", {}), "capacity", allowed=set(CapacitySettings.__dataclass_fields__)
+    )
+    headroom = v.number(cap.get("headroom_percent", 30), "capacity.headroom_percent")
+    if headroom < 0:
+        v.fail("capacity.headroom_percent", headroom, "a percentage >= 0")
+    step = v.duration(cap.get("step_seconds", 5), "capacity.step_seconds")
+    bound = v.duration(cap.get("max_seconds", 60), "capacity.max_seconds")
+    return CompareThresholds(**limits), CapacitySettings(headroom, step, bound)
 
 
 def _opt_str(v: _Validator, body: Mapping[str, Any], name: str, key: str) -> str | None:

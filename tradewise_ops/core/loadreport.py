@@ -232,7 +232,7 @@ class LoadReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON report: for machines and CI."""
         seconds = self.ran_seconds
-        return {
+        doc = {
             "kind": self.kind,
             "target": self.target,
             "started_at": self.started_at,
@@ -253,6 +253,19 @@ class LoadReport:
             "generator": self.generator,
             "intervals": [iv.row() for iv in self.intervals],
         }
+        if len(self.endpoints()) > 1:  # the series per endpoint (`tradewise compare` reads it)
+            doc["endpoint_intervals"] = endpoint_series(self.intervals)
+        return doc
+
+
+def endpoint_series(intervals: Iterable[Interval]) -> dict[str, list[dict[str, Any]]]:
+    """Each endpoint's own time series: the ``Interval.row`` of its share of every interval."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for iv in intervals:
+        for name, counts in sorted(iv.endpoints.items()):
+            part = Interval(iv.index, iv.start, iv.end, iv.users, {name: counts}, iv.stage)
+            out.setdefault(name, []).append(part.row())
+    return out
 
 
 def endpoint_totals(intervals: Iterable[Interval]) -> dict[str, EndpointCounts]:
@@ -422,10 +435,22 @@ def timeseries_csv(report: LoadReport) -> str:
     return buf.getvalue()
 
 
-def load_page(report: LoadReport) -> dict[str, Any]:
-    """What the HTML report shows, as data: facts, the endpoint table, three charts, errors."""
+def load_page(
+    report: LoadReport,
+    baseline: Mapping[str, Any] | None = None,
+    comparison: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the HTML report shows, as data: facts, the endpoint table, three charts, errors.
+
+    With ``baseline``, its p95 and req/s per interval are drawn in grey; with ``comparison``,
+    ``versus`` holds its sentence and rows.
+    """
     rows = [iv.row() for iv in report.intervals]
     xs = [r["second"] for r in rows]
+    base_rows = list((baseline or {}).get("intervals") or [])[: len(rows)]
+    base_rows += [{}] * (len(rows) - len(base_rows))
+    base_p95 = [Series("BASE p95", "#9e9e9e", [r.get("p95_ms") for r in base_rows])]
+    base_rps = [Series("BASE req/s", "#bdbdbd", [r.get("rps") for r in base_rows])]
     charts = [
         line_chart(
             "Latency per interval",
@@ -434,6 +459,7 @@ def load_page(report: LoadReport) -> dict[str, Any]:
                 Series("p50", COLORS["p50"], [r["p50_ms"] for r in rows]),
                 Series("p95", COLORS["p95"], [r["p95_ms"] for r in rows]),
                 Series("p99", COLORS["p99"], [r["p99_ms"] for r in rows]),
+                *(base_p95 if baseline else []),
             ],
             "ms",
             objective=_threshold(report, "p95"),
@@ -444,6 +470,7 @@ def load_page(report: LoadReport) -> dict[str, Any]:
             [
                 Series("req/s", COLORS["rps"], [r["rps"] for r in rows]),
                 Series("users", COLORS["users"], [float(r["users"]) for r in rows]),
+                *(base_rps if baseline else []),
             ],
             "req/s",
         ),
@@ -480,15 +507,39 @@ def load_page(report: LoadReport) -> dict[str, Any]:
                 for e in report.errors
             ],
         },
+        "versus": _versus(comparison),
     }
 
 
-def report_html(report: LoadReport) -> str:
+_VERSUS_COLUMNS = ("scope", "metric", "base", "new", "change", "threshold", "verdict")
+
+
+def _versus(comparison: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The "against the baseline" table of a ``core.compare`` result, or None."""
+    if comparison is None:
+        return None
+    return {
+        "sentence": str(comparison.get("sentence")),
+        "columns": _VERSUS_COLUMNS,
+        "rows": [
+            tuple(str(r.get(c)) for c in _VERSUS_COLUMNS) for r in comparison.get("rows") or []
+        ],
+    }
+
+
+def report_html(
+    report: LoadReport,
+    baseline: Mapping[str, Any] | None = None,
+    comparison: Mapping[str, Any] | None = None,
+) -> str:
     """A self-contained HTML report (inline CSS and SVG; no script, no network).
 
-    The page is ``templates/reports/load.html.j2`` filled with ``load_page``.
+    The page is ``templates/reports/load.html.j2`` filled with ``load_page``. ``baseline``
+    (``--baseline``: ``label`` and the earlier run's ``intervals`` rows) is drawn in grey beside
+    this run's p95 and req/s, interval by interval; ``comparison`` (the ``core.compare`` result as
+    data) becomes a table.
     """
-    return render_page("load.html.j2", **load_page(report))
+    return render_page("load.html.j2", **load_page(report, baseline, comparison))
 
 
 def _threshold(report: LoadReport, name: str) -> float | None:
