@@ -13,8 +13,8 @@ from tradewise_ops.core.units import parse_duration
 from tradewise_ops.errors import BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
+    from tradewise_ops.adapters.deployer import Deployer, DeployOutcome
     from tradewise_ops.adapters.kube import KubeGateway
-    from tradewise_ops.adapters.kube_deploy import Deployer, DeployOutcome
     from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
     from tradewise_ops.core.rollout import WorkloadStatus
@@ -141,7 +141,7 @@ def deployer_for(
     state: State, env: Environment, gw: KubeGateway, progress: LiveProgress | None = None
 ) -> Deployer:
     """A ``Deployer`` that reports its steps and live progress on stderr."""
-    from tradewise_ops.adapters.kube_deploy import Deployer
+    from tradewise_ops.adapters.deployer import Deployer
 
     term = state.terminal
     return Deployer(

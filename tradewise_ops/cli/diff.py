@@ -33,12 +33,8 @@ def diff(
 
 
 def _diff(ctx: typer.Context, env_name: str | None, tag: str | None) -> bool:
-    from tradewise_ops.adapters.kube_deploy import (
-        ReleaseStore,
-        as_live_slot,
-        check_served,
-        live_and_predicted,
-    )
+    from tradewise_ops.adapters.live import as_live_slot, check_served, live_and_predicted
+    from tradewise_ops.adapters.release_store import ReleaseStore
     from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on, render_checked
     from tradewise_ops.core import release as rel
     from tradewise_ops.core.plan import object_diff

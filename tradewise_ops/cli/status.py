@@ -23,7 +23,7 @@ def status(
     warnings: int = typer.Option(10, "--warnings", min=0, help="How many recent warnings."),
 ) -> None:
     """What runs in ENV, at which tag, how healthy: release, workloads, HPAs, recent warnings."""
-    from tradewise_ops.adapters.kube_deploy import ReleaseStore
+    from tradewise_ops.adapters.release_store import ReleaseStore
     from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on
     from tradewise_ops.core import release as rel
     from tradewise_ops.core.rollout import evaluate

@@ -2,19 +2,23 @@
 
 ``Deployer`` is the side-effecting half of ``tradewise deploy`` and ``tradewise rollback``: the
 plan, rollout evaluation and release records are data from ``core``; this module sends them to the
-cluster with ``KubeGateway`` (so it imports no ``kubernetes`` itself) and watches the rollout.
+cluster with ``KubeGateway`` (so it imports no ``kubernetes`` itself), reading live state through
+``adapters.live``, recording releases in ``adapters.release_store`` and waiting with
+``adapters.rollout_wait``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tradewise_ops.adapters.kube import KubeGateway
+from tradewise_ops.adapters.live import check_served, live_held_and_predicted, live_scaled
+from tradewise_ops.adapters.release_store import ReleaseStore
+from tradewise_ops.adapters.rollout_wait import RolloutOutcome, resource_version, wait_for_rollout
 from tradewise_ops.core import release as rel
 from tradewise_ops.core.bluegreen import (
     API_DEPLOYMENT,
@@ -31,8 +35,6 @@ from tradewise_ops.core.bluegreen import (
     unslotted,
 )
 from tradewise_ops.core.plan import (
-    HELD_FIELDS,
-    OPTIONAL_KINDS,
     SCALING_ANNOTATIONS,
     DeployPlan,
     ScalingHold,
@@ -40,66 +42,15 @@ from tradewise_ops.core.plan import (
     hold_scaling,
 )
 from tradewise_ops.core.release import ObjectRef, Release
-from tradewise_ops.core.rollout import (
-    WORKLOAD_KINDS,
-    RolloutState,
-    WorkloadStatus,
-    evaluate,
-    ready_pods,
-)
+from tradewise_ops.core.rollout import WORKLOAD_KINDS, WorkloadStatus, ready_pods
 from tradewise_ops.errors import (
     AbortedError,
     BadInputError,
-    ConflictError,
-    GoalMissedError,
     NotFoundError,
     TradewiseError,
 )
 
-WATCHED_KINDS = ("Deployment", "StatefulSet", "Pod", "Event")
-# the kinds ``tradewise scale`` changes (and annotates), read once per deploy to keep its choices
-SCALED_KINDS = ("Deployment", "HorizontalPodAutoscaler")
-PART_OF = "app.kubernetes.io/part-of=tradewise"
-
-
-class ReleaseStore:
-    """The release records of one environment (Secrets labelled ``owner=tradewise``)."""
-
-    def __init__(self, gw: KubeGateway, environment: str, namespace: str | None = None) -> None:
-        self.gw = gw
-        self.environment = environment
-        self.namespace = namespace or gw.namespace
-
-    def list(self) -> list[Release]:
-        """Every release of the environment, oldest first (one request)."""
-        secrets = self.gw.list("Secret", rel.selector(self.environment), namespace=self.namespace)
-        return rel.sort_history(
-            rel.from_secret(s) for s in secrets if s.get("type") == rel.SECRET_TYPE
-        )
-
-    def create(self, release: Release) -> None:
-        """Store a new release record; ``ConflictError`` when that revision exists (another
-        deploy of the environment got there first: the record doubles as a lock)."""
-        secret = rel.to_secret(release)
-        try:
-            self.gw.create(secret)
-        except ConflictError:
-            existing = self.gw.find("Secret", secret["metadata"]["name"], namespace=self.namespace)
-            if existing is not None and existing.get("data") == secret["data"]:
-                return  # our own create, retried after its answer was lost
-            raise ConflictError(
-                f"revision {release.revision} of {self.environment} was recorded by someone else "
-                "meanwhile: another deploy or rollback is running; try again when it is done"
-            ) from None
-
-    def set_status(self, revision: int, status: str, note: str | None = None) -> None:
-        """Change a record's status (a merge patch of its labels)."""
-        self.gw.patch(
-            "Secret",
-            rel.secret_name(revision),
-            rel.status_patch(status, note),
-            namespace=self.namespace,
-        )
+__all__ = ["DeployOutcome", "Deployer", "Progress", "RolloutOutcome"]
 
 
 @dataclass
@@ -113,19 +64,6 @@ class Progress:
     phase: str = "plan"
     max_rv: int = 0  # the newest resourceVersion an answer carried
     watch_from: int | None = None  # the newest one before the first workload was applied
-
-
-@dataclass
-class RolloutOutcome:
-    """How the wait ended."""
-
-    state: RolloutState
-    timed_out: bool
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return self.state.done and not self.state.failed and not self.timed_out
 
 
 @dataclass
@@ -165,178 +103,6 @@ class DeployOutcome:
             "seconds": round(self.seconds, 3),
             "requests": self.requests,
         }
-
-
-def check_served(
-    gw: KubeGateway, objects: Sequence[dict[str, Any]], strict: bool
-) -> Callable[[str, str], bool]:
-    """Discover which rendered kinds the cluster serves, before anything is applied.
-
-    Returns ``served(apiVersion, kind)``. An unserved optional kind (ServiceMonitor,
-    PrometheusRule: the Prometheus operator is missing) is skipped, or fails under ``strict``;
-    any other unserved kind fails (``GoalMissedError``), so no release is ever half applied.
-    """
-    missing: list[str] = []
-    fatal: list[str] = []
-    for api_version, kind in dict.fromkeys((o["apiVersion"], o["kind"]) for o in objects):
-        if not gw.served(api_version, kind):
-            missing.append(f"{kind} ({api_version})")
-            if strict or kind not in OPTIONAL_KINDS:
-                fatal.append(f"{kind} ({api_version})")
-    if fatal:
-        raise GoalMissedError(
-            f"the cluster at {gw.server} does not serve {', '.join(fatal)}: nothing was applied",
-            hint=None
-            if not strict
-            else "without --strict, kinds of the Prometheus operator are skipped when missing",
-        )
-    missing_set = set(missing)
-    return lambda api_version, kind: f"{kind} ({api_version})" not in missing_set
-
-
-def live_and_predicted(
-    gw: KubeGateway, objects: Sequence[dict[str, Any]], *, reset_scaling: bool = False
-) -> dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-    """For each object: the live one (None when absent) and the result of a server-side dry-run
-    apply (the rendered object itself when absent), keeping the live scaling as a deploy does
-    (``hold_scaling``) unless ``reset_scaling``. Changes nothing."""
-    return live_held_and_predicted(gw, objects, reset_scaling=reset_scaling)[0]
-
-
-def live_held_and_predicted(
-    gw: KubeGateway, objects: Sequence[dict[str, Any]], *, reset_scaling: bool = False
-) -> tuple[
-    dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]],
-    list[dict[str, Any]],
-    list[ScalingHold],
-]:
-    """``live_and_predicted``, plus the objects as a deploy would apply them and the scaling
-    holds (``core.plan.hold_scaling``). One GET per object, one dry-run apply per live one."""
-    lives: dict[ObjectRef, dict[str, Any] | None] = {}
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        lives[ObjectRef.of(obj)] = gw.find(
-            obj["kind"],
-            meta["name"],
-            namespace=meta.get("namespace"),
-            api_version=obj["apiVersion"],
-        )
-    by_name = {(ref.kind, ref.name): live for ref, live in lives.items()}
-    held, holds = hold_scaling(objects, by_name, reset=reset_scaling)
-    out: dict[ObjectRef, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
-    for obj in held:
-        ref = ObjectRef.of(obj)
-        live = lives[ref]
-        predicted = gw.apply(obj, dry_run=True) if live is not None else obj
-        out[ref] = (live, predicted)
-    return out, held, holds
-
-
-def as_live_slot(
-    gw: KubeGateway, rendered: Sequence[dict[str, Any]], namespace: str | None = None
-) -> list[dict[str, Any]]:
-    """``rendered`` with the API in the slot the live Service selects (with that Deployment's
-    replicas), so a comparison with the cluster (``diff``) meets the same objects; unchanged when
-    the live API is rolling. Two reads."""
-    serving = live_slot(gw.find("Service", API_SERVICE, namespace=namespace))
-    if serving is None:
-        return list(rendered)
-    dep = gw.find("Deployment", slot_deployment(serving), namespace=namespace)
-    replicas = ((dep or {}).get("spec") or {}).get("replicas")
-    return slotted(rendered, serving, None if replicas is None else int(replicas))
-
-
-def live_scaled(
-    gw: KubeGateway, objects: Sequence[dict[str, Any]], namespace: str
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """The live Deployments and HPAs of tradewise by ``(kind, name)``: one list per kind that
-    ``objects`` hold (what ``hold_scaling`` needs to keep a traffic profile)."""
-    kinds = {o["kind"] for o in objects} & set(SCALED_KINDS) & set(HELD_FIELDS)
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind in SCALED_KINDS:
-        if kind in kinds:
-            for item in gw.list(kind, PART_OF, namespace=namespace):
-                out[(kind, (item.get("metadata") or {}).get("name", ""))] = item
-    return out
-
-
-def _rv(obj: dict[str, Any]) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
-
-
-def wait_for_rollout(
-    gw: KubeGateway,
-    workloads: Sequence[dict[str, Any]],
-    timeout: float,
-    since_rv: str | None = None,
-    on_change: Callable[[WorkloadStatus], None] | None = None,
-) -> RolloutOutcome:
-    """Watch (not poll) workloads, their pods and events until all are done, one fails, or
-    ``timeout`` s pass. ``workloads`` are the objects as the apply answered them."""
-    start = time.monotonic()
-    state = {(w["kind"], w["metadata"]["name"]): w for w in workloads}
-    pods: dict[str, dict[str, Any]] = {}
-    events: list[dict[str, Any]] = []
-    shown: dict[tuple[str, str], str] = {}
-
-    def judge() -> RolloutState:
-        result = evaluate(list(state.values()), list(pods.values()), events)
-        for w in result.workloads:
-            line = w.line()
-            if shown.get((w.kind, w.name)) != line:
-                shown[(w.kind, w.name)] = line
-                if on_change is not None:
-                    on_change(w)
-        return result
-
-    current = judge()
-    if current.done or current.failed or not workloads:
-        return RolloutOutcome(current, False, time.monotonic() - start)
-    if since_rv is None:
-        since_rv = str(max(_rv(w) for w in workloads))
-    stop = threading.Event()
-    stream: Generator[Any, None, None] = gw.watch(  # type: ignore[assignment]
-        WATCHED_KINDS, since_rv=since_rv, timeout=timeout, stop=stop
-    )
-    try:
-        for event in stream:
-            key = (event.kind, event.name)
-            if event.kind in WORKLOAD_KINDS:
-                if key not in state:
-                    continue
-                if event.type == "DELETED" and _rv(event.obj) < _rv(state[key]):
-                    continue  # an earlier object of that name (a blue-green slot's last round)
-                if event.type == "DELETED":  # someone deleted it mid-rollout: it cannot finish
-                    gone = dict(event.obj)
-                    gone["metadata"] = {
-                        **(gone.get("metadata") or {}),
-                        "deletionTimestamp": "deleted",
-                    }
-                    state[key] = gone
-                elif event.type == "SYNC" or _rv(event.obj) >= _rv(state[key]):
-                    state[key] = event.obj  # (older ones were replayed from before our apply)
-            elif event.kind == "Pod":
-                if event.type == "DELETED":
-                    pods.pop(event.name, None)
-                else:
-                    pods[event.name] = event.obj
-            elif event.kind == "Event":
-                if event.obj.get("type") == "Warning":
-                    events.append(event.obj)
-                if (event.obj.get("involvedObject") or {}).get("kind") != "Pod":
-                    continue
-            current = judge()
-            if current.done or current.failed:
-                stop.set()
-                return RolloutOutcome(current, False, time.monotonic() - start)
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            stream.close()
-    return RolloutOutcome(judge(), True, time.monotonic() - start)
 
 
 class Deployer:
@@ -701,7 +467,7 @@ class Deployer:
             # status changes of a workload come after its apply: watch from before the first one
             progress.watch_from = progress.max_rv
         answer = self.gw.apply(obj)
-        progress.max_rv = max(progress.max_rv, _rv(answer))
+        progress.max_rv = max(progress.max_rv, resource_version(answer))
         progress.answers.append(answer)
         progress.applied.append(ref)
         with contextlib.suppress(ValueError):
