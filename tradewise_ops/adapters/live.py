@@ -2,7 +2,9 @@
 
 Which rendered kinds the cluster serves (``check_served``), each object live and as an apply would
 leave it (``live_and_predicted``), the scaling that ``tradewise scale`` recorded on live objects
-(``live_scaled``) and the blue-green slot that serves now (``as_live_slot``).
+(``live_scaled``), the blue-green slot that serves now (``as_live_slot``), and the maintenance
+mode: whether the Ingress points at the page (``maintenance_is_on``), whether the page is deployed
+(``maintenance_page_deployed``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,21 @@ from tradewise_ops.errors import GoalMissedError
 # the kinds ``tradewise scale`` changes (and annotates), read once per deploy to keep its choices
 SCALED_KINDS = ("Deployment", "HorizontalPodAutoscaler")
 PART_OF = "app.kubernetes.io/part-of=tradewise"
+INGRESS = "tradewise-ingress"
+MAINTENANCE_DEPLOYMENT = "tradewise-maintenance-deployment"
+MAINTENANCE_ANNOTATION = "tradewise.io/maintenance"
+
+
+def maintenance_is_on(gw: KubeGateway) -> bool:
+    """Whether the live Ingress points at the maintenance page (its annotation says ``on``)."""
+    ingress = gw.find("Ingress", INGRESS)
+    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(MAINTENANCE_ANNOTATION) == "on"
+
+
+def maintenance_page_deployed(gw: KubeGateway) -> bool:
+    """Whether the maintenance page's Deployment exists (an Ingress must never point at none)."""
+    return gw.find("Deployment", MAINTENANCE_DEPLOYMENT) is not None
 
 
 def check_served(

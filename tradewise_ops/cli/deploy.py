@@ -38,51 +38,6 @@ _RESET_SCALING = typer.Option(
 )
 
 
-# -- shared by the Kubernetes commands (status, diff, maintenance import these) ----------------
-def kube_gateway(state: State, env: Environment) -> KubeGateway:
-    """The gateway for ``env`` (its context and namespace, or --context / --namespace)."""
-    from tradewise_ops.adapters.kube import KubeGateway
-
-    if not env.is_kubernetes:
-        raise BadInputError(
-            f"environment {env.name!r} is of kind {env.kind!r}: this command needs a Kubernetes "
-            "environment"
-        )
-    return KubeGateway.from_environment(env)
-
-
-def render_checked(
-    state: State,
-    env: Environment,
-    tag: str | None,
-    *,
-    maintenance: bool = False,
-    image_digests: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Render ``env`` and validate it; findings stop here (``GoalMissedError``, exit 1)."""
-    from tradewise_ops.core.render import render_environment
-    from tradewise_ops.core.validate import validate
-
-    config = state.config()
-    objects = render_environment(
-        config,
-        env,
-        tag=tag,
-        k8s_version=config.kubernetes_version,
-        image_digests=image_digests,
-        maintenance=maintenance,
-    )
-    findings = validate(objects, config.kubernetes_version, require_pinned=env.require_pinned_tag)
-    if findings:
-        for finding in findings[:20]:
-            state.terminal.error(str(finding))
-        raise GoalMissedError(
-            f"the manifests of {env.name} have {len(findings)} findings: nothing was applied",
-            hint=f"see `tradewise lint {env.name}`",
-        )
-    return objects
-
-
 class LiveProgress:
     """Per-workload progress on stderr: a refreshing table on a terminal, else one line per change.
 
@@ -155,13 +110,6 @@ def deployer_for(
     )
 
 
-def maintenance_is_on(gw: KubeGateway) -> bool:
-    """Whether the live Ingress points at the maintenance page."""
-    ingress = gw.find("Ingress", "tradewise-ingress")
-    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
-    return annotations.get("tradewise.io/maintenance") == "on"
-
-
 # -- deploy ----------------------------------------------------------------------------------
 def deploy(
     ctx: typer.Context,
@@ -205,8 +153,10 @@ def deploy(
     if not env.is_kubernetes:
         _deploy_local(state, env, dry_run, seconds)
         return
+    from tradewise_ops.adapters.live import maintenance_is_on
+
     term = state.terminal
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
     releases = deployer.records.list()
@@ -228,7 +178,7 @@ def deploy(
     maintenance = maintenance_is_on(gw)
     if maintenance:
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
-    rendered = render_checked(state, env, tag, maintenance=maintenance, image_digests=digests)
+    rendered = state.render_checked(env, tag, maintenance=maintenance, image_digests=digests)
     if dry_run:
         plan = deployer.plan(
             rendered,
@@ -369,7 +319,7 @@ def rollback(
     state = get_state(ctx)
     env = state.environment(env_name)
     seconds = parse_duration(timeout, what="--timeout")
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
     target = rollback_target(deployer.records.list(), to_revision)
@@ -388,7 +338,7 @@ def history(ctx: typer.Context, env_name: str = _ENV_ARG) -> None:
 
     state = get_state(ctx)
     env = state.environment(env_name)
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     releases = deployer_for(state, env, gw).records.list()
     if not releases:
         state.terminal.result([], f"no releases of {env.name} in namespace {env.namespace}")
