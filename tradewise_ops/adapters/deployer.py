@@ -31,15 +31,24 @@ from tradewise_ops.core.bluegreen import (
     other_slot,
     slot_deployment,
     slotted,
-    switch_objects,
     unslotted,
 )
 from tradewise_ops.core.plan import (
     SCALING_ANNOTATIONS,
+    ApplyObject,
     DeployPlan,
+    EnsureNamespace,
+    FinishRelease,
+    PruneObject,
+    RecordRelease,
+    ResetScaling,
     ScalingHold,
+    Step,
+    SwitchTraffic,
+    WaitForRollout,
     build_plan,
     hold_scaling,
+    with_steps,
 )
 from tradewise_ops.core.release import ObjectRef, Release
 from tradewise_ops.core.rollout import WORKLOAD_KINDS, WorkloadStatus, ready_pods
@@ -82,6 +91,7 @@ class DeployOutcome:
     seconds: float = 0.0
     requests: int = 0
     message: str = ""
+    executed: list[Step] = field(default_factory=list)  # the plan's steps carried out, in order
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,7 +116,13 @@ class DeployOutcome:
 
 
 class Deployer:
-    """Deploys and rolls back one environment's releases through a gateway."""
+    """Deploys and rolls back one environment's releases through a gateway.
+
+    ``plan`` reads the cluster and returns a ``DeployPlan`` whose ``steps`` (``core.plan``) are
+    everything the release will do, in order; ``apply`` carries out exactly those steps, one by
+    one, and nothing else (pyinfra's way: the plan is the thing that runs). ``deploy`` is the
+    two in a row.
+    """
 
     def __init__(
         self,
@@ -118,6 +134,7 @@ class Deployer:
         on_step: Callable[[str], None] | None = None,
         on_progress: Callable[[WorkloadStatus], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        on_execute: Callable[[int, Step], None] | None = None,
         now: Callable[[], str] | None = None,
     ) -> None:
         self.gw = gw
@@ -128,6 +145,7 @@ class Deployer:
         self._step = on_step or (lambda _m: None)
         self._progress = on_progress
         self._warn = on_warning or (lambda _m: None)
+        self._execute = on_execute or (lambda _n, _s: None)
         self._now = now or _utc_now
 
     # -- planning -------------------------------------------------------------------------
@@ -141,15 +159,21 @@ class Deployer:
         with_live: bool = False,
         reset_scaling: bool = False,
         strategy: str = ROLLING,
+        wait: bool = True,
+        rolling_back_from: Release | None = None,
     ) -> DeployPlan:
-        """The plan of applying ``rendered``; ``with_live`` reads the cluster to say create,
-        update or unchanged (dry-run apply), else actions are ``apply``. Changes nothing.
+        """The plan of releasing ``rendered``, with its steps (``core.plan.release_steps``) as
+        the next revision after ``releases``. Changes nothing.
 
-        What ``tradewise scale`` recorded on live HPAs and Deployments (a traffic profile,
-        ``scale api N``, emergency-down) is kept (``core.plan.hold_scaling``) unless
-        ``reset_scaling``; without ``with_live`` that costs one list per scaled kind.
-        ``strategy`` blue-green puts the API in the slot that is not live (``core.bluegreen``),
-        with the live API's replicas (and its traffic-profile annotations): two more reads.
+        ``with_live`` reads each object to say create, update or unchanged (a dry-run apply per
+        live object), else actions are ``apply``; the steps are the same either way. What
+        ``tradewise scale`` recorded on live HPAs and Deployments (a traffic profile, ``scale
+        api N``, emergency-down) is kept (``core.plan.hold_scaling``) unless ``reset_scaling``;
+        without ``with_live`` that costs one list per scaled kind. ``strategy`` blue-green puts
+        the API in the slot that is not live (``core.bluegreen``), with the live API's replicas
+        (and its traffic-profile annotations): two more reads. ``wait``: the steps wait for the
+        rollout (and switch a blue-green slot). ``rolling_back_from``: the release a rollback
+        replaces (recorded as rolled back once the new revision is deployed).
         """
         releases = self.records.list() if releases is None else releases
         check_strategy(strategy)
@@ -182,7 +206,14 @@ class Deployer:
             holds=holds,
             manifests=rendered,
         )
-        return replace(plan, strategy=strategy, slot=slot, live_slot=serving)
+        plan = replace(plan, strategy=strategy, slot=slot, live_slot=serving)
+        return with_steps(
+            plan,
+            rel.next_revision(releases),
+            wait=wait,
+            releases=releases,
+            rolling_back_from=rolling_back_from,
+        )
 
     def _slot(
         self, rendered: Sequence[dict[str, Any]], reset_scaling: bool
@@ -217,20 +248,18 @@ class Deployer:
         reset_scaling: bool = False,
         strategy: str = ROLLING,
     ) -> DeployOutcome:
-        """Plan, apply in order (server-side apply), prune, record, and wait for the rollout.
+        """``plan`` then ``apply``: apply in order (server-side apply), prune, record, wait.
 
-        ``atomic``: when the wait fails, roll back to the previous healthy release (and wait).
-        Ctrl-C records the release as failed and raises ``AbortedError`` saying what was applied.
         ``releases``: the history, when the caller has just read it. ``reset_scaling``: apply
         the config's replica bounds even where a traffic profile holds others (see ``plan``).
-        ``strategy`` blue-green: the new API slot is applied beside the live one and waited for;
-        only then do the Service and the HPA switch to it, and the old slot is deleted. A new
-        slot that does not become ready is deleted and traffic stays where it was.
+        ``strategy`` blue-green (needs ``wait``): the new API slot is applied beside the live
+        one and waited for; only then do the Service and the HPA switch to it, and the old slot
+        is deleted. A new slot that does not become ready is deleted and traffic stays where it
+        was. ``atomic``, Ctrl-C: see ``apply``.
         """
         check_strategy(strategy)
         if strategy == BLUE_GREEN and not wait:
             raise BadInputError("--strategy blue-green needs --wait: it switches only when ready")
-        releases = self.records.list() if releases is None else releases
         plan = self.plan(
             rendered,
             tag,
@@ -238,10 +267,30 @@ class Deployer:
             releases=releases,
             reset_scaling=reset_scaling,
             strategy=strategy,
+            wait=wait,
         )
+        return self.apply(plan, change_cause, timeout=timeout, atomic=atomic)
+
+    def apply(
+        self,
+        plan: DeployPlan,
+        change_cause: str,
+        *,
+        timeout: float = 300.0,
+        atomic: bool = False,
+    ) -> DeployOutcome:
+        """Carry out ``plan.steps`` (from ``plan``) in order, one by one; the outcome.
+
+        A failed rollout (or blue-green switch) stops at that step: the release is recorded as
+        failed. ``atomic``: when the wait failed, roll back to the previous healthy release (a
+        new plan, applied and waited for). Ctrl-C records the release as failed and raises
+        ``AbortedError`` saying what was applied. ``change_cause`` goes into the record.
+        """
+        if plan.revision is None or not plan.steps:
+            raise BadInputError("the plan has no release steps: make it with Deployer.plan")
         for item in plan.skipped:
             self._warn(f"skipping {item.ref}: {item.reason}")
-        outcome = self._release(plan, releases, change_cause, wait=wait, timeout=timeout)
+        outcome = self._release(plan, change_cause, timeout)
         if atomic and outcome.status == rel.FAILED and outcome.progress.phase == "wait":
             try:
                 target = rel.rollback_target([*self.records.list()], None)
@@ -271,7 +320,6 @@ class Deployer:
         profile is kept as by deploy, unless ``reset_scaling``). A blue-green release comes back
         blue-green: in the slot that is not live, switched to once ready."""
         releases = self.records.list()
-        newest = rel.latest(releases)
         strategy = target.strategy if target.strategy in (ROLLING, BLUE_GREEN) else ROLLING
         plan = self.plan(
             list(target.manifests),
@@ -279,133 +327,55 @@ class Deployer:
             releases=releases,
             reset_scaling=reset_scaling,
             strategy=strategy,
-        )
-        for item in plan.skipped:
-            self._warn(f"skipping {item.ref}: {item.reason}")
-        outcome = self._release(
-            plan,
-            releases,
-            f"rollback to revision {target.revision}",
             wait=wait,
-            timeout=timeout,
-            rolling_back_from=newest,
+            rolling_back_from=rel.latest(releases),
         )
-        return outcome
+        return self.apply(plan, f"rollback to revision {target.revision}", timeout=timeout)
 
-    def _release(
-        self,
-        plan: DeployPlan,
-        releases: Sequence[Release],
-        change_cause: str,
-        *,
-        wait: bool,
-        timeout: float,
-        rolling_back_from: Release | None = None,
-    ) -> DeployOutcome:
+    # -- carrying out the steps -----------------------------------------------------------
+    def _release(self, plan: DeployPlan, change_cause: str, timeout: float) -> DeployOutcome:
         start = time.monotonic()
         requests_before = self.gw.request_count
-        revision = rel.next_revision(releases)
-        record = Release(
-            revision=revision,
-            environment=self.environment,
-            namespace=self.namespace,
-            tag=plan.tag,
-            time=self._now(),
-            user=self.user,
-            change_cause=change_cause,
-            status=rel.PENDING,
-            manifests=tuple(plan.to_record),
-            strategy=plan.strategy,
-            slot=plan.slot,
-        )
+        assert plan.revision is not None
+        revision = plan.revision
         progress = Progress(pending=[ObjectRef.of(o) for o in plan.to_apply])
         outcome = DeployOutcome(self.environment, revision, plan.tag, rel.PENDING, plan, progress)
-        recorded = False
+        outcome.waited = plan.wait
+        run = _Run(plan, change_cause, timeout, outcome)
         try:
-            progress.phase = "apply"
-            objects = plan.to_apply
-            namespaces = [o for o in objects if o["kind"] == "Namespace"]
-            rest = [o for o in objects if o["kind"] != "Namespace"]
-            for obj in namespaces:
-                self._apply_one(obj, progress)
-            if not namespaces:
-                self.gw.ensure_namespace(self.namespace)
-            self.records.create(record)
-            recorded = True
-            self._step(f"revision {revision}: applying {len(objects)} objects")
-            for hold in plan.holds:
-                self._step(f"{hold.kind}/{hold.name} {hold.sentence()}")
-            deferred = switch_objects(rest) if plan.strategy == BLUE_GREEN else []
-            if plan.slot is not None:
-                self._step(
-                    f"blue-green: new API slot {plan.slot} beside "
-                    + (f"slot {plan.live_slot}" if plan.live_slot else "the running API")
-                    + "; the Service switches once it is ready"
-                )
-            for obj in rest:
-                if obj not in deferred:
-                    self._apply_one(obj, progress)
-            for hold in plan.to_reset:
-                self._forget_scaling(hold)
-            progress.phase = "prune"
-            for ref in plan.to_prune:
-                if self.gw.delete(
-                    ref.kind, ref.name, namespace=ref.namespace, api_version=ref.api_version
-                ):
-                    self._step(f"pruned {ref}")
-                progress.pruned.append(ref)
-            if not wait:
-                outcome.waited = False
-                self._prune(plan.to_prune_late, progress)
-                self._finish_ok(outcome, releases, rolling_back_from)
-                outcome.message = f"applied revision {revision} (not waited for)"
-                return outcome
-            progress.phase = "wait"
-            workloads = [a for a in progress.answers if a.get("kind") in WORKLOAD_KINDS]
-            since = str(progress.watch_from or progress.max_rv)
-            self._step(f"waiting up to {timeout:g}s for {len(workloads)} workloads")
-            result = wait_for_rollout(
-                self.gw, workloads, timeout, since_rv=since, on_change=self._progress
-            )
-            outcome.rollout = result
-            failure = None if result.ok else _failure_message(result, timeout)
-            if failure is None and plan.slot is not None:
-                progress.phase = "switch"
-                failure = self._switch(plan, deferred, progress)
-            if failure is not None and plan.slot is not None:
-                failure += self._abandon_slot(plan)
-            if failure is None:
-                progress.phase = "prune"
-                self._prune(plan.to_prune_late, progress)
-                self._finish_ok(outcome, releases, rolling_back_from)
-                outcome.message = f"revision {revision} is deployed and healthy"
-                if plan.slot is not None:
-                    outcome.message += f" (serving from slot {plan.slot})"
-            else:
-                outcome.status = rel.FAILED
-                outcome.message = failure
-                self.records.set_status(revision, rel.FAILED, outcome.message[:1000])
+            for number, step in enumerate(plan.steps, 1):
+                progress.phase = step.phase
+                self._execute(number, step)
+                failure = self._carry_out(step, run)
+                outcome.executed.append(step)
+                if failure is not None:
+                    if plan.slot is not None:
+                        failure += self._abandon_slot(plan)
+                    outcome.status = rel.FAILED
+                    outcome.message = failure
+                    self.records.set_status(revision, rel.FAILED, outcome.message[:1000])
+                    return outcome
             return outcome
         except KeyboardInterrupt:
             note = "interrupted (Ctrl-C) during " + progress.phase
             if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
                 with contextlib.suppress(Exception):
                     note += self._abandon_slot(plan)
-            if recorded:
+            if run.recorded:
                 with contextlib.suppress(Exception):
                     self.records.set_status(revision, rel.FAILED, note)
-            raise AbortedError(_interrupted_message(revision, progress, recorded)) from None
+            raise AbortedError(_interrupted_message(revision, progress, run.recorded)) from None
         except TradewiseError as exc:
             if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
                 with contextlib.suppress(Exception):
                     exc.message += self._abandon_slot(plan)
-            if recorded:
+            if run.recorded:
                 with contextlib.suppress(Exception):
                     self.records.set_status(revision, rel.FAILED, exc.message[:200])
             done = len(progress.applied)
             total = done + len(progress.pending)
             extra = f"applied {done} of {total} objects before this failure" + (
-                f"; revision {revision} is recorded as failed" if recorded else ""
+                f"; revision {revision} is recorded as failed" if run.recorded else ""
             )
             exc.hint = f"{exc.hint}; {extra}" if exc.hint else extra
             raise
@@ -413,38 +383,111 @@ class Deployer:
             outcome.seconds = time.monotonic() - start
             outcome.requests = self.gw.request_count - requests_before
 
-    def _prune(self, refs: Sequence[ObjectRef], progress: Progress) -> None:
-        for ref in refs:
-            if self.gw.delete(
-                ref.kind, ref.name, namespace=ref.namespace, api_version=ref.api_version
-            ):
-                self._step(f"pruned {ref}")
-            progress.pruned.append(ref)
+    def _carry_out(self, step: Step, run: _Run) -> str | None:
+        """Do one step; why the release failed there (a rollout or a switch), or None."""
+        progress = run.outcome.progress
+        if isinstance(step, ApplyObject):
+            self._apply_one(step.obj, progress)
+        elif isinstance(step, EnsureNamespace):
+            self.gw.ensure_namespace(step.namespace)
+        elif isinstance(step, RecordRelease):
+            self._record(step, run)
+        elif isinstance(step, ResetScaling):
+            self._forget_scaling(step.hold)
+        elif isinstance(step, PruneObject):
+            self._prune(step.ref, progress)
+        elif isinstance(step, WaitForRollout):
+            return self._wait(run)
+        elif isinstance(step, SwitchTraffic):
+            return self._switch(step, progress)
+        elif isinstance(step, FinishRelease):
+            self._finish(step, run)
+        else:  # pragma: no cover - every Step type is handled above
+            raise AssertionError(f"unknown step {step!r}")
+        return None
 
-    def _switch(
-        self, plan: DeployPlan, deferred: Sequence[dict[str, Any]], progress: Progress
-    ) -> str | None:
+    def _record(self, step: RecordRelease, run: _Run) -> None:
+        """Store the pending release record, then say what the release will do."""
+        plan = run.plan
+        record = Release(
+            revision=step.revision,
+            environment=self.environment,
+            namespace=self.namespace,
+            tag=plan.tag,
+            time=self._now(),
+            user=self.user,
+            change_cause=run.change_cause,
+            status=rel.PENDING,
+            manifests=tuple(plan.to_record),
+            strategy=plan.strategy,
+            slot=plan.slot,
+        )
+        self.records.create(record)
+        run.recorded = True
+        self._step(f"revision {step.revision}: applying {step.objects} objects")
+        for hold in plan.holds:
+            self._step(f"{hold.kind}/{hold.name} {hold.sentence()}")
+        if plan.slot is not None:
+            self._step(
+                f"blue-green: new API slot {plan.slot} beside "
+                + (f"slot {plan.live_slot}" if plan.live_slot else "the running API")
+                + "; the Service switches once it is ready"
+            )
+
+    def _wait(self, run: _Run) -> str | None:
+        """Wait for the workloads applied so far; the failure, or None when healthy."""
+        progress = run.outcome.progress
+        workloads = [a for a in progress.answers if a.get("kind") in WORKLOAD_KINDS]
+        since = str(progress.watch_from or progress.max_rv)
+        self._step(f"waiting up to {run.timeout:g}s for {len(workloads)} workloads")
+        result = wait_for_rollout(
+            self.gw, workloads, run.timeout, since_rv=since, on_change=self._progress
+        )
+        run.outcome.rollout = result
+        return None if result.ok else _failure_message(result, run.timeout)
+
+    def _finish(self, step: FinishRelease, run: _Run) -> None:
+        """Record the release as deployed and the ones it replaces as superseded (or rolled
+        back)."""
+        outcome = run.outcome
+        self.records.set_status(step.revision, rel.DEPLOYED)
+        for revision, status in step.supersede:
+            self.records.set_status(revision, status)
+        outcome.status = rel.DEPLOYED
+        if not run.plan.wait:
+            outcome.message = f"applied revision {step.revision} (not waited for)"
+            return
+        outcome.message = f"revision {step.revision} is deployed and healthy"
+        if run.plan.slot is not None:
+            outcome.message += f" (serving from slot {run.plan.slot})"
+
+    def _prune(self, ref: ObjectRef, progress: Progress) -> None:
+        if self.gw.delete(ref.kind, ref.name, namespace=ref.namespace, api_version=ref.api_version):
+            self._step(f"pruned {ref}")
+        progress.pruned.append(ref)
+
+    def _switch(self, step: SwitchTraffic, progress: Progress) -> str | None:
         """Point the API Service and HPA at the new slot, then check that the Service selects
         ready pods of it; the failure (after switching back), or None."""
-        assert plan.slot is not None
-        self._step(f"switching {API_SERVICE} to slot {plan.slot}")
+        self._step(f"switching {API_SERVICE} to slot {step.slot}")
         answers: dict[str, dict[str, Any]] = {}
-        for obj in deferred:
+        for obj in step.objects:
             self._apply_one(obj, progress)
             answers[obj["kind"]] = progress.answers[-1]
         selector = ((answers.get("Service") or {}).get("spec") or {}).get("selector") or {}
         pods = []
-        if selector.get(SLOT_LABEL) == plan.slot:
+        if selector.get(SLOT_LABEL) == step.slot:
             text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
             pods = ready_pods(self.gw.list("Pod", text, namespace=self.namespace))
         if pods:
-            self._step(f"{API_SERVICE} serves {len(pods)} ready pods of slot {plan.slot}")
+            self._step(f"{API_SERVICE} serves {len(pods)} ready pods of slot {step.slot}")
             return None
-        back = slotted(deferred, plan.live_slot) if plan.live_slot else unslotted(deferred)
+        deferred = list(step.objects)
+        back = slotted(deferred, step.live_slot) if step.live_slot else unslotted(deferred)
         for obj in back:
             with contextlib.suppress(TradewiseError):
                 self.gw.apply(obj)
-        return f"{API_SERVICE} selected no ready pod of slot {plan.slot} after the switch"
+        return f"{API_SERVICE} selected no ready pod of slot {step.slot} after the switch"
 
     def _abandon_slot(self, plan: DeployPlan) -> str:
         """Delete the new slot that did not make it; what to add to the failure message."""
@@ -473,18 +516,16 @@ class Deployer:
         with contextlib.suppress(ValueError):
             progress.pending.remove(ref)
 
-    def _finish_ok(
-        self,
-        outcome: DeployOutcome,
-        releases: Sequence[Release],
-        rolling_back_from: Release | None,
-    ) -> None:
-        self.records.set_status(outcome.revision, rel.DEPLOYED)
-        for old, status in rel.after_success(releases, outcome.revision):
-            if rolling_back_from is not None and old.revision == rolling_back_from.revision:
-                status = rel.ROLLED_BACK
-            self.records.set_status(old.revision, status)
-        outcome.status = rel.DEPLOYED
+
+@dataclass
+class _Run:
+    """What the steps of one release share while they run."""
+
+    plan: DeployPlan
+    change_cause: str
+    timeout: float
+    outcome: DeployOutcome
+    recorded: bool = False  # the release record exists (so a failure is recorded on it)
 
 
 def _previous_manifests(releases: Sequence[Release]) -> list[dict[str, Any]]:

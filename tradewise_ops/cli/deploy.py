@@ -95,8 +95,10 @@ class LiveProgress:
 def deployer_for(
     state: State, env: Environment, gw: KubeGateway, progress: LiveProgress | None = None
 ) -> Deployer:
-    """A ``Deployer`` that reports its steps and live progress on stderr."""
+    """A ``Deployer`` that reports its steps and live progress on stderr (with --verbose, each
+    step of the plan as it is carried out, numbered as the dry run prints them)."""
     from tradewise_ops.adapters.deployer import Deployer
+    from tradewise_ops.core.plan import step_line
 
     term = state.terminal
     return Deployer(
@@ -107,6 +109,7 @@ def deployer_for(
         on_step=term.step,
         on_progress=progress if progress is not None else LiveProgress(state),
         on_warning=term.warn,
+        on_execute=lambda number, step: term.debug(step_line(number, step)),
     )
 
 
@@ -124,7 +127,9 @@ def deploy(
         False, "--atomic", help="Roll back to the previous release when the rollout fails."
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the plan (create / change / prune); change nothing."
+        False,
+        "--dry-run",
+        help="Print the plan, step by step (create / change / prune); change nothing.",
     ),
     strict: bool = typer.Option(
         False, "--strict", help="Fail (before any change) when a kind is not served."
@@ -179,35 +184,27 @@ def deploy(
     if maintenance:
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
     rendered = state.render_checked(env, tag, maintenance=maintenance, image_digests=digests)
+    # one plan: the dry run prints its steps, a deploy carries out exactly those steps (the dry
+    # run also reads each object, to say create / update / unchanged)
+    plan = deployer.plan(
+        rendered,
+        tag,
+        strict=strict,
+        releases=releases,
+        with_live=dry_run,
+        reset_scaling=reset_scaling,
+        strategy=strategy,
+        wait=wait,
+    )
     if dry_run:
-        plan = deployer.plan(
-            rendered,
-            tag,
-            strict=strict,
-            releases=releases,
-            with_live=True,
-            reset_scaling=reset_scaling,
-            strategy=strategy,
-        )
-        _show_plan(state, plan)
+        _show_plan(state, plan, atomic=atomic)
         return
     state.confirm(env, f"deploy {tag or 'latest'}")
     cause = change_cause or " ".join(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
     with progress:
-        outcome = deployer.deploy(
-            rendered,
-            tag,
-            cause,
-            wait=wait,
-            timeout=seconds,
-            atomic=atomic,
-            strict=strict,
-            releases=releases,
-            reset_scaling=reset_scaling,
-            strategy=strategy,
-        )
+        outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic)
     _show_outcome(state, outcome)
 
 
@@ -254,24 +251,31 @@ def _deploy_local(state: State, env: Environment, dry_run: bool, seconds: float)
     state.terminal.result(data, f"started: {', '.join(result.started) or 'nothing'}")
 
 
-def _show_plan(state: State, plan: DeployPlan) -> None:
+def _show_plan(state: State, plan: DeployPlan, *, atomic: bool = False) -> None:
+    """The plan's steps, one row each, in the order a deploy carries them out."""
+    term = state.terminal
     counts = plan.counts()
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
     if plan.slot is not None:
         summary += f"; blue-green into slot {plan.slot}"
-    state.terminal.result(
+    term.result(
         {**plan.to_dict(), "dry_run": True},
         TableData(
-            ["ACTION", "KIND", "NAME", "DETAIL"],
-            plan.rows(),
-            title=f"plan for {plan.environment} ({plan.tag or 'latest'}): {summary}",
+            ["#", "STEP", "OBJECT", "DETAIL"],
+            plan.step_rows(),
+            title=f"plan for {plan.environment} ({plan.tag or 'latest'}): {summary}; "
+            f"{len(plan.steps)} steps",
         ),
     )
+    for item in plan.skipped:
+        term.warn(f"skipping {item.ref}: {item.reason}")
     for hold in plan.holds:
-        state.terminal.info(f"{hold.kind}/{hold.name} {hold.sentence()}")
+        term.info(f"{hold.kind}/{hold.name} {hold.sentence()}")
     if any(h.kept for h in plan.holds):
-        state.terminal.info("(--reset-scaling applies the config's bounds instead)")
-    state.terminal.info("dry run: nothing was changed")
+        term.info("(--reset-scaling applies the config's bounds instead)")
+    if atomic and plan.wait:
+        term.info("--atomic: if the rollout fails, the previous healthy release is restored")
+    term.info("dry run: nothing was changed")
 
 
 def _show_outcome(state: State, outcome: DeployOutcome) -> None:
