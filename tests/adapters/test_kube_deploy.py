@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests.k8s_emulator import Emulator
+from tradewise_ops.adapters.deployer import Deployer
 from tradewise_ops.adapters.kube import KubeGateway
-from tradewise_ops.adapters.kube_deploy import Deployer, wait_for_rollout
+from tradewise_ops.adapters.rollout_wait import wait_for_rollout
 from tradewise_ops.core.config import load_config
 from tradewise_ops.core.render import render_environment
 from tradewise_ops.errors import AbortedError

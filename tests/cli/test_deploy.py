@@ -478,7 +478,7 @@ def test_deploy_keeps_a_traffic_profiles_hpa_bounds(cluster: Emulator) -> None:
     assert out["requests"] <= 2 * out["applied"] + 4  # the one extra list per kind fits
     # the release record keeps the config's bounds (a later reset or rollback starts from them)
     from tradewise_ops.adapters.kube import KubeGateway
-    from tradewise_ops.adapters.kube_deploy import ReleaseStore
+    from tradewise_ops.adapters.release_store import ReleaseStore
 
     gw = KubeGateway.from_kubeconfig(context="staging", namespace=NS)
     record = ReleaseStore(gw, "staging").list()[-1]

@@ -108,3 +108,79 @@ def test_hold_scaling_keeps_a_profiles_bounds_unless_reset() -> None:
     for other in ({("HorizontalPodAutoscaler", "tradewise-api-hpa"): _hpa(7, 9)}, {}):
         held, holds = hold_scaling(rendered, other)
         assert held[0]["spec"]["minReplicas"] == 3 and holds == []
+
+
+# -- release steps ---------------------------------------------------------------------------------
+def _release(revision: int, status: str) -> Any:
+    from tradewise_ops.core.release import Release
+
+    return Release(revision, "staging", "ns", "v0", "t", "me", "c", status, ())
+
+
+def _steps(plan: Any) -> list[tuple[str, str]]:
+    return [(s.op, s.target) for s in plan.steps]
+
+
+def test_release_steps_rolling_in_order() -> None:
+    from tradewise_ops.core.plan import with_steps
+
+    rendered = [
+        _obj("ConfigMap", "cfg"),
+        _obj("Deployment", "tradewise-api-deployment", "apps/v1"),
+        _obj("StatefulSet", "db", "apps/v1"),
+    ]
+    previous = [_obj("Service", "old"), _obj("Deployment", "tradewise-api-deployment-blue")]
+    plan = build_plan("staging", "ns", "v1", rendered, served, previous=previous)
+    releases = [_release(1, "superseded"), _release(2, "deployed"), _release(3, "failed")]
+    planned = with_steps(plan, 4, releases=releases)
+    assert (planned.revision, planned.wait) == (4, True)
+    assert _steps(planned) == [
+        ("ensure-namespace", "Namespace/ns"),  # no Namespace rendered
+        ("record", "revision 4"),
+        ("apply", "ConfigMap/cfg"),
+        ("apply", "Deployment/tradewise-api-deployment"),
+        ("apply", "StatefulSet/db"),
+        ("prune", "Service/old"),
+        ("wait", "2 workloads"),
+        ("prune", "Deployment/tradewise-api-deployment-blue"),  # an API Deployment: once ready
+        ("finish", "revision 4"),
+    ]
+    finish = planned.steps[-1]
+    assert finish.detail == "deployed; revision 2 superseded"
+    assert planned.step_rows()[0] == [1, "ensure-namespace", "Namespace/ns", "created when missing"]
+    assert plan.to_dict() == planned.to_dict()  # the steps add nothing to the JSON document
+    # without waiting: no wait step, the late prune straight after the others
+    assert [op for op, _t in _steps(with_steps(plan, 4, wait=False))][-3:] == [
+        "prune",
+        "prune",
+        "finish",
+    ]
+
+
+def test_release_steps_blue_green_switches_after_the_wait() -> None:
+    from dataclasses import replace
+
+    from tradewise_ops.core.plan import release_steps
+
+    rendered = [
+        _obj("Namespace", "ns"),
+        _obj("Service", "tradewise-api-service"),
+        _obj("Deployment", "tradewise-api-deployment-green", "apps/v1"),
+        _obj("HorizontalPodAutoscaler", "tradewise-api-hpa", "autoscaling/v2"),
+    ]
+    plan = build_plan("staging", "ns", "v2", rendered, served)
+    plan = replace(plan, strategy="blue-green", slot="green", live_slot="blue")
+    steps = release_steps(plan, 7, rolling_back_from=_release(6, "deployed"),
+                          releases=[_release(6, "deployed")])  # fmt: skip
+    assert [(s.op, s.target) for s in steps] == [
+        ("apply", "Namespace/ns"),
+        ("record", "revision 7"),
+        ("apply", "Deployment/tradewise-api-deployment-green"),
+        ("wait", "1 workloads"),
+        ("switch", "Service/tradewise-api-service"),
+        ("finish", "revision 7"),
+    ]
+    switch = steps[4]
+    assert [o["kind"] for o in switch.objects] == ["Service", "HorizontalPodAutoscaler"]
+    assert switch.phase == "switch" and steps[3].phase == "wait"
+    assert steps[-1].supersede == ((6, "rolled-back"),)  # what a rollback replaces

@@ -6,6 +6,10 @@ polls the Kubernetes API. ``LocalWatcher`` samples the local stack's process cou
 app's ``/metrics`` (metrics scraping, by plain HTTP). Both feed a ``MonitorSession``: the
 timeline builder behind a lock (a load test adds its samples from another thread) and the
 ``--record`` file, written a line per record and flushed, so an interrupted run leaves it whole.
+
+``BackgroundMonitor`` is one monitoring run of an environment (the right watcher, its session, its
+connections) and its summary as data (``summary``: the analysis, the tables, the HTML report);
+``LoadMonitor`` runs one beside a load test and puts the load's intervals on the same time axis.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tradewise_ops.core.timeline import (
     WATCHED_KINDS,
@@ -33,9 +38,23 @@ from tradewise_ops.core.timeline import (
     app_load_sample,
     record_to_json,
 )
-from tradewise_ops.errors import BadInputError, UnreachableError
+from tradewise_ops.errors import BadInputError, TradewiseError, UnreachableError
+
+if TYPE_CHECKING:
+    from tradewise_ops.core.config import Environment, Slo
 
 Listener = Callable[[list[Record]], None]
+# after the load stops, watch a little longer: pods asked for during the load come up after it
+SETTLE_SECONDS = 2.0
+
+
+class Messages(Protocol):
+    """Where a monitoring run says what it sees (the CLI's ``Terminal`` is one)."""
+
+    def info(self, message: str) -> None: ...
+    def step(self, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def debug(self, message: str) -> None: ...
 
 
 class MonitorSession:
@@ -315,3 +334,242 @@ def parse_metrics(text: str, t: float) -> AppScrape:
     return AppScrape(
         t=t, requests=requests, errors=errors, buckets=tuple(sorted(buckets.items())), queue=queue
     )
+
+
+def line_listener(messages: Messages) -> Listener:
+    """A session listener saying notable events, warnings and rescales, a line each."""
+
+    def lines(records: list[Record]) -> None:
+        from tradewise_ops.core.timeline import HpaSample
+
+        for r in records:
+            if isinstance(r, EventRecord) and r.notable and not r.listed:
+                messages.info(f"event {r.reason} {r.object_kind}/{r.object_name}: {r.message}")
+            elif isinstance(r, WarningRecord):
+                messages.warn(r.message)
+            elif isinstance(r, HpaSample) and not r.deleted:
+                metrics = ", ".join(m.describe() for m in r.metrics)
+                line = f"hpa {r.name}: {r.current} -> {r.desired} replicas ({metrics})"
+                if r.current != r.desired:
+                    messages.info(line)
+                else:
+                    messages.debug(line)
+
+    return lines
+
+
+@dataclass
+class MonitorSummary:
+    """The end of a monitoring run: ``data`` (the ``-o json`` document), ``tables`` as data
+    (``columns``, ``rows``, ``title``; empty ones left out) and the verdict's ``sentence``."""
+
+    data: dict[str, Any]
+    tables: list[dict[str, Any]]
+    sentence: str
+
+    @property
+    def failed(self) -> bool:
+        """True when a scale-up or a recovery missed its SLO."""
+        return self.data["verdict"] == "fail"
+
+
+class BackgroundMonitor:
+    """A monitoring session for an environment: the cluster's watches, or the local stack."""
+
+    def __init__(self, env: Environment, record: Path | None) -> None:
+        self.env = env
+        self.started = time.time()
+        self.gateway: Any = None
+        self.session = MonitorSession(record)
+        self.watcher: ClusterWatcher | LocalWatcher
+        try:
+            if env.is_kubernetes:
+                from tradewise_ops.adapters.kube import KubeGateway
+
+                self.gateway = KubeGateway.from_environment(env)
+                self.watcher = ClusterWatcher(self.gateway, self.session)
+                self.where = f"namespace {self.gateway.namespace} at {self.gateway.where}"
+            else:
+                from tradewise_ops.adapters.local import stack_for
+
+                stack = stack_for(env)
+                wanted = {"api": env.local.api_processes, "worker": env.local.worker_processes}
+                url = env.target_url or stack.url
+                self.watcher = LocalWatcher(stack, self.session, url, wanted=wanted)
+                self.where = f"the {env.name} stack at {url}"
+        except BaseException:
+            self.session.close()
+            raise
+
+    def prime(self) -> None:
+        """The current state; ``UnreachableError`` when there is nothing to watch."""
+        self.watcher.prime()
+
+    def run(self, seconds: float) -> None:
+        """Watch in this thread for ``seconds`` (Ctrl-C propagates)."""
+        self.watcher.run(seconds)
+
+    def start(self, seconds: float) -> None:
+        """Watch in a background thread."""
+        self.watcher.start(seconds)
+
+    def stop(self) -> None:
+        """Stop watching; re-raise what the background watch failed with."""
+        self.watcher.stop()
+        if self.watcher.error is not None:
+            raise self.watcher.error
+
+    def close(self) -> None:
+        """Close the record file and the connections."""
+        self.session.close()
+        if self.gateway is not None:
+            self.gateway.close()
+
+    def summary(
+        self,
+        slo: Slo,
+        *,
+        interrupted: bool,
+        report: Path | None = None,
+        load: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> MonitorSummary:
+        """The analysis of the timeline so far, as data and tables.
+
+        Writes the HTML report (replicas, events and, with ``load``, the load over time) to
+        ``report`` when given; ``BadInputError`` when it cannot be written.
+        """
+        from tradewise_ops.core.monitor_report import (
+            combined_html,
+            combined_report,
+            deployment_rows,
+            event_data,
+            event_rows,
+            hpa_rows,
+            process_rows,
+            state_data,
+            summary_tables,
+            verdict_sentence,
+        )
+        from tradewise_ops.core.timeline import analyze
+
+        records = self.session.records()
+        analysis = analyze(records, slo, end=time.time())
+        sentence = verdict_sentence(analysis, slo)
+        view, events, _ = self.session.snapshot()
+        news = [e for e in events if e.notable and not e.listed]
+        record_path = self.session.record_path
+        data: dict[str, Any] = {
+            "environment": self.env.name,
+            "watched": self.where,
+            "interrupted": interrupted,
+            "records": len(records),
+            "record_file": str(record_path) if record_path else None,
+            "sentence": sentence,
+            **analysis.to_dict(),
+            "state": state_data(view),
+            "events": event_data(news),
+        }
+        if report is not None:
+            doc = combined_report(
+                records,
+                analysis,
+                slo,
+                title=title or f"tradewise monitor: {self.env.name}",
+                load=load,
+            )
+            try:
+                report.write_text(combined_html(doc), encoding="utf-8")
+            except OSError as exc:
+                raise BadInputError(f"cannot write the report {report}: {exc.strerror}") from None
+            data["report_file"] = str(report)
+        tables = summary_tables(analysis)
+        if view.processes:
+            tables.append(process_rows(view))
+        else:
+            tables += [hpa_rows(view), deployment_rows(view)]
+        tables.append(event_rows(news, self.session.started))
+        return MonitorSummary(data, [t for t in tables if t["rows"]], sentence)
+
+
+class LoadMonitor:
+    """Watches the environment while a load test runs; joins both on one time axis at the end.
+
+    ``on_interval`` takes the load runner's intervals; ``finish`` stops watching, writes
+    ``monitor.html`` (load and replicas over time, scale-up latencies) and ``timeline.jsonl``
+    into the load test's report directory, and keeps the scaling summary (``summary``).
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        slo: Slo,
+        duration: float,
+        report_dir: Path | None,
+        messages: Messages,
+    ) -> None:
+        self.slo = slo
+        self.report_dir = report_dir
+        self.messages = messages
+        self.data: dict[str, Any] = {}
+        self.summary: MonitorSummary | None = None
+        record = report_dir / "timeline.jsonl" if report_dir is not None else None
+        self.mon = BackgroundMonitor(env, record)
+        try:
+            self.mon.prime()
+            self.mon.session.listeners.append(line_listener(messages))
+            # a generous bound: finish() stops it long before
+            self.mon.start(duration * 2 + 600)
+        except BaseException:
+            self.mon.close()
+            raise
+        messages.step(f"monitoring {self.mon.where} during the load")
+
+    def on_interval(self, interval: Any) -> None:
+        """Add a load-test interval (``core.loadreport.Interval``) to the timeline."""
+        from tradewise_ops.core.timeline import LoadSample
+
+        row = interval.row()
+        self.mon.session.add(
+            LoadSample(
+                t=time.time(),
+                rps=row["rps"],
+                p95_ms=row["p95_ms"],
+                error_rate=row["error_rate"],
+                users=row["users"],
+                source="load-test",
+            )
+        )
+
+    def abandon(self) -> None:
+        """Stop watching and close, keeping nothing (the load test failed)."""
+        self.mon.watcher.stop()
+        self.mon.close()
+
+    def finish(self, load: dict[str, Any], interrupted: bool) -> dict[str, Any]:
+        """Stop watching; the scaling summary as data (check ``breached`` for a missed SLO)."""
+        try:
+            if not interrupted:
+                time.sleep(SETTLE_SECONDS)
+            self.mon.stop()
+        except TradewiseError as exc:  # the load test's result still counts
+            self.messages.warn(f"monitoring stopped before the load did: {exc.message}")
+            interrupted = True
+        finally:
+            self.mon.close()
+        report = self.report_dir / "monitor.html" if self.report_dir is not None else None
+        kind = load.get("kind", "load-test")
+        self.summary = self.mon.summary(
+            self.slo,
+            interrupted=interrupted,
+            report=report,
+            load=load,
+            title=f"tradewise {kind} with monitoring: {self.mon.env.name}",
+        )
+        self.data = self.summary.data
+        return self.data
+
+    @property
+    def breached(self) -> bool:
+        """True when a scale-up or a recovery missed its SLO (after ``finish``)."""
+        return self.summary is not None and self.summary.failed

@@ -13,8 +13,8 @@ from tradewise_ops.core.units import parse_duration
 from tradewise_ops.errors import BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
+    from tradewise_ops.adapters.deployer import Deployer, DeployOutcome
     from tradewise_ops.adapters.kube import KubeGateway
-    from tradewise_ops.adapters.kube_deploy import Deployer, DeployOutcome
     from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
     from tradewise_ops.core.rollout import WorkloadStatus
@@ -36,51 +36,6 @@ _RESET_SCALING = typer.Option(
     help="Apply the config's replica bounds even where `tradewise scale` set others (a traffic "
     "profile, scale api N, emergency-down), and drop the profile's annotations.",
 )
-
-
-# -- shared by the Kubernetes commands (status, diff, maintenance import these) ----------------
-def kube_gateway(state: State, env: Environment) -> KubeGateway:
-    """The gateway for ``env`` (its context and namespace, or --context / --namespace)."""
-    from tradewise_ops.adapters.kube import KubeGateway
-
-    if not env.is_kubernetes:
-        raise BadInputError(
-            f"environment {env.name!r} is of kind {env.kind!r}: this command needs a Kubernetes "
-            "environment"
-        )
-    return KubeGateway.from_environment(env)
-
-
-def render_checked(
-    state: State,
-    env: Environment,
-    tag: str | None,
-    *,
-    maintenance: bool = False,
-    image_digests: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Render ``env`` and validate it; findings stop here (``GoalMissedError``, exit 1)."""
-    from tradewise_ops.core.render import render_environment
-    from tradewise_ops.core.validate import validate
-
-    config = state.config()
-    objects = render_environment(
-        config,
-        env,
-        tag=tag,
-        k8s_version=config.kubernetes_version,
-        image_digests=image_digests,
-        maintenance=maintenance,
-    )
-    findings = validate(objects, config.kubernetes_version, require_pinned=env.require_pinned_tag)
-    if findings:
-        for finding in findings[:20]:
-            state.terminal.error(str(finding))
-        raise GoalMissedError(
-            f"the manifests of {env.name} have {len(findings)} findings: nothing was applied",
-            hint=f"see `tradewise lint {env.name}`",
-        )
-    return objects
 
 
 class LiveProgress:
@@ -140,8 +95,10 @@ class LiveProgress:
 def deployer_for(
     state: State, env: Environment, gw: KubeGateway, progress: LiveProgress | None = None
 ) -> Deployer:
-    """A ``Deployer`` that reports its steps and live progress on stderr."""
-    from tradewise_ops.adapters.kube_deploy import Deployer
+    """A ``Deployer`` that reports its steps and live progress on stderr (with --verbose, each
+    step of the plan as it is carried out, numbered as the dry run prints them)."""
+    from tradewise_ops.adapters.deployer import Deployer
+    from tradewise_ops.core.plan import step_line
 
     term = state.terminal
     return Deployer(
@@ -152,14 +109,8 @@ def deployer_for(
         on_step=term.step,
         on_progress=progress if progress is not None else LiveProgress(state),
         on_warning=term.warn,
+        on_execute=lambda number, step: term.debug(step_line(number, step)),
     )
-
-
-def maintenance_is_on(gw: KubeGateway) -> bool:
-    """Whether the live Ingress points at the maintenance page."""
-    ingress = gw.find("Ingress", "tradewise-ingress")
-    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
-    return annotations.get("tradewise.io/maintenance") == "on"
 
 
 # -- deploy ----------------------------------------------------------------------------------
@@ -176,7 +127,9 @@ def deploy(
         False, "--atomic", help="Roll back to the previous release when the rollout fails."
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the plan (create / change / prune); change nothing."
+        False,
+        "--dry-run",
+        help="Print the plan, step by step (create / change / prune); change nothing.",
     ),
     strict: bool = typer.Option(
         False, "--strict", help="Fail (before any change) when a kind is not served."
@@ -205,8 +158,10 @@ def deploy(
     if not env.is_kubernetes:
         _deploy_local(state, env, dry_run, seconds)
         return
+    from tradewise_ops.adapters.live import maintenance_is_on
+
     term = state.terminal
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
     releases = deployer.records.list()
@@ -228,36 +183,28 @@ def deploy(
     maintenance = maintenance_is_on(gw)
     if maintenance:
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
-    rendered = render_checked(state, env, tag, maintenance=maintenance, image_digests=digests)
+    rendered = state.render_checked(env, tag, maintenance=maintenance, image_digests=digests)
+    # one plan: the dry run prints its steps, a deploy carries out exactly those steps (the dry
+    # run also reads each object, to say create / update / unchanged)
+    plan = deployer.plan(
+        rendered,
+        tag,
+        strict=strict,
+        releases=releases,
+        with_live=dry_run,
+        reset_scaling=reset_scaling,
+        strategy=strategy,
+        wait=wait,
+    )
     if dry_run:
-        plan = deployer.plan(
-            rendered,
-            tag,
-            strict=strict,
-            releases=releases,
-            with_live=True,
-            reset_scaling=reset_scaling,
-            strategy=strategy,
-        )
-        _show_plan(state, plan)
+        _show_plan(state, plan, atomic=atomic)
         return
     state.confirm(env, f"deploy {tag or 'latest'}")
     cause = change_cause or " ".join(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
     with progress:
-        outcome = deployer.deploy(
-            rendered,
-            tag,
-            cause,
-            wait=wait,
-            timeout=seconds,
-            atomic=atomic,
-            strict=strict,
-            releases=releases,
-            reset_scaling=reset_scaling,
-            strategy=strategy,
-        )
+        outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic)
     _show_outcome(state, outcome)
 
 
@@ -304,24 +251,31 @@ def _deploy_local(state: State, env: Environment, dry_run: bool, seconds: float)
     state.terminal.result(data, f"started: {', '.join(result.started) or 'nothing'}")
 
 
-def _show_plan(state: State, plan: DeployPlan) -> None:
+def _show_plan(state: State, plan: DeployPlan, *, atomic: bool = False) -> None:
+    """The plan's steps, one row each, in the order a deploy carries them out."""
+    term = state.terminal
     counts = plan.counts()
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
     if plan.slot is not None:
         summary += f"; blue-green into slot {plan.slot}"
-    state.terminal.result(
+    term.result(
         {**plan.to_dict(), "dry_run": True},
         TableData(
-            ["ACTION", "KIND", "NAME", "DETAIL"],
-            plan.rows(),
-            title=f"plan for {plan.environment} ({plan.tag or 'latest'}): {summary}",
+            ["#", "STEP", "OBJECT", "DETAIL"],
+            plan.step_rows(),
+            title=f"plan for {plan.environment} ({plan.tag or 'latest'}): {summary}; "
+            f"{len(plan.steps)} steps",
         ),
     )
+    for item in plan.skipped:
+        term.warn(f"skipping {item.ref}: {item.reason}")
     for hold in plan.holds:
-        state.terminal.info(f"{hold.kind}/{hold.name} {hold.sentence()}")
+        term.info(f"{hold.kind}/{hold.name} {hold.sentence()}")
     if any(h.kept for h in plan.holds):
-        state.terminal.info("(--reset-scaling applies the config's bounds instead)")
-    state.terminal.info("dry run: nothing was changed")
+        term.info("(--reset-scaling applies the config's bounds instead)")
+    if atomic and plan.wait:
+        term.info("--atomic: if the rollout fails, the previous healthy release is restored")
+    term.info("dry run: nothing was changed")
 
 
 def _show_outcome(state: State, outcome: DeployOutcome) -> None:
@@ -369,7 +323,7 @@ def rollback(
     state = get_state(ctx)
     env = state.environment(env_name)
     seconds = parse_duration(timeout, what="--timeout")
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
     target = rollback_target(deployer.records.list(), to_revision)
@@ -388,7 +342,7 @@ def history(ctx: typer.Context, env_name: str = _ENV_ARG) -> None:
 
     state = get_state(ctx)
     env = state.environment(env_name)
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     releases = deployer_for(state, env, gw).records.list()
     if not releases:
         state.terminal.result([], f"no releases of {env.name} in namespace {env.namespace}")

@@ -33,25 +33,25 @@ def diff(
 
 
 def _diff(ctx: typer.Context, env_name: str | None, tag: str | None) -> bool:
-    from tradewise_ops.adapters.kube_deploy import (
-        ReleaseStore,
+    from tradewise_ops.adapters.live import (
         as_live_slot,
         check_served,
         live_and_predicted,
+        maintenance_is_on,
     )
-    from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on, render_checked
+    from tradewise_ops.adapters.release_store import ReleaseStore
     from tradewise_ops.core import release as rel
     from tradewise_ops.core.plan import object_diff
     from tradewise_ops.core.release import ObjectRef
 
     state = get_state(ctx)
     env = state.environment(env_name)
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     releases = ReleaseStore(gw, env.name, env.namespace).list()
     running = rel.current(releases)
     if tag is None and running is not None:
         tag = running.tag
-    rendered = render_checked(state, env, tag, maintenance=maintenance_is_on(gw))
+    rendered = state.render_checked(env, tag, maintenance=maintenance_is_on(gw))
     rendered = as_live_slot(gw, rendered, env.namespace)  # blue-green: the slot serving now
     served = check_served(gw, rendered, strict=False)
     objects = [o for o in rendered if served(o["apiVersion"], o["kind"])]

@@ -15,6 +15,7 @@ from tradewise_ops.core.redact import mask_credentials
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
+    from tradewise_ops.adapters.monitor import LoadMonitor
     from tradewise_ops.core.loadplan import LoadSpec
     from tradewise_ops.core.loadreport import LoadReport
 
@@ -220,8 +221,7 @@ def _execute(
             result = runner.run(spec, on_interval=on_interval)
         except BaseException:
             if watch is not None:
-                watch.mon.watcher.stop()
-                watch.mon.close()
+                watch.abandon()
             raise
     intervals = result.intervals
     totals = run_totals(intervals)
@@ -256,7 +256,7 @@ def _execute(
         term.info(f"report written to {report_dir}/ (report.json, timeseries.csv, report.html)")
     _show(state, report, extra)
     if watch is not None:
-        watch.show()
+        _show_scaling(state, watch)
     if result.aborted:
         raise AbortedError(
             f"interrupted: load stopped after {report.ran_seconds:.1f}s of "
@@ -285,10 +285,21 @@ def _show(state: State, report: LoadReport, extra: dict[str, Any] | None = None)
         term.warn(f"{err.get('occurrences')}x {err.get('name')}: {err.get('error')}")
 
 
-def _load_monitor(state: State, duration: float, report_dir: Path | None) -> Any:
-    from tradewise_ops.cli.monitor import LoadMonitor
+def _load_monitor(state: State, duration: float, report_dir: Path | None) -> LoadMonitor:
+    from tradewise_ops.adapters.monitor import LoadMonitor
 
-    return LoadMonitor(state, duration, report_dir)
+    slo = state.config().slo
+    return LoadMonitor(state.environment(), slo, duration, report_dir, state.terminal)
+
+
+def _show_scaling(state: State, watch: LoadMonitor) -> None:
+    """The scaling summary after the load test's own (tables on stdout unless -o json|yaml)."""
+    term = state.terminal
+    summary = watch.summary
+    if summary is not None and not term.machine_output:
+        term.out.print(state.tables_view(summary.tables, summary.sentence))
+    if watch.data.get("report_file"):
+        term.info(f"load and replicas over time: {watch.data['report_file']}")
 
 
 def _both(first: Any, second: Any) -> Any:

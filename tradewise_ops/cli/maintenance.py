@@ -20,7 +20,7 @@ def maintenance(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing."),
 ) -> None:
     """Switch the Ingress to the maintenance page (on) or back to the API (off)."""
-    from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on
+    from tradewise_ops.adapters.live import maintenance_is_on, maintenance_page_deployed
     from tradewise_ops.core.render import render_ingress
     from tradewise_ops.errors import NotFoundError
 
@@ -28,7 +28,7 @@ def maintenance(
         raise BadInputError(f"maintenance mode {mode!r}: use on or off")
     state = get_state(ctx)
     env = state.environment(env_name)
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     wanted = mode == "on"
     was = maintenance_is_on(gw)
     data = {"environment": env.name, "maintenance": mode, "changed": was != wanted}
@@ -38,7 +38,7 @@ def maintenance(
     if dry_run:
         state.terminal.result({**data, "dry_run": True}, f"would switch maintenance {mode}")
         return
-    if wanted and gw.find("Deployment", "tradewise-maintenance-deployment") is None:
+    if wanted and not maintenance_page_deployed(gw):
         raise NotFoundError(
             f"the maintenance page is not deployed in {env.name} ({env.namespace})",
             hint=f"run `tradewise deploy {env.name}` first",

@@ -13,6 +13,7 @@ from tradewise_ops.cli.terminal import Terminal
 from tradewise_ops.errors import BadInputError
 
 if TYPE_CHECKING:  # the config module loads on first use, not at start-up (--help)
+    from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.adapters.render_cache import RenderCaches
     from tradewise_ops.core.config import Config, Environment
 
@@ -68,6 +69,79 @@ class State:
             )
         if not typer.confirm(f"{action} on {env.name}?", default=False, err=True):
             raise typer.Exit(1)
+
+    # -- what several commands share (so that no command imports another) ----------------------
+    def kube_gateway(self, env: Environment) -> KubeGateway:
+        """The gateway for ``env`` (its context and namespace, or --context / --namespace).
+
+        ``BadInputError`` when ``env`` is not a Kubernetes environment.
+        """
+        from tradewise_ops.adapters.kube import KubeGateway
+
+        if not env.is_kubernetes:
+            raise BadInputError(
+                f"environment {env.name!r} is of kind {env.kind!r}: this command needs a "
+                "Kubernetes environment"
+            )
+        return KubeGateway.from_environment(env)
+
+    def render_checked(
+        self,
+        env: Environment,
+        tag: str | None,
+        *,
+        maintenance: bool = False,
+        image_digests: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Render ``env`` and validate it; findings stop here (``GoalMissedError``, exit 1).
+
+        The first 20 findings are shown as errors on stderr before it raises.
+        """
+        from tradewise_ops.core.render import render_environment
+        from tradewise_ops.core.validate import validate
+        from tradewise_ops.errors import GoalMissedError
+
+        config = self.config()
+        caches = self.render_caches()
+        objects = render_environment(
+            config,
+            env,
+            tag=tag,
+            k8s_version=config.kubernetes_version,
+            image_digests=image_digests,
+            maintenance=maintenance,
+            caches=caches,
+        )
+        findings = validate(
+            objects, config.kubernetes_version, require_pinned=env.require_pinned_tag, caches=caches
+        )
+        if findings:
+            for finding in findings[:20]:
+                self.terminal.error(str(finding))
+            raise GoalMissedError(
+                f"the manifests of {env.name} have {len(findings)} findings: nothing was applied",
+                hint=f"see `tradewise lint {env.name}`",
+            )
+        return objects
+
+    def tables_view(self, tables: list[dict[str, Any]], footer: str | None = None) -> Any:
+        """Tables given as data (``columns``, ``rows``, ``title``), then a line: one renderable.
+
+        Tables without rows are left out.
+        """
+        from rich.console import Group
+        from rich.text import Text
+
+        from tradewise_ops.cli.terminal import TableData, render_table
+
+        parts: list[Any] = [
+            render_table(TableData(t["columns"], t["rows"], title=t.get("title")))
+            for t in tables
+            if t["rows"]
+        ]
+        if footer is not None:
+            parts.append(Text(footer))
+        return Group(*parts)
 
     # -- render caches: what render_environment and validate keep between runs ---------------
     _render_caches: RenderCaches | None = field(default=None, repr=False)

@@ -23,8 +23,8 @@ def status(
     warnings: int = typer.Option(10, "--warnings", min=0, help="How many recent warnings."),
 ) -> None:
     """What runs in ENV, at which tag, how healthy: release, workloads, HPAs, recent warnings."""
-    from tradewise_ops.adapters.kube_deploy import ReleaseStore
-    from tradewise_ops.cli.deploy import kube_gateway, maintenance_is_on
+    from tradewise_ops.adapters.live import maintenance_is_on
+    from tradewise_ops.adapters.release_store import ReleaseStore
     from tradewise_ops.core import release as rel
     from tradewise_ops.core.rollout import evaluate
 
@@ -33,7 +33,7 @@ def status(
     if not env.is_kubernetes:
         _local_status(state, env)
         return
-    gw = kube_gateway(state, env)
+    gw = state.kube_gateway(env)
     releases = ReleaseStore(gw, env.name, env.namespace).list()
     running = rel.current(releases)
     newest = rel.latest(releases)

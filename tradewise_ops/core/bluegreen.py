@@ -5,7 +5,7 @@ API Deployment is named ``tradewise-api-deployment-<slot>`` (slot ``blue`` or ``
 pods carry the label ``tradewise.io/slot``. The Service ``tradewise-api-service`` selects one
 slot; the HPA targets that slot's Deployment. Everything else (workers, precompute, databases) is
 the same as a rolling deploy. ``slotted`` turns rendered (rolling) manifests into a slot's; it
-does no I/O. The adapter (``adapters/kube_deploy``) applies the new slot, waits for it, then
+does no I/O. The adapter (``adapters/deployer``) applies the new slot, waits for it, then
 switches the Service and the HPA (``switch_objects``) and deletes the old slot.
 """
 

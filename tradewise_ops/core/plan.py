@@ -1,8 +1,11 @@
-"""Deploy plans and diffs as data: what a deploy will create, change, prune or skip.
+"""Deploy plans and diffs as data: what a deploy will create, change, prune or skip, step by step.
 
 ``build_plan`` takes the rendered objects, which kinds the cluster serves, the previous release's
 manifests and (for ``--dry-run`` and ``diff``) the live and predicted state of each object; it does
-no I/O. ``object_diff`` is a kubectl-style unified diff of one object.
+no I/O. ``release_steps`` turns a plan into the ordered, typed steps that a deploy carries out
+(``with_steps`` puts them into the plan): the dry run prints exactly these steps and
+``adapters.deployer`` executes exactly these, one for one. ``object_diff`` is a kubectl-style
+unified diff of one object.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
-from tradewise_ops.core.bluegreen import is_api_deployment
-from tradewise_ops.core.release import ObjectRef, prune_refs
+from tradewise_ops.core.bluegreen import API_SERVICE, BLUE_GREEN, is_api_deployment, switch_objects
+from tradewise_ops.core.release import ROLLED_BACK, ObjectRef, Release, after_success, prune_refs
+from tradewise_ops.core.rollout import WORKLOAD_KINDS
 from tradewise_ops.core.scaling import (
     APPLIED_AT_ANNOTATION,
     EMERGENCY_DOWN,
@@ -194,6 +198,10 @@ class DeployPlan:
     strategy: str = "rolling"  # rolling | blue-green
     slot: str | None = None  # blue-green: the slot the new version goes to
     live_slot: str | None = None  # blue-green: the slot serving now (None: a rolling API, or none)
+    # what the deploy does, in order (``with_steps``); empty: not planned for a release yet
+    revision: int | None = None  # the revision the release will be recorded as
+    wait: bool = True  # whether the deploy waits for the rollout (and, blue-green, switches)
+    steps: tuple[Step, ...] = field(default=(), repr=False)
 
     def of(self, *actions: str) -> list[PlanItem]:
         return [i for i in self.items if i.action in actions]
@@ -255,6 +263,254 @@ class DeployPlan:
     def rows(self) -> list[list[Any]]:
         """Rows ``ACTION KIND NAME REASON``."""
         return [[i.action, i.ref.kind, i.ref.name, i.reason] for i in self.items]
+
+    def step_rows(self) -> list[list[Any]]:
+        """Rows ``# STEP OBJECT DETAIL``, one per step, in the order a deploy takes them."""
+        return [[n, s.op, s.target, s.detail] for n, s in enumerate(self.steps, 1)]
+
+
+# -- the steps of a release ---------------------------------------------------------------------
+# Each step is one thing ``Deployer.apply`` does; ``phase`` is what an interruption or a failure
+# during it reports (apply, prune, wait, switch), as the deploy's progress has always named them.
+
+
+@dataclass(frozen=True)
+class ApplyObject:
+    """Server-side apply one object; ``action`` is create / update / unchanged when the plan
+    read the cluster (a dry run), else apply."""
+
+    op: ClassVar[str] = "apply"
+    phase: ClassVar[str] = "apply"
+    obj: dict[str, Any] = field(repr=False)
+    action: str = APPLY
+    reason: str = ""
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of(self.obj)
+
+    @property
+    def target(self) -> str:
+        return str(self.ref)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.action}: {self.reason}" if self.reason else self.action
+
+
+@dataclass(frozen=True)
+class EnsureNamespace:
+    """Create the namespace when it is missing (no Namespace object is rendered)."""
+
+    op: ClassVar[str] = "ensure-namespace"
+    phase: ClassVar[str] = "apply"
+    namespace: str
+
+    @property
+    def target(self) -> str:
+        return f"Namespace/{self.namespace}"
+
+    @property
+    def detail(self) -> str:
+        return "created when missing"
+
+
+@dataclass(frozen=True)
+class RecordRelease:
+    """Store the release record as pending; it doubles as a lock (another deploy of the
+    environment that got there first makes this fail)."""
+
+    op: ClassVar[str] = "record"
+    phase: ClassVar[str] = "apply"
+    revision: int
+    objects: int
+
+    @property
+    def target(self) -> str:
+        return f"revision {self.revision}"
+
+    @property
+    def detail(self) -> str:
+        return f"pending, {self.objects} objects"
+
+
+@dataclass(frozen=True)
+class ResetScaling:
+    """Remove the traffic-profile annotations of one object (``--reset-scaling``)."""
+
+    op: ClassVar[str] = "reset-scaling"
+    phase: ClassVar[str] = "apply"
+    hold: ScalingHold
+
+    @property
+    def target(self) -> str:
+        return f"{self.hold.kind}/{self.hold.name}"
+
+    @property
+    def detail(self) -> str:
+        return f"forget {self.hold.what}"
+
+
+@dataclass(frozen=True)
+class PruneObject:
+    """Delete an object no longer rendered; ``late``: an API Deployment, deleted only once the
+    new version is ready (and, blue-green, serving)."""
+
+    op: ClassVar[str] = "prune"
+    phase: ClassVar[str] = "prune"
+    ref: ObjectRef
+    late: bool = False
+
+    @property
+    def target(self) -> str:
+        return str(self.ref)
+
+    @property
+    def detail(self) -> str:
+        if self.late:
+            return "no longer rendered; deleted once the new API version is ready"
+        return "no longer rendered"
+
+
+@dataclass(frozen=True)
+class WaitForRollout:
+    """Watch the applied workloads until every one is healthy, one fails, or the timeout."""
+
+    op: ClassVar[str] = "wait"
+    phase: ClassVar[str] = "wait"
+    workloads: tuple[ObjectRef, ...]
+
+    @property
+    def target(self) -> str:
+        return f"{len(self.workloads)} workloads"
+
+    @property
+    def detail(self) -> str:
+        return "until each is healthy, one fails, or --timeout passes; a failure stops here"
+
+
+@dataclass(frozen=True)
+class SwitchTraffic:
+    """Blue-green: point the API Service and HPA (``objects``) at the new ``slot``, then check
+    the Service selects ready pods of it; switch back (and delete the slot) when not."""
+
+    op: ClassVar[str] = "switch"
+    phase: ClassVar[str] = "switch"
+    slot: str
+    live_slot: str | None
+    objects: tuple[dict[str, Any], ...] = field(repr=False)
+
+    @property
+    def target(self) -> str:
+        return f"Service/{API_SERVICE}"
+
+    @property
+    def detail(self) -> str:
+        source = f"slot {self.live_slot}" if self.live_slot else "the running API"
+        applied = ", ".join(str(ObjectRef.of(o)) for o in self.objects)
+        return f"from {source} to slot {self.slot}: applies {applied}"
+
+
+@dataclass(frozen=True)
+class FinishRelease:
+    """Record the release as deployed, and what it replaces (``supersede``: revision, status)."""
+
+    op: ClassVar[str] = "finish"
+    phase: ClassVar[str] = "prune"  # as the prunes before it (the deploy's progress so names it)
+    revision: int
+    supersede: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def target(self) -> str:
+        return f"revision {self.revision}"
+
+    @property
+    def detail(self) -> str:
+        after = "; ".join(f"revision {r} {status}" for r, status in self.supersede)
+        return "deployed" + (f"; {after}" if after else "")
+
+
+Step = (
+    ApplyObject
+    | EnsureNamespace
+    | RecordRelease
+    | ResetScaling
+    | PruneObject
+    | WaitForRollout
+    | SwitchTraffic
+    | FinishRelease
+)
+
+
+def step_line(number: int, step: Step) -> str:
+    """``step 3: apply ConfigMap/tradewise-config``: how a step is named as it runs."""
+    return f"step {number}: {step.op} {step.target}"
+
+
+def release_steps(
+    plan: DeployPlan,
+    revision: int,
+    *,
+    wait: bool = True,
+    releases: Sequence[Release] = (),
+    rolling_back_from: Release | None = None,
+) -> tuple[Step, ...]:
+    """The ordered steps of releasing ``plan`` as ``revision``.
+
+    Namespaces first (or ensure the namespace), then the release record, then every other object
+    in apply order, except (blue-green) the API Service and HPA; then the ``--reset-scaling``
+    annotations, the prunes, and with ``wait`` the wait for the rollout and (blue-green) the
+    switch of the Service and HPA; then the API Deployments no longer rendered; last the record
+    as deployed, superseding the earlier deployed ``releases`` (``rolling_back_from``: rolled back
+    instead). Without ``wait`` a blue-green plan neither waits nor switches.
+    """
+    items = {i.ref: i for i in plan.items}
+
+    def apply(obj: dict[str, Any]) -> ApplyObject:
+        item = items.get(ObjectRef.of(obj))
+        return ApplyObject(obj, item.action if item else APPLY, item.reason if item else "")
+
+    objects = plan.to_apply
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    rest = [o for o in objects if o["kind"] != "Namespace"]
+    steps: list[Step] = [apply(o) for o in namespaces] or [EnsureNamespace(plan.namespace)]
+    steps.append(RecordRelease(revision, len(objects)))
+    deferred = switch_objects(rest) if plan.strategy == BLUE_GREEN else []
+    steps += [apply(o) for o in rest if o not in deferred]
+    steps += [ResetScaling(h) for h in plan.to_reset]
+    steps += [PruneObject(ref) for ref in plan.to_prune]
+    if wait:
+        workloads = tuple(
+            ObjectRef.of(o)
+            for o in [*namespaces, *rest]
+            if o not in deferred and o["kind"] in WORKLOAD_KINDS
+        )
+        steps.append(WaitForRollout(workloads))
+        if plan.slot is not None:
+            steps.append(SwitchTraffic(plan.slot, plan.live_slot, tuple(deferred)))
+    steps += [PruneObject(ref, late=True) for ref in plan.to_prune_late]
+    supersede = []
+    for old, status in after_success(releases, revision):
+        if rolling_back_from is not None and old.revision == rolling_back_from.revision:
+            status = ROLLED_BACK
+        supersede.append((old.revision, status))
+    steps.append(FinishRelease(revision, tuple(supersede)))
+    return tuple(steps)
+
+
+def with_steps(
+    plan: DeployPlan,
+    revision: int,
+    *,
+    wait: bool = True,
+    releases: Sequence[Release] = (),
+    rolling_back_from: Release | None = None,
+) -> DeployPlan:
+    """``plan`` with its release steps (``release_steps``), revision and ``wait``."""
+    steps = release_steps(
+        plan, revision, wait=wait, releases=releases, rolling_back_from=rolling_back_from
+    )
+    return replace(plan, revision=revision, wait=wait, steps=steps)
 
 
 def unserved(

@@ -1,0 +1,574 @@
+"""Carrying out deploys and rollbacks through the gateway: apply, prune, wait, record.
+
+``Deployer`` is the side-effecting half of ``tradewise deploy`` and ``tradewise rollback``: the
+plan, rollout evaluation and release records are data from ``core``; this module sends them to the
+cluster with ``KubeGateway`` (so it imports no ``kubernetes`` itself), reading live state through
+``adapters.live``, recording releases in ``adapters.release_store`` and waiting with
+``adapters.rollout_wait``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tradewise_ops.adapters.kube import KubeGateway
+from tradewise_ops.adapters.live import check_served, live_held_and_predicted, live_scaled
+from tradewise_ops.adapters.release_store import ReleaseStore
+from tradewise_ops.adapters.rollout_wait import RolloutOutcome, resource_version, wait_for_rollout
+from tradewise_ops.core import release as rel
+from tradewise_ops.core.bluegreen import (
+    API_DEPLOYMENT,
+    API_SERVICE,
+    BLUE_GREEN,
+    ROLLING,
+    SLOT_LABEL,
+    check_strategy,
+    live_slot,
+    other_slot,
+    slot_deployment,
+    slotted,
+    unslotted,
+)
+from tradewise_ops.core.plan import (
+    SCALING_ANNOTATIONS,
+    ApplyObject,
+    DeployPlan,
+    EnsureNamespace,
+    FinishRelease,
+    PruneObject,
+    RecordRelease,
+    ResetScaling,
+    ScalingHold,
+    Step,
+    SwitchTraffic,
+    WaitForRollout,
+    build_plan,
+    hold_scaling,
+    with_steps,
+)
+from tradewise_ops.core.release import ObjectRef, Release
+from tradewise_ops.core.rollout import WORKLOAD_KINDS, WorkloadStatus, ready_pods
+from tradewise_ops.errors import (
+    AbortedError,
+    BadInputError,
+    NotFoundError,
+    TradewiseError,
+)
+
+__all__ = ["DeployOutcome", "Deployer", "Progress", "RolloutOutcome"]
+
+
+@dataclass
+class Progress:
+    """What a deploy has done so far: kept current so Ctrl-C can say what was applied."""
+
+    applied: list[ObjectRef] = field(default_factory=list)
+    pending: list[ObjectRef] = field(default_factory=list)
+    pruned: list[ObjectRef] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    phase: str = "plan"
+    max_rv: int = 0  # the newest resourceVersion an answer carried
+    watch_from: int | None = None  # the newest one before the first workload was applied
+
+
+@dataclass
+class DeployOutcome:
+    """The result of a deploy or rollback, JSON-ready through ``to_dict``."""
+
+    environment: str
+    revision: int
+    tag: str | None
+    status: str
+    plan: DeployPlan
+    progress: Progress
+    rollout: RolloutOutcome | None = None
+    waited: bool = True
+    rolled_back: DeployOutcome | None = None
+    seconds: float = 0.0
+    requests: int = 0
+    message: str = ""
+    executed: list[Step] = field(default_factory=list)  # the plan's steps carried out, in order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "revision": self.revision,
+            "tag": self.tag,
+            "status": self.status,
+            "message": self.message,
+            "applied": len(self.progress.applied),
+            "pruned": [str(r) for r in self.progress.pruned],
+            "skipped": [i.to_dict() for i in self.plan.skipped],
+            "waited": self.waited,
+            "timed_out": bool(self.rollout and self.rollout.timed_out),
+            "workloads": [w.to_dict() for w in self.rollout.state.workloads]
+            if self.rollout
+            else [],
+            "scaling": [h.to_dict() for h in self.plan.holds],
+            "rolled_back": self.rolled_back.to_dict() if self.rolled_back else None,
+            "seconds": round(self.seconds, 3),
+            "requests": self.requests,
+        }
+
+
+class Deployer:
+    """Deploys and rolls back one environment's releases through a gateway.
+
+    ``plan`` reads the cluster and returns a ``DeployPlan`` whose ``steps`` (``core.plan``) are
+    everything the release will do, in order; ``apply`` carries out exactly those steps, one by
+    one, and nothing else (pyinfra's way: the plan is the thing that runs). ``deploy`` is the
+    two in a row.
+    """
+
+    def __init__(
+        self,
+        gw: KubeGateway,
+        environment: str,
+        *,
+        namespace: str | None = None,
+        user: str = "unknown",
+        on_step: Callable[[str], None] | None = None,
+        on_progress: Callable[[WorkloadStatus], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        on_execute: Callable[[int, Step], None] | None = None,
+        now: Callable[[], str] | None = None,
+    ) -> None:
+        self.gw = gw
+        self.environment = environment
+        self.namespace = namespace or gw.namespace
+        self.user = user
+        self.records = ReleaseStore(gw, environment, self.namespace)
+        self._step = on_step or (lambda _m: None)
+        self._progress = on_progress
+        self._warn = on_warning or (lambda _m: None)
+        self._execute = on_execute or (lambda _n, _s: None)
+        self._now = now or _utc_now
+
+    # -- planning -------------------------------------------------------------------------
+    def plan(
+        self,
+        rendered: Sequence[dict[str, Any]],
+        tag: str | None,
+        *,
+        strict: bool = False,
+        releases: Sequence[Release] | None = None,
+        with_live: bool = False,
+        reset_scaling: bool = False,
+        strategy: str = ROLLING,
+        wait: bool = True,
+        rolling_back_from: Release | None = None,
+    ) -> DeployPlan:
+        """The plan of releasing ``rendered``, with its steps (``core.plan.release_steps``) as
+        the next revision after ``releases``. Changes nothing.
+
+        ``with_live`` reads each object to say create, update or unchanged (a dry-run apply per
+        live object), else actions are ``apply``; the steps are the same either way. What
+        ``tradewise scale`` recorded on live HPAs and Deployments (a traffic profile, ``scale
+        api N``, emergency-down) is kept (``core.plan.hold_scaling``) unless ``reset_scaling``;
+        without ``with_live`` that costs one list per scaled kind. ``strategy`` blue-green puts
+        the API in the slot that is not live (``core.bluegreen``), with the live API's replicas
+        (and its traffic-profile annotations): two more reads. ``wait``: the steps wait for the
+        rollout (and switch a blue-green slot). ``rolling_back_from``: the release a rollback
+        replaces (recorded as rolled back once the new revision is deployed).
+        """
+        releases = self.records.list() if releases is None else releases
+        check_strategy(strategy)
+        slot = serving = None
+        if strategy == BLUE_GREEN:
+            rendered, slot, serving = self._slot(rendered, reset_scaling)
+        else:
+            rendered = unslotted(rendered)
+        served = check_served(self.gw, rendered, strict)
+        previous = _previous_manifests(releases)
+        objects = [o for o in rendered if served(o["apiVersion"], o["kind"])]
+        live = None
+        if with_live:
+            live, held, holds = live_held_and_predicted(
+                self.gw, objects, reset_scaling=reset_scaling
+            )
+        else:
+            scaled = live_scaled(self.gw, objects, self.namespace)
+            held, holds = hold_scaling(objects, scaled, reset=reset_scaling)
+        swapped = {ObjectRef.of(o): o for o in held}
+        to_apply = [swapped.get(ObjectRef.of(o), o) for o in rendered]
+        plan = build_plan(
+            self.environment,
+            self.namespace,
+            tag,
+            to_apply,
+            served,
+            previous,
+            live,
+            holds=holds,
+            manifests=rendered,
+        )
+        plan = replace(plan, strategy=strategy, slot=slot, live_slot=serving)
+        return with_steps(
+            plan,
+            rel.next_revision(releases),
+            wait=wait,
+            releases=releases,
+            rolling_back_from=rolling_back_from,
+        )
+
+    def _slot(
+        self, rendered: Sequence[dict[str, Any]], reset_scaling: bool
+    ) -> tuple[list[dict[str, Any]], str, str | None]:
+        """``rendered`` with the API in the slot that is not live; that slot and the live one."""
+        serving = live_slot(self.gw.find("Service", API_SERVICE, namespace=self.namespace))
+        slot = other_slot(serving)
+        old_name = slot_deployment(serving) if serving else API_DEPLOYMENT
+        old = self.gw.find("Deployment", old_name, namespace=self.namespace)
+        replicas = ((old or {}).get("spec") or {}).get("replicas")
+        objects = slotted(rendered, slot, None if replicas is None else int(replicas))
+        annotations = ((old or {}).get("metadata") or {}).get("annotations") or {}
+        kept = {k: annotations[k] for k in SCALING_ANNOTATIONS if k in annotations}
+        if kept and not reset_scaling:  # the profile moves with the traffic
+            for obj in objects:
+                if obj["kind"] == "Deployment" and obj["metadata"]["name"] == slot_deployment(slot):
+                    obj["metadata"].setdefault("annotations", {}).update(kept)
+        return objects, slot, serving
+
+    # -- deploy / rollback ----------------------------------------------------------------
+    def deploy(
+        self,
+        rendered: Sequence[dict[str, Any]],
+        tag: str | None,
+        change_cause: str,
+        *,
+        wait: bool = True,
+        timeout: float = 300.0,
+        atomic: bool = False,
+        strict: bool = False,
+        releases: Sequence[Release] | None = None,
+        reset_scaling: bool = False,
+        strategy: str = ROLLING,
+    ) -> DeployOutcome:
+        """``plan`` then ``apply``: apply in order (server-side apply), prune, record, wait.
+
+        ``releases``: the history, when the caller has just read it. ``reset_scaling``: apply
+        the config's replica bounds even where a traffic profile holds others (see ``plan``).
+        ``strategy`` blue-green (needs ``wait``): the new API slot is applied beside the live
+        one and waited for; only then do the Service and the HPA switch to it, and the old slot
+        is deleted. A new slot that does not become ready is deleted and traffic stays where it
+        was. ``atomic``, Ctrl-C: see ``apply``.
+        """
+        check_strategy(strategy)
+        if strategy == BLUE_GREEN and not wait:
+            raise BadInputError("--strategy blue-green needs --wait: it switches only when ready")
+        plan = self.plan(
+            rendered,
+            tag,
+            strict=strict,
+            releases=releases,
+            reset_scaling=reset_scaling,
+            strategy=strategy,
+            wait=wait,
+        )
+        return self.apply(plan, change_cause, timeout=timeout, atomic=atomic)
+
+    def apply(
+        self,
+        plan: DeployPlan,
+        change_cause: str,
+        *,
+        timeout: float = 300.0,
+        atomic: bool = False,
+    ) -> DeployOutcome:
+        """Carry out ``plan.steps`` (from ``plan``) in order, one by one; the outcome.
+
+        A failed rollout (or blue-green switch) stops at that step: the release is recorded as
+        failed. ``atomic``: when the wait failed, roll back to the previous healthy release (a
+        new plan, applied and waited for). Ctrl-C records the release as failed and raises
+        ``AbortedError`` saying what was applied. ``change_cause`` goes into the record.
+        """
+        if plan.revision is None or not plan.steps:
+            raise BadInputError("the plan has no release steps: make it with Deployer.plan")
+        for item in plan.skipped:
+            self._warn(f"skipping {item.ref}: {item.reason}")
+        outcome = self._release(plan, change_cause, timeout)
+        if atomic and outcome.status == rel.FAILED and outcome.progress.phase == "wait":
+            try:
+                target = rel.rollback_target([*self.records.list()], None)
+            except NotFoundError as exc:
+                outcome.message += f"; --atomic could not roll back: {exc.message}"
+                return outcome
+            self._step(f"--atomic: rolling back to revision {target.revision}")
+            outcome.rolled_back = self.rollback_to(target, wait=True, timeout=timeout)
+        return outcome
+
+    def rollback(
+        self,
+        to_revision: int | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 300.0,
+        reset_scaling: bool = False,
+    ) -> DeployOutcome:
+        """Restore a whole earlier release (``to_revision``, else the previous healthy one)."""
+        target = rel.rollback_target(self.records.list(), to_revision)
+        return self.rollback_to(target, wait=wait, timeout=timeout, reset_scaling=reset_scaling)
+
+    def rollback_to(
+        self, target: Release, *, wait: bool, timeout: float, reset_scaling: bool = False
+    ) -> DeployOutcome:
+        """Apply ``target``'s manifests as a new revision and wait like deploy (a live traffic
+        profile is kept as by deploy, unless ``reset_scaling``). A blue-green release comes back
+        blue-green: in the slot that is not live, switched to once ready."""
+        releases = self.records.list()
+        strategy = target.strategy if target.strategy in (ROLLING, BLUE_GREEN) else ROLLING
+        plan = self.plan(
+            list(target.manifests),
+            target.tag,
+            releases=releases,
+            reset_scaling=reset_scaling,
+            strategy=strategy,
+            wait=wait,
+            rolling_back_from=rel.latest(releases),
+        )
+        return self.apply(plan, f"rollback to revision {target.revision}", timeout=timeout)
+
+    # -- carrying out the steps -----------------------------------------------------------
+    def _release(self, plan: DeployPlan, change_cause: str, timeout: float) -> DeployOutcome:
+        start = time.monotonic()
+        requests_before = self.gw.request_count
+        assert plan.revision is not None
+        revision = plan.revision
+        progress = Progress(pending=[ObjectRef.of(o) for o in plan.to_apply])
+        outcome = DeployOutcome(self.environment, revision, plan.tag, rel.PENDING, plan, progress)
+        outcome.waited = plan.wait
+        run = _Run(plan, change_cause, timeout, outcome)
+        try:
+            for number, step in enumerate(plan.steps, 1):
+                progress.phase = step.phase
+                self._execute(number, step)
+                failure = self._carry_out(step, run)
+                outcome.executed.append(step)
+                if failure is not None:
+                    if plan.slot is not None:
+                        failure += self._abandon_slot(plan)
+                    outcome.status = rel.FAILED
+                    outcome.message = failure
+                    self.records.set_status(revision, rel.FAILED, outcome.message[:1000])
+                    return outcome
+            return outcome
+        except KeyboardInterrupt:
+            note = "interrupted (Ctrl-C) during " + progress.phase
+            if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
+                with contextlib.suppress(Exception):
+                    note += self._abandon_slot(plan)
+            if run.recorded:
+                with contextlib.suppress(Exception):
+                    self.records.set_status(revision, rel.FAILED, note)
+            raise AbortedError(_interrupted_message(revision, progress, run.recorded)) from None
+        except TradewiseError as exc:
+            if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
+                with contextlib.suppress(Exception):
+                    exc.message += self._abandon_slot(plan)
+            if run.recorded:
+                with contextlib.suppress(Exception):
+                    self.records.set_status(revision, rel.FAILED, exc.message[:200])
+            done = len(progress.applied)
+            total = done + len(progress.pending)
+            extra = f"applied {done} of {total} objects before this failure" + (
+                f"; revision {revision} is recorded as failed" if run.recorded else ""
+            )
+            exc.hint = f"{exc.hint}; {extra}" if exc.hint else extra
+            raise
+        finally:
+            outcome.seconds = time.monotonic() - start
+            outcome.requests = self.gw.request_count - requests_before
+
+    def _carry_out(self, step: Step, run: _Run) -> str | None:
+        """Do one step; why the release failed there (a rollout or a switch), or None."""
+        progress = run.outcome.progress
+        if isinstance(step, ApplyObject):
+            self._apply_one(step.obj, progress)
+        elif isinstance(step, EnsureNamespace):
+            self.gw.ensure_namespace(step.namespace)
+        elif isinstance(step, RecordRelease):
+            self._record(step, run)
+        elif isinstance(step, ResetScaling):
+            self._forget_scaling(step.hold)
+        elif isinstance(step, PruneObject):
+            self._prune(step.ref, progress)
+        elif isinstance(step, WaitForRollout):
+            return self._wait(run)
+        elif isinstance(step, SwitchTraffic):
+            return self._switch(step, progress)
+        elif isinstance(step, FinishRelease):
+            self._finish(step, run)
+        else:  # pragma: no cover - every Step type is handled above
+            raise AssertionError(f"unknown step {step!r}")
+        return None
+
+    def _record(self, step: RecordRelease, run: _Run) -> None:
+        """Store the pending release record, then say what the release will do."""
+        plan = run.plan
+        record = Release(
+            revision=step.revision,
+            environment=self.environment,
+            namespace=self.namespace,
+            tag=plan.tag,
+            time=self._now(),
+            user=self.user,
+            change_cause=run.change_cause,
+            status=rel.PENDING,
+            manifests=tuple(plan.to_record),
+            strategy=plan.strategy,
+            slot=plan.slot,
+        )
+        self.records.create(record)
+        run.recorded = True
+        self._step(f"revision {step.revision}: applying {step.objects} objects")
+        for hold in plan.holds:
+            self._step(f"{hold.kind}/{hold.name} {hold.sentence()}")
+        if plan.slot is not None:
+            self._step(
+                f"blue-green: new API slot {plan.slot} beside "
+                + (f"slot {plan.live_slot}" if plan.live_slot else "the running API")
+                + "; the Service switches once it is ready"
+            )
+
+    def _wait(self, run: _Run) -> str | None:
+        """Wait for the workloads applied so far; the failure, or None when healthy."""
+        progress = run.outcome.progress
+        workloads = [a for a in progress.answers if a.get("kind") in WORKLOAD_KINDS]
+        since = str(progress.watch_from or progress.max_rv)
+        self._step(f"waiting up to {run.timeout:g}s for {len(workloads)} workloads")
+        result = wait_for_rollout(
+            self.gw, workloads, run.timeout, since_rv=since, on_change=self._progress
+        )
+        run.outcome.rollout = result
+        return None if result.ok else _failure_message(result, run.timeout)
+
+    def _finish(self, step: FinishRelease, run: _Run) -> None:
+        """Record the release as deployed and the ones it replaces as superseded (or rolled
+        back)."""
+        outcome = run.outcome
+        self.records.set_status(step.revision, rel.DEPLOYED)
+        for revision, status in step.supersede:
+            self.records.set_status(revision, status)
+        outcome.status = rel.DEPLOYED
+        if not run.plan.wait:
+            outcome.message = f"applied revision {step.revision} (not waited for)"
+            return
+        outcome.message = f"revision {step.revision} is deployed and healthy"
+        if run.plan.slot is not None:
+            outcome.message += f" (serving from slot {run.plan.slot})"
+
+    def _prune(self, ref: ObjectRef, progress: Progress) -> None:
+        if self.gw.delete(ref.kind, ref.name, namespace=ref.namespace, api_version=ref.api_version):
+            self._step(f"pruned {ref}")
+        progress.pruned.append(ref)
+
+    def _switch(self, step: SwitchTraffic, progress: Progress) -> str | None:
+        """Point the API Service and HPA at the new slot, then check that the Service selects
+        ready pods of it; the failure (after switching back), or None."""
+        self._step(f"switching {API_SERVICE} to slot {step.slot}")
+        answers: dict[str, dict[str, Any]] = {}
+        for obj in step.objects:
+            self._apply_one(obj, progress)
+            answers[obj["kind"]] = progress.answers[-1]
+        selector = ((answers.get("Service") or {}).get("spec") or {}).get("selector") or {}
+        pods = []
+        if selector.get(SLOT_LABEL) == step.slot:
+            text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            pods = ready_pods(self.gw.list("Pod", text, namespace=self.namespace))
+        if pods:
+            self._step(f"{API_SERVICE} serves {len(pods)} ready pods of slot {step.slot}")
+            return None
+        deferred = list(step.objects)
+        back = slotted(deferred, step.live_slot) if step.live_slot else unslotted(deferred)
+        for obj in back:
+            with contextlib.suppress(TradewiseError):
+                self.gw.apply(obj)
+        return f"{API_SERVICE} selected no ready pod of slot {step.slot} after the switch"
+
+    def _abandon_slot(self, plan: DeployPlan) -> str:
+        """Delete the new slot that did not make it; what to add to the failure message."""
+        assert plan.slot is not None
+        name = slot_deployment(plan.slot)
+        self.gw.delete("Deployment", name, namespace=self.namespace)
+        where = f"slot {plan.live_slot}" if plan.live_slot else "the running API"
+        return f"; traffic stays on {where}; the new slot {plan.slot} ({name}) was deleted"
+
+    def _forget_scaling(self, hold: ScalingHold) -> None:
+        """Remove the traffic-profile annotations (``--reset-scaling``): a merge patch, as
+        ``tradewise scale`` set them (an apply leaves fields another write set)."""
+        patch = {"metadata": {"annotations": dict.fromkeys(SCALING_ANNOTATIONS)}}
+        with contextlib.suppress(NotFoundError):
+            self.gw.patch(hold.kind, hold.name, patch, namespace=self.namespace)
+
+    def _apply_one(self, obj: dict[str, Any], progress: Progress) -> None:
+        ref = ObjectRef.of(obj)
+        if obj.get("kind") in WORKLOAD_KINDS and progress.watch_from is None:
+            # status changes of a workload come after its apply: watch from before the first one
+            progress.watch_from = progress.max_rv
+        answer = self.gw.apply(obj)
+        progress.max_rv = max(progress.max_rv, resource_version(answer))
+        progress.answers.append(answer)
+        progress.applied.append(ref)
+        with contextlib.suppress(ValueError):
+            progress.pending.remove(ref)
+
+
+@dataclass
+class _Run:
+    """What the steps of one release share while they run."""
+
+    plan: DeployPlan
+    change_cause: str
+    timeout: float
+    outcome: DeployOutcome
+    recorded: bool = False  # the release record exists (so a failure is recorded on it)
+
+
+def _previous_manifests(releases: Sequence[Release]) -> list[dict[str, Any]]:
+    """What earlier releases may have left in the cluster: the current and the newest release."""
+    out: list[dict[str, Any]] = []
+    for r in (rel.current(releases), rel.latest(releases)):
+        if r is not None:
+            out.extend(r.manifests)
+    return out
+
+
+def _failure_message(result: RolloutOutcome, timeout: float) -> str:
+    failures = result.state.failures
+    if failures:
+        return "; ".join(
+            f"{w.kind}/{w.name}: "
+            + (f"pod {w.pod} " if w.pod else "")
+            + f"{w.failure}"
+            + (f": {w.message}" if w.message and w.message != w.failure else "")
+            for w in failures
+        )
+    waiting = [w for w in result.state.workloads if not w.done]
+    return f"not healthy after {timeout:g}s: " + "; ".join(
+        f"{w.kind}/{w.name} {w.state}" for w in waiting
+    )
+
+
+def _interrupted_message(revision: int, progress: Progress, recorded: bool) -> str:
+    applied = ", ".join(str(r) for r in progress.applied) or "nothing"
+    pending = ", ".join(str(r) for r in progress.pending) or "nothing"
+    text = (
+        f"interrupted during {progress.phase}: applied {len(progress.applied)} objects "
+        f"({applied}); not applied: {pending}"
+    )
+    if progress.phase == "wait":
+        text = "interrupted while waiting for the rollout: every object was applied, the "
+        text += "rollout was not verified"
+    if recorded:
+        text += f"; revision {revision} is recorded as failed"
+    return text
+
+
+def _utc_now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

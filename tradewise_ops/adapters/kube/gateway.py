@@ -1,0 +1,439 @@
+"""``KubeGateway``: every Kubernetes API call tradewise makes, as verbs on plain dicts.
+
+Reads (get, find, list, events), writes (server-side apply, create, patch, update, scale, delete)
+and watches (``kube.watching``) of one context and namespace. Each goes through the gateway's one
+request path (``kube.transport``: counted, retried, failures mapped by status in ``kube.errors``);
+where a kind lives comes from ``kube.discovery``; which cluster and user from ``kube.kubeconfig``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from tradewise_ops.adapters.kube import kubeconfig
+from tradewise_ops.adapters.kube.discovery import Discovery, KindInfo
+from tradewise_ops.adapters.kube.transport import RequestLog, Transport
+from tradewise_ops.adapters.kube.watching import WatchEvent, watch
+from tradewise_ops.errors import BadInputError, ConflictError, NotFoundError
+
+FIELD_MANAGER = "tradewise"
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+_List = list  # ``KubeGateway.list`` shadows the builtin inside the class
+
+
+class KubeGateway:
+    """Every Kubernetes API call tradewise makes. See ``docs/contracts.md`` "Kubernetes gateway"."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        namespace: str,
+        context: str | None = None,
+        server: str = "",
+        user: str | None = None,
+        retries: int = 4,
+        backoff: float = 0.1,
+        max_backoff: float = 2.0,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.namespace = namespace
+        self.context = context
+        self.server = server
+        self.user = user
+        self.transport = Transport(
+            api_client,
+            where=self.where,
+            user=user,
+            namespace=namespace,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            request_timeout=request_timeout,
+        )
+        self.discovery = Discovery(self.transport.send, namespace)
+        self._send = self.transport.send  # the one request path
+        self._path = self.discovery.path
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        context: str | None = None,
+        namespace: str | None = None,
+        config_file: str | None = None,
+        **options: Any,
+    ) -> KubeGateway:
+        """A gateway for ``context`` (default: the current one) of the kubeconfig, like kubectl.
+
+        Reads ``config_file``, else ``KUBECONFIG`` (several files joined by ``:``), else
+        ``~/.kube/config``; with none of them, the in-cluster service account. The namespace is
+        ``namespace``, else the context's, else ``default``.
+        """
+        found = kubeconfig.load(context, config_file)
+        return cls(
+            found.api_client,
+            namespace=namespace or found.namespace or "default",
+            context=found.context,
+            server=found.server,
+            user=found.user,
+            **options,
+        )
+
+    @classmethod
+    def from_environment(
+        cls, env: Any, context: str | None = None, namespace: str | None = None, **options: Any
+    ) -> KubeGateway:
+        """A gateway for a ``kubernetes`` environment of the config (its context and namespace)."""
+        if not getattr(env, "is_kubernetes", False):
+            raise BadInputError(
+                f"environment {env.name!r} is of kind {env.kind!r}, not a Kubernetes cluster"
+            )
+        return cls.from_kubeconfig(
+            context=context or env.context, namespace=namespace or env.namespace, **options
+        )
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.transport.close()
+
+    @property
+    def request_count(self) -> int:
+        """Requests sent so far (watch connections count one each)."""
+        return self.log.count
+
+    @property
+    def where(self) -> str:
+        """``the Kubernetes API at URL (context C)`` for messages."""
+        return f"the Kubernetes API at {self.server} (context {self.context or '-'})"
+
+    @property
+    def log(self) -> RequestLog:
+        """Every request sent so far (``count``, ``entries``)."""
+        return self.transport.log
+
+    # -- discovery ------------------------------------------------------------------------
+    def served(self, api_version: str, kind: str) -> bool:
+        """Whether the cluster serves ``kind`` in ``api_version`` (one request per groupVersion)."""
+        return self.discovery.served(api_version, kind)
+
+    def discover(self) -> set[tuple[str, str]]:
+        """Every ``(apiVersion, kind)`` the cluster serves (``/api/v1``, ``/apis``, each group)."""
+        return self.discovery.discover()
+
+    def kind_info(self, kind: str, api_version: str | None = None) -> KindInfo:
+        """Where ``kind`` lives; known kinds need no request, others are discovered."""
+        return self.discovery.kind_info(kind, api_version)
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(
+        self,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+    ) -> dict[str, Any]:
+        """The object ``kind/name``; ``NotFoundError`` when missing."""
+        info = self.kind_info(kind, api_version)
+        return dict(
+            self._send("GET", self._path(info, name, namespace), what=("get", info.resource, name))
+        )
+
+    def find(
+        self,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Like ``get``, but None when missing."""
+        try:
+            return self.get(kind, name, namespace=namespace, api_version=api_version)
+        except NotFoundError:
+            return None
+
+    def list_with_version(
+        self,
+        kind: str,
+        label_selector: str | None = None,
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The objects of ``kind`` matching the selectors, and the list's resourceVersion."""
+        info = self.kind_info(kind, api_version)
+        doc = self._send(
+            "GET",
+            self._path(info, None, namespace),
+            {"labelSelector": label_selector, "fieldSelector": field_selector},
+            what=("list", info.resource, None),
+        )
+        items = doc.get("items") or []
+        for item in items:  # lists carry no kind/apiVersion per item on a real server
+            item.setdefault("kind", info.kind)
+            item.setdefault("apiVersion", info.api_version)
+        return items, str((doc.get("metadata") or {}).get("resourceVersion") or "")
+
+    def list(
+        self,
+        kind: str,
+        label_selector: str | None = None,
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The objects of ``kind`` in the namespace matching ``label_selector``."""
+        return self.list_with_version(
+            kind,
+            label_selector,
+            namespace=namespace,
+            api_version=api_version,
+            field_selector=field_selector,
+        )[0]
+
+    def events(
+        self,
+        involved_name: str | None = None,
+        *,
+        involved_kind: str | None = None,
+        warnings_only: bool = False,
+        namespace: str | None = None,
+    ) -> _List[dict[str, Any]]:
+        """Events of the namespace (about ``involved_kind/involved_name``), oldest first."""
+        selectors = []
+        if involved_name:
+            selectors.append(f"involvedObject.name={involved_name}")
+        if involved_kind:
+            selectors.append(f"involvedObject.kind={involved_kind}")
+        if warnings_only:
+            selectors.append("type=Warning")
+        items = self.list("Event", namespace=namespace, field_selector=",".join(selectors) or None)
+        return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    # -- writes ---------------------------------------------------------------------------
+    def apply(
+        self,
+        obj: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        force: bool = True,
+        field_manager: str = FIELD_MANAGER,
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj`` (field manager ``tradewise``, ``force`` for our fields).
+
+        Creates or updates; the answer is the object as stored. A 409 (a conflict with another
+        field manager, or a lost race) is retried once on the spot, then raised.
+        """
+        info = self.kind_info(obj["kind"], obj.get("apiVersion"))
+        meta = obj.get("metadata") or {}
+        name = meta.get("name")
+        namespace = meta.get("namespace")
+        query = {
+            "fieldManager": field_manager,
+            "force": "true" if force else None,
+            "dryRun": "All" if dry_run else None,
+        }
+        path = self._path(info, name, namespace)
+        for attempt in range(2):
+            try:
+                return dict(
+                    self._send(
+                        "PATCH",
+                        path,
+                        query,
+                        body=obj,
+                        content_type=PATCH_TYPES["apply"],
+                        what=("patch", info.resource, name),
+                    )
+                )
+            except ConflictError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create ``obj``; ``ConflictError`` when it already exists."""
+        info = self.kind_info(obj["kind"], obj.get("apiVersion"))
+        meta = obj.get("metadata") or {}
+        return dict(
+            self._send(
+                "POST",
+                self._path(info, None, meta.get("namespace")),
+                {"fieldManager": FIELD_MANAGER},
+                body=obj,
+                content_type="application/json",
+                what=("create", info.resource, meta.get("name")),
+            )
+        )
+
+    def patch(
+        self,
+        kind: str,
+        name: str,
+        patch: Any,
+        type: str = "merge",  # noqa: A002 - the patch type, as kubectl calls it
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Patch ``kind/name``: ``type`` is merge, strategic or json (apply: use ``apply``)."""
+        if type not in PATCH_TYPES or type == "apply":
+            raise BadInputError(f"patch type {type!r} is not one of merge, strategic, json")
+        info = self.kind_info(kind, api_version)
+        path = self._path(info, name, namespace) + (f"/{subresource}" if subresource else "")
+        return dict(
+            self._send(
+                "PATCH",
+                path,
+                {"fieldManager": FIELD_MANAGER},
+                body=patch,
+                content_type=PATCH_TYPES[type],
+                what=("patch", info.resource + (f"/{subresource}" if subresource else ""), name),
+            )
+        )
+
+    def update(
+        self,
+        kind: str,
+        name: str,
+        mutate: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+        attempts: int = 5,
+    ) -> dict[str, Any]:
+        """Read-modify-write ``kind/name`` with PUT; on 409 read it again and re-apply ``mutate``.
+
+        ``mutate`` gets the fresh object and returns the new one (or changes it in place and
+        returns None).
+        """
+        info = self.kind_info(kind, api_version)
+        path = self._path(info, name, namespace)
+        for attempt in range(attempts):
+            current = self.get(kind, name, namespace=namespace, api_version=api_version)
+            changed = mutate(current)
+            body = current if changed is None else changed
+            try:
+                return dict(
+                    self._send(
+                        "PUT",
+                        path,
+                        {"fieldManager": FIELD_MANAGER},
+                        body=body,
+                        content_type="application/json",
+                        what=("update", info.resource, name),
+                    )
+                )
+            except ConflictError:
+                if attempt == attempts - 1:
+                    raise
+                self.transport.pause(attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def scale(
+        self,
+        kind: str,
+        name: str,
+        replicas: int,
+        *,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """Set ``spec.replicas`` through the ``scale`` subresource; returns the Scale object."""
+        info = self.kind_info(kind)
+        return dict(
+            self._send(
+                "PATCH",
+                self._path(info, name, namespace) + "/scale",
+                {"fieldManager": FIELD_MANAGER},
+                body={"spec": {"replicas": int(replicas)}},
+                content_type=PATCH_TYPES["merge"],
+                what=("patch", f"{info.resource}/scale", name),
+            )
+        )
+
+    def read_scale(self, kind: str, name: str, *, namespace: str | None = None) -> dict[str, Any]:
+        """The ``scale`` subresource of ``kind/name``."""
+        info = self.kind_info(kind)
+        return dict(
+            self._send(
+                "GET",
+                self._path(info, name, namespace) + "/scale",
+                what=("get", f"{info.resource}/scale", name),
+            )
+        )
+
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        api_version: str | None = None,
+        missing_ok: bool = True,
+    ) -> bool:
+        """Delete ``kind/name`` (foreground-free, background propagation); False when missing."""
+        info = self.kind_info(kind, api_version)
+        try:
+            self._send(
+                "DELETE",
+                self._path(info, name, namespace),
+                {"propagationPolicy": "Background"},
+                what=("delete", info.resource, name),
+            )
+            return True
+        except NotFoundError:
+            if missing_ok:
+                return False
+            raise
+
+    def ensure_namespace(self, namespace: str | None = None) -> bool:
+        """Create the namespace when it does not exist; True when it was created."""
+        ns = namespace or self.namespace
+        if self.find("Namespace", ns) is not None:
+            return False
+        try:
+            self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        except ConflictError:
+            return False
+        return True
+
+    # -- watches --------------------------------------------------------------------------
+    def watch(
+        self,
+        kinds: Iterable[str],
+        since_rv: str | None = None,
+        timeout: float = 60.0,
+        *,
+        label_selector: str | None = None,
+        namespace: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Events of every kind in ``kinds`` (namespace-wide) until ``timeout`` s or ``stop``.
+
+        See ``kube.watching.watch``: one connection per kind, resumed from the last
+        resourceVersion when dropped, re-listed (SYNC events) on 410 Gone. Closing the generator
+        stops its threads.
+        """
+        return watch(
+            self,
+            kinds,
+            since_rv,
+            timeout,
+            label_selector=label_selector,
+            namespace=namespace,
+            stop=stop,
+        )
