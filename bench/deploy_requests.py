@@ -15,8 +15,10 @@ the last workload turning ready (its status stored in the emulator) and the comm
 
     .venv/bin/python bench/deploy_requests.py [--rounds 3] [--delay 0.05] [--strict]
 
-Targets: requests <= 2 per applied object plus the watches; ready -> return < 1 s. ``--strict``
-exits 1 when a target is missed.
+Targets: requests <= 2 per applied object plus the watches; ready -> return < 1 s; a deploy in
+its own process (until exit) takes at most 1.0x the kubectl baseline of the same run (the ratio is
+printed per row). ``--strict`` exits 1 when a target is missed. The load average before and after
+is printed: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.05, help="controller delay (s)")
     parser.add_argument("--strict", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     rows: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
@@ -184,8 +187,10 @@ def main() -> int:
         f"{'ready->return':>13} {'total':>7}"
     )
     missed = []
+    medians: dict[str, dict[str, float]] = {}
     for what, runs in rows.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "what"}
+        medians[what] = med
         print(
             f"{what:52} {med['objects']:7.0f} {med['requests']:8.0f} {med['watches']:7.0f} "
             f"{med['per_object']:7.2f} {med['ready_to_return'] * 1000:11.0f}ms "
@@ -197,6 +202,22 @@ def main() -> int:
             if med["ready_to_return"] >= 1.0:
                 missed.append(f"{what}: ready -> return {med['ready_to_return']:.2f}s >= 1s")
     print(f"(medians of {args.rounds} rounds; controller delay {args.delay}s)")
+    base = medians.get("kubectl apply + rollout status")
+    if base is not None:
+        for what, med in medians.items():
+            if not what.startswith("tradewise"):
+                continue
+            ratio = med["seconds"] / base["seconds"]
+            print(f"{what}: {ratio:.2f}x the kubectl baseline's total")
+            if "own process" in what and ratio > 1.0:
+                missed.append(f"{what}: {ratio:.2f}x kubectl > 1.0x")
+    load_after = os.getloadavg()
+    print(
+        "load average (1, 5, 15 min) before "
+        + " ".join(f"{x:.2f}" for x in load_before)
+        + ", after "
+        + " ".join(f"{x:.2f}" for x in load_after)
+    )
     for line in missed:
         print(f"target missed: {line}")
     return 1 if missed and args.strict else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -44,6 +45,8 @@ class Emulator:
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
         self.denied: list[tuple[str, str]] = []  # (verb, resource plural) RBAC refuses
+        self.tls_failures: list[str] = []  # TLS handshakes that failed (TLS mode only)
+        self.tls: ssl.SSLContext | None = None
         self.user = user
         self.default_watch_timeout = 30.0
         self.stopping = False
@@ -54,10 +57,12 @@ class Emulator:
             self.create_namespace(ns)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> Emulator:
-        """Serve on a free loopback port in a daemon thread."""
+    def start(self, tls: ssl.SSLContext | None = None) -> Emulator:
+        """Serve on a free loopback port in a daemon thread; over TLS with ``tls`` (a server
+        context: its certificate, and the CA it checks client certificates with, if any)."""
         server = _Server(("127.0.0.1", 0), _Handler)
         server.emulator = self
+        server.tls = self.tls = tls
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -90,7 +95,7 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def write_kubeconfig(
         self,

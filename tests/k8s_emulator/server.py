@@ -3,7 +3,10 @@
 Serves discovery, CRUD, PATCH (apply / merge / strategic / json), the ``scale`` and ``status``
 subresources, list with label and field selectors, and watches (chunked JSON lines, honouring
 ``resourceVersion`` and ``timeoutSeconds``, 410 Gone when too old). Faults and RBAC denials are
-injected per request; every request is logged for assertions and benchmarks.
+injected per request; every request is logged for assertions and benchmarks (with its
+``Authorization`` header and, over TLS, the common name of the client's certificate). With an
+``ssl.SSLContext`` the server speaks TLS; each handshake runs in the connection's own thread, and a
+failed one is counted (``Emulator.tls_failures``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import copy
 import json
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +69,8 @@ class RequestRecord:
     status: int = 0
     watch: bool = False
     at: float = field(default_factory=time.monotonic)
+    authorization: str = ""  # the Authorization header as sent
+    client_cn: str | None = None  # over TLS: the CN of the client certificate, if one was sent
 
 
 _REASONS = {
@@ -112,7 +118,15 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         is_watch = method == "GET" and query.get("watch") in ("true", "1")
-        record = RequestRecord(method, path, query, ctype, watch=is_watch)
+        record = RequestRecord(
+            method,
+            path,
+            query,
+            ctype,
+            watch=is_watch,
+            authorization=self.headers.get("Authorization") or "",
+            client_cn=_peer_cn(self.connection),
+        )
         with emu.lock:
             emu.requests.append(record)
             fault = next((f for f in emu.faults if f.matches(method, path, is_watch)), None)
@@ -445,7 +459,37 @@ def _parse_resource_path(
     return group, version, namespace, plural, name, sub
 
 
+def _peer_cn(conn: Any) -> str | None:
+    if not isinstance(conn, ssl.SSLSocket):
+        return None
+    cert = conn.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: Any
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        conn, addr = super().get_request()
+        if self.tls is not None:  # the handshake happens in the connection's thread
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(10)
+                request.do_handshake()
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                with self.emulator.lock:
+                    self.emulator.tls_failures.append(str(exc))
+                return
+        super().finish_request(request, client_address)

@@ -99,6 +99,20 @@ class LocalSettings:
 
 
 @dataclass(frozen=True)
+class KubeClientSettings:
+    """How long tradewise waits for the Kubernetes API server, in seconds (``kubernetes.*``).
+
+    ``connect_timeout`` for a connection, ``request_timeout`` for an answer, ``total_timeout``
+    for one call with its retries (default: 30, or one full attempt if longer). Watches keep
+    their own read timeout, as long as the watch.
+    """
+
+    connect_timeout: float = 5.0
+    request_timeout: float = 20.0
+    total_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Environment:
     """A place tradewise deploys to."""
 
@@ -127,6 +141,7 @@ class Environment:
     ingress_class: str = "nginx"
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
+    kubernetes: KubeClientSettings = field(default_factory=KubeClientSettings)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -525,6 +540,7 @@ _ENV_KEYS = {
     "ingress_class",
     "ingress_namespace",
     "monitoring_namespace",
+    "kubernetes",
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -631,7 +647,50 @@ def _environment(
         ingress_class=network["ingress_class"],
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
+        kubernetes=_kube_client(v, body.get("kubernetes"), f"{key}.kubernetes", environ),
     )
+
+
+# -- kubernetes.*: the API client's timeouts (TRADEWISE_KUBE_*_TIMEOUT override the file) ---------
+_KUBE_TIMEOUTS = ("connect_timeout", "request_timeout", "total_timeout")
+
+
+def _kube_client(
+    v: _Validator, value: Any, key: str, environ: Mapping[str, str]
+) -> KubeClientSettings:
+    """``kubernetes.{connect,request,total}_timeout``: seconds (5, 0.5) or durations (20s, 1m)."""
+    raw = v.mapping(value, key, allowed=set(_KUBE_TIMEOUTS))
+    seconds: dict[str, float] = {}
+    for name in _KUBE_TIMEOUTS:
+        var = f"TRADEWISE_KUBE_{name.upper()}"
+        if environ.get(var, "").strip():
+            seconds[name] = _timeout_seconds(v, environ[var].strip(), f"{var} (environment)")
+        elif raw.get(name) is not None:
+            seconds[name] = _timeout_seconds(v, raw[name], f"{key}.{name}")
+    connect = seconds.get("connect_timeout", 5.0)
+    request = seconds.get("request_timeout", 20.0)
+    total = seconds.get("total_timeout", max(30.0, connect + request))
+    return KubeClientSettings(connect_timeout=connect, request_timeout=request, total_timeout=total)
+
+
+def _timeout_seconds(v: _Validator, value: Any, key: str) -> float:
+    allowed = "seconds above 0 (5, 0.5) or a duration like 20s or 1m"
+    if isinstance(value, bool):
+        v.fail(key, value, allowed)
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                number = parse_duration(text, what=key)
+            except BadInputError:
+                number = 0.0
+    if not 0 < number <= 3600:
+        v.fail(key, value, allowed + ", at most 1h")
+    return number
 
 
 def _secret_name(v: _Validator, value: Any, key: str) -> str:

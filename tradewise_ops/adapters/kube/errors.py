@@ -5,7 +5,9 @@ An answer's HTTP status maps to one error: 429 and 5xx are worth retrying (``Ret
 ``NotFoundError``; 409 -> ``ConflictError``; 410 -> ``Gone`` (a watch re-lists); 400 and 422 ->
 ``BadInputError``; anything else -> ``TradewiseError``. A request that never got an answer (refused,
 timed out, dropped) is ``Retryable`` too, and becomes ``UnreachableError`` once the retries are
-spent (``is_connection_error``).
+spent (``is_connection_error``). A TLS handshake that fails on the certificates (not verified, the
+wrong host name, our client certificate refused) is not retried: the server is unreachable as
+configured (``tls_problem``).
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def is_connection_error(exc: BaseException) -> bool:
             urllib3.exceptions.MaxRetryError,
             urllib3.exceptions.ProtocolError,
             urllib3.exceptions.ReadTimeoutError,
+            urllib3.exceptions.SSLError,
             ConnectionError,
         ),
     )
@@ -100,3 +103,42 @@ def short(exc: BaseException) -> str:
     if "timed out" in text.lower():
         return "timed out"
     return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+# TLS failures no retry can mend: the certificates, or a server that does not speak TLS
+_TLS_CONFIG_REASONS = {
+    "CERTIFICATE_VERIFY_FAILED": "certificate verify failed",
+    "WRONG_VERSION_NUMBER": "the server does not speak TLS (is the server URL http://?)",
+    "UNKNOWN_CA": "the server does not trust our client certificate (unknown ca)",
+    "BAD_CERTIFICATE": "the server refused our client certificate (bad certificate)",
+    "CERTIFICATE_REQUIRED": "the server requires a client certificate and got none",
+    "CERTIFICATE_UNKNOWN": "the server refused our client certificate (certificate unknown)",
+    "CERTIFICATE_EXPIRED": "a certificate has expired",
+    "HANDSHAKE_FAILURE": "the TLS handshake failed (no common protocol or cipher)",
+}
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """What is wrong with the TLS set-up when ``exc`` is a handshake refused on the
+    certificates (``certificate verify failed: self-signed certificate``); None for anything
+    worth retrying (a connection dropped mid-handshake)."""
+    import ssl
+
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            detail = cur.verify_message or cur.reason or "not trusted"
+            return f"certificate verify failed: {detail}"
+        if isinstance(cur, ssl.SSLError):
+            reason = str(cur.reason or "")
+            for key, text in _TLS_CONFIG_REASONS.items():
+                if key in reason:
+                    return text
+        linked = [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return None

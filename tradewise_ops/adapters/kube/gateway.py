@@ -4,6 +4,9 @@ Reads (get, find, list, events), writes (server-side apply, create, patch, updat
 and watches (``kube.watching``) of one context and namespace. Each goes through the gateway's one
 request path (``kube.transport``: counted, retried, failures mapped by status in ``kube.errors``);
 where a kind lives comes from ``kube.discovery``; which cluster and user from ``kube.kubeconfig``.
+Every wait is bounded: ``connect_timeout`` (5 s) for a connection, ``request_timeout`` (20 s) for
+an answer, ``total_timeout`` (30 s) for one call with its retries; watches keep their own long
+read timeout.
 """
 
 from __future__ import annotations
@@ -27,7 +30,16 @@ PATCH_TYPES = {
     "apply": "application/apply-patch+yaml",
 }
 
+# how long to wait for the API server, unless the config says otherwise (``kubernetes.*``)
+CONNECT_TIMEOUT = 5.0  # s for a connection
+REQUEST_TIMEOUT = 20.0  # s for an answer (a watch has its own, as long as the watch)
+
 _List = list  # ``KubeGateway.list`` shadows the builtin inside the class
+
+
+def default_total(connect_timeout: float, request_timeout: float) -> float:
+    """The most one call may take with its retries, when not set: 30 s, or one full attempt."""
+    return max(30.0, connect_timeout + request_timeout)
 
 
 class KubeGateway:
@@ -35,32 +47,33 @@ class KubeGateway:
 
     def __init__(
         self,
-        api_client: Any,
+        connection: kubeconfig.Connection,
         *,
-        namespace: str,
-        context: str | None = None,
-        server: str = "",
-        user: str | None = None,
+        namespace: str | None = None,
         retries: int = 4,
         backoff: float = 0.1,
         max_backoff: float = 2.0,
-        request_timeout: float = 30.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        total_timeout: float | None = None,
     ) -> None:
-        self.namespace = namespace
-        self.context = context
-        self.server = server
-        self.user = user
+        self.namespace = namespace or connection.namespace or "default"
+        self.context = connection.context
+        self.server = connection.server
+        self.user = connection.user
         self.transport = Transport(
-            api_client,
+            connection.access,
             where=self.where,
-            user=user,
-            namespace=namespace,
+            user=self.user,
+            namespace=self.namespace,
             retries=retries,
             backoff=backoff,
             max_backoff=max_backoff,
+            connect_timeout=connect_timeout,
             request_timeout=request_timeout,
+            total_timeout=total_timeout or default_total(connect_timeout, request_timeout),
         )
-        self.discovery = Discovery(self.transport.send, namespace)
+        self.discovery = Discovery(self.transport.send, self.namespace)
         self._send = self.transport.send  # the one request path
         self._path = self.discovery.path
 
@@ -77,27 +90,26 @@ class KubeGateway:
 
         Reads ``config_file``, else ``KUBECONFIG`` (several files joined by ``:``), else
         ``~/.kube/config``; with none of them, the in-cluster service account. The namespace is
-        ``namespace``, else the context's, else ``default``.
+        ``namespace``, else the context's, else ``default``. ``options`` are those of the
+        constructor (retries, backoff, timeouts).
         """
-        found = kubeconfig.load(context, config_file)
-        return cls(
-            found.api_client,
-            namespace=namespace or found.namespace or "default",
-            context=found.context,
-            server=found.server,
-            user=found.user,
-            **options,
-        )
+        return cls(kubeconfig.load(context, config_file), namespace=namespace, **options)
 
     @classmethod
     def from_environment(
         cls, env: Any, context: str | None = None, namespace: str | None = None, **options: Any
     ) -> KubeGateway:
-        """A gateway for a ``kubernetes`` environment of the config (its context and namespace)."""
+        """A gateway for a ``kubernetes`` environment of the config: its context, namespace and
+        API timeouts (``kubernetes.*`` of the environment; ``options`` win)."""
         if not getattr(env, "is_kubernetes", False):
             raise BadInputError(
                 f"environment {env.name!r} is of kind {env.kind!r}, not a Kubernetes cluster"
             )
+        settings = getattr(env, "kubernetes", None)
+        if settings is not None:
+            options.setdefault("connect_timeout", settings.connect_timeout)
+            options.setdefault("request_timeout", settings.request_timeout)
+            options.setdefault("total_timeout", settings.total_timeout)
         return cls.from_kubeconfig(
             context=context or env.context, namespace=namespace or env.namespace, **options
         )

@@ -132,7 +132,7 @@ def _watch_kind(
                         "allowWatchBookmarks": "true",
                     },
                     stream=True,
-                    timeout=(5.0, remaining + 5.0),
+                    timeout=(gw.transport.connect_timeout, remaining + 5.0),
                     what=("watch", info.resource, None),
                 )
             except Gone:
