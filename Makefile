@@ -34,11 +34,11 @@ lint: $(STAMP)
 ## the documentation site (MkDocs, Material theme) from docs/, served on 127.0.0.1 only
 DOCS_PORT ?= 8001
 docs: $(STAMP)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 ## build it as CI does (tests/test_docs.py): broken links, missing pages and warnings fail it
 docs-build: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir $(or $(SITE_DIR),site)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(or $(SITE_DIR),site)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
