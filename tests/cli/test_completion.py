@@ -202,7 +202,8 @@ def test_release_revisions_come_from_the_cluster(
     emulator.controllers.auto(delay=0.01)
     _deploy("deploy", "staging", "--tag", "v1.0", "--timeout", "20s")
     _deploy("deploy", "staging", "--tag", "v1.1", "--timeout", "20s")
-    env = _env(KUBECONFIG=str(kubeconfig))
+    # a budget for a busy, shared machine (the default, 1.5 s, is held in the next test)
+    env = _env(KUBECONFIG=str(kubeconfig), TRADEWISE_COMPLETE_TIMEOUT="15")
     offered = bash_complete(bash_script, "tradewise rollback staging --to-revision ", env=env)
     assert offered == ["2", "1"]  # newest first
     fish = _complete_as("fish", "tradewise rollback staging --to-revision ", env=env)
@@ -244,8 +245,9 @@ def test_a_cluster_that_does_not_answer_completes_no_revision_quickly(
         offered = bash_complete(bash_script, "tradewise rollback staging --to-revision ", env=env)
         took = time.monotonic() - start
     assert offered == []
-    # the budget (1.5 s) plus the completion process's start-up, on a shared, busy machine
-    assert took < 1.5 + 3.0, f"{took:.1f}s"
+    # the budget (1.5 s) plus the completion process's start-up (loading the kube client
+    # included), on a shared, busy machine
+    assert took < 1.5 + 5.0, f"{took:.1f}s"
 
 
 def test_help_does_not_load_the_config_or_kube_code() -> None:

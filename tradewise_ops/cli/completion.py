@@ -24,7 +24,8 @@ from tradewise_ops.errors import BadInputError
 PROG_NAME = "tradewise"
 COMPLETE_VAR = "_TRADEWISE_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
-# how long completing a revision may wait for the cluster (connect + list), in seconds
+# how long completing a revision may wait for the cluster to answer (connect + list), in seconds;
+# TRADEWISE_COMPLETE_TIMEOUT changes it (a slow link to the cluster, a busy machine)
 REVISION_TIMEOUT = 1.5
 # a metavar such as on|off or rolling|blue-green: its words are the values (checked without
 # `re`, which --help does not otherwise load)
@@ -230,27 +231,35 @@ def _named_environment(ctx: Any) -> str | None:
 
 
 def _revisions(ctx: Any, param: Any, incomplete: str) -> list[Any]:
-    """The release revisions of the environment, newest first, when the cluster answers fast."""
+    """The release revisions of the environment, newest first, when the cluster answers fast.
+
+    The budget covers the cluster's answer (connect, list, decode), not loading the client.
+    """
+    import os
+    import threading
+
     config = _config(ctx)
     env = _environment(ctx, config) if config is not None else None
     if env is None or not env.is_kubernetes:
         return []
-    import threading
-
-    root = ctx.find_root().params
-    found: list[tuple[str, str | None]] = []
-
-    def ask() -> None:
+    try:
+        budget = float(os.environ.get("TRADEWISE_COMPLETE_TIMEOUT", REVISION_TIMEOUT))
         from tradewise_ops.adapters.kube import KubeGateway
         from tradewise_ops.adapters.kube_deploy import ReleaseStore
 
+        root = ctx.find_root().params
         gw = KubeGateway.from_environment(
             env,
             context=root.get("context"),
             namespace=root.get("namespace"),
             retries=0,
-            request_timeout=REVISION_TIMEOUT,
+            request_timeout=budget,
         )
+    except Exception:  # no kubeconfig, no such context: nothing to complete
+        return []
+    found: list[tuple[str, str | None]] = []
+
+    def ask() -> None:
         try:
             releases = ReleaseStore(gw, env.name).list()
         finally:
@@ -260,10 +269,9 @@ def _revisions(ctx: Any, param: Any, incomplete: str) -> list[Any]:
                 (str(release.revision), f"{release.tag or '-'} {release.status} {release.time}")
             )
 
-    # the kube client's import and a dead cluster's connect both count against the budget
     worker = threading.Thread(target=_quietly(ask), daemon=True)
     worker.start()
-    worker.join(REVISION_TIMEOUT)
+    worker.join(budget)
     return _items(list(found), incomplete) if not worker.is_alive() else []
 
 
