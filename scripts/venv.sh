@@ -21,7 +21,11 @@ echo "== installing tradewise[$EXTRAS] and its dependencies (the full log: $LOG)
 # hundreds of lines (or, with --quiet, a minute of silence)
 set +e
 "$VENV/bin/pip" install --progress-bar off -e ".[$EXTRAS]" 2>&1 | tee -a "$LOG" | awk '
-  /^Collecting / { n++; last = $2; if (n % 10 == 0) { printf "   %3d packages found (%s)\n", n, last; fflush() } }
+  # "Collecting NAME" from an index, "Processing FILE" from a local wheel directory or mirror
+  /^(Collecting|Processing) / {
+    n++; last = $2; sub(/^.*\//, "", last); sub(/-[0-9].*$/, "", last)
+    if (n % 10 == 0) { printf "   %3d packages found (%s)\n", n, last; fflush() }
+  }
   /^Installing collected packages/ { printf "   %3d packages found; installing them\n", n; fflush() }
   /^Successfully installed/ { printf "   installed %d packages\n", NF - 2; fflush() }
 '
