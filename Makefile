@@ -5,17 +5,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint venv bench clean
+.PHONY: demo test lint venv bench clean docs docs-build
 
+# the CLI, the bundled service (`tradewise[service]`: the local stack and the tests run it) and the
+# test and docs tools; scripts/venv.sh says what it is doing while it installs
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=dev,service scripts/venv.sh
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 ## the main job on its embedded default: no cluster, no Docker
+## (DEMO_PORT=8100 picks the API's port; by default 8000, or a free one when 8000 is taken)
 demo: $(STAMP)
 	TW=$(BIN)/tradewise scripts/demo.sh
 
@@ -30,8 +31,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## the documentation site (MkDocs, Material theme) from docs/, served on 127.0.0.1 only
+DOCS_PORT ?= 8001
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+## build it as CI does (tests/test_docs.py): broken links, missing pages and warnings fail it
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(or $(SITE_DIR),site)
+
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build site

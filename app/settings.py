@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """The service's configuration (see the README section "The TradeWise service")."""
+    """The service's configuration (see docs/service.md)."""
 
     database_url: str
     redis_url: str | None = DEFAULT_REDIS_URL  # None: REDIS_URL=none, no cache configured

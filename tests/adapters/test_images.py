@@ -33,7 +33,11 @@ DIGEST_B = "sha256:" + "b" * 64
 
 def test_image_requirements_are_the_services_own_dependencies() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    declared = {Requirement(r).name.lower() for r in data["project"]["dependencies"]}
+    cli = {Requirement(r).name.lower() for r in data["project"]["dependencies"]}
+    service = data["project"]["optional-dependencies"]["service"]
+    declared = cli | {Requirement(r).name.lower() for r in service}
+    # `pip install tradewise` is the CLI alone; the service's servers come with tradewise[service]
+    assert not cli & {"flask", "celery", "gunicorn", "redis", "sqlalchemy", "psycopg"}
     api = {Requirement(r).name.lower() for r in image_requirements(ROOT / "pyproject.toml", "api")}
     worker = {
         Requirement(r).name.lower() for r in image_requirements(ROOT / "pyproject.toml", "worker")

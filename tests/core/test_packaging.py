@@ -1,12 +1,15 @@
-"""A built wheel carries the templates, the CRD schemas and the default config, and renders."""
+"""A built wheel carries the templates, the CRD schemas and the default config, and renders; and
+installed without extras (the CLI alone) it has none of the bundled service's dependencies."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +17,8 @@ from tradewise_ops.resources import repo_root
 
 ROOT = repo_root()
 GOLDEN = Path(__file__).parent / "golden"
+
+pytest_plugins = ["tests.k8s_emulator.fixtures"]
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +113,151 @@ def test_reports_render_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> 
     assert done.stdout == (GOLDEN / "reports" / "monitor-load-pass.html").read_text(
         encoding="utf-8"
     )
+
+
+# -- the CLI-only install (`pipx install tradewise`) -----------------------------------------
+# the bundled service's servers and clients, which only `tradewise[service]` installs
+SERVICE_ONLY = ("celery", "gunicorn", "psycopg", "sqlalchemy", "redis", "kombu", "httpx")
+CACHE_DIR = Path(os.environ.get("TRADEWISE_TEST_CACHE", Path.home() / ".cache" / "tradewise-test"))
+# run in the fresh venv: the CLI as the console script runs it, then what it had imported
+_PROBE = """
+import atexit, json, os, sys
+def report():
+    with open(os.environ["PROBE_OUT"], "w") as f:
+        json.dump(sorted({m.split(".")[0] for m in sys.modules}), f)
+atexit.register(report)
+from tradewise_ops.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+# which installed distributions require a package (without an extra's marker)
+_REQUIRERS_OF = """
+import sys
+from importlib import metadata
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+wanted = canonicalize_name(sys.argv[1])
+found = set()
+for dist in metadata.distributions():
+    for raw in dist.requires or []:
+        req = Requirement(raw)
+        if canonicalize_name(req.name) == wanted and (
+            req.marker is None or req.marker.evaluate({"extra": ""})
+        ):
+            found.add(canonicalize_name(dist.metadata["Name"]))
+print(sorted(found))
+"""
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    skip = ("TRADEWISE_", "PYTHONPATH", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+    env["TRADEWISE_NO_CACHE"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cli_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment with the wheel installed WITHOUT extras.
+
+    Its dependencies come from a wheelhouse (``pip wheel`` of the built wheel, once, cached under
+    ``~/.cache/tradewise-test`` by the dependency list), then install with ``--no-index``.
+    """
+    import hashlib
+    import shutil
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "dependencies"
+    ]
+    key = hashlib.sha256(f"{deps}|{sys.version_info[:2]}".encode()).hexdigest()[:16]
+    house = CACHE_DIR / f"cli-wheelhouse-{key}"
+    if not (house / ".complete").is_file():
+        shutil.rmtree(house, ignore_errors=True)
+        house.mkdir(parents=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(house), str(wheel)],
+            check=True,
+            timeout=900,
+        )
+        (house / ".complete").write_text("ok\n")
+    venv = tmp_path_factory.mktemp("cli-only") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(house),
+         str(wheel)],
+        check=True, timeout=600, env=_clean_env(),
+    )  # fmt: skip
+    return venv
+
+
+def _cli(venv: Path, *args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, set[str]]:
+    """Run the CLI in ``venv``; its exit code, output and the top-level modules it imported."""
+    out = cwd / "imported.json"
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", _PROBE, *args],
+        cwd=cwd, env={**env, "PROBE_OUT": str(out)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    import json
+
+    imported = set(json.loads(out.read_text(encoding="utf-8"))) if out.is_file() else set()
+    return done.returncode, done.stdout + done.stderr, imported
+
+
+@pytest.mark.slow
+def test_the_cli_only_install_has_none_of_the_service_and_imports_none_of_it(
+    cli_venv: Path, tmp_path: Path
+) -> None:
+    python = str(cli_venv / "bin" / "python")
+    # (the wheel holds the service's code, `app`, for the images; not the servers it runs on)
+    for module in SERVICE_ONLY:
+        found = subprocess.run(
+            [python, "-c", f"import {module}"],
+            capture_output=True, text=True, env=_clean_env(), cwd=tmp_path,
+        )  # fmt: skip
+        assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr, module
+    # Flask is there only as Locust's own dependency (its web UI), which tradewise never starts
+    needs_flask = subprocess.run(
+        [python, "-c", _REQUIRERS_OF, "flask"],
+        capture_output=True, text=True, check=True, env=_clean_env(), cwd=tmp_path,
+    ).stdout.strip()  # fmt: skip
+    assert needs_flask in ("['locust']", "['flask-cors', 'flask-login', 'locust']"), needs_flask
+    assert (cli_venv / "bin" / "tradewise").is_file()
+
+    work = tmp_path / "elsewhere"  # no tradewise.yaml here: the embedded one is used
+    work.mkdir()
+    env = _clean_env()
+    golden = ["--config", str(GOLDEN / "tradewise.yaml")]
+    code, output, imported = _cli(cli_venv, *golden, "render", "prod", "--tag", "v1.2.3",
+                                  cwd=work, env=env)  # fmt: skip
+    assert code == 0, output
+    assert output.startswith((GOLDEN / "prod.yaml").read_text(encoding="utf-8")[:2000])
+    service = {"flask", "celery", "gunicorn", "app", "werkzeug", "sqlalchemy", "locust", "docker"}
+    assert not imported & service, imported & service
+    code, output, imported = _cli(cli_venv, "lint", "--all", cwd=work, env=env)
+    assert code == 0, output
+    assert "staging, prod:" in output
+    assert not imported & service, imported & service
+    # the local stack needs the service: said at once, nothing started
+    code, output, _ = _cli(cli_venv, "local", "up", cwd=work, env=env)
+    assert code == 2, output
+    assert "install tradewise[service]" in output
+
+
+@pytest.mark.slow
+def test_the_cli_only_install_plans_a_deploy_against_a_cluster(
+    cli_venv: Path, tmp_path: Path, emulator: Any, kubeconfig: Path
+) -> None:
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = _clean_env(KUBECONFIG=str(kubeconfig))
+    code, output, imported = _cli(cli_venv, "deploy", "staging", "--dry-run", cwd=work, env=env)
+    assert code == 0, output
+    assert re.search(r"plan for staging \(latest\): .*\d+ to create", output), output
+    assert "tradewise-api-deployment" in output and "dry run: nothing was changed" in output
+    # it did talk to the cluster, over HTTP (a token kubeconfig needs no `kubernetes` package)
+    assert "urllib3" in imported and "kubernetes" not in imported
+    assert not imported & {"flask", "celery", "gunicorn", "app", "werkzeug"}
+    assert emulator.get("Deployment", "tradewise-ai", "tradewise-api-deployment") is None

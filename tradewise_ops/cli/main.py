@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from tradewise_ops import __version__
+from tradewise_ops.cli import completion, helpdocs
 from tradewise_ops.cli.state import State
 from tradewise_ops.cli.terminal import OUTPUT_FORMATS, Terminal
 from tradewise_ops.core.redact import mask_credentials
@@ -35,6 +36,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "local",
     "compare",
     "capacity",
+    "completion",
 )
 
 
@@ -98,7 +100,31 @@ def _command_index(args: list[str]) -> int:
 
 
 class _RootGroup(TyperGroup):
-    """The root group: accepts global options anywhere, turns project errors into exit codes."""
+    """The root group: accepts global options anywhere, turns project errors into exit codes.
+
+    Typer builds it with every registered command in place; the help (task panels, one-line
+    summaries, examples: ``helpdocs``) and the shell completers (``completion``) go onto those
+    commands here, so the command modules carry neither.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        helpdocs.apply(self)
+        completion.attach(self)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands grouped by task (release, scale, load, ...), each with its summary."""
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for name in sorted(self.list_commands(ctx), key=helpdocs.order_of):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            summary = command.short_help or command.get_short_help_str(limit=200)
+            panels.setdefault(helpdocs.panel_of(command), []).append((name, summary))
+        for panel in (*helpdocs.PANELS, helpdocs.OTHER_PANEL):
+            if panels.get(panel):
+                with formatter.section(panel):
+                    formatter.write_dl(panels[panel])
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
@@ -136,6 +162,7 @@ app = typer.Typer(
     cls=_RootGroup,
     name="tradewise",
     help="Deploy, scale, load-test and watch the TradeWise AI service.",
+    epilog="Run `tradewise COMMAND --help` for a command's options and examples.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -184,6 +211,8 @@ for _name in _COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, map what escaped to an exit code."""
+    if completion.COMPLETE_VAR in os.environ:  # the shell asks for completions (completion.py)
+        completion.init()
     try:
         # without standalone mode, click returns the code of a ``typer.Exit`` instead of raising
         code = app(args=argv, prog_name="tradewise", standalone_mode=False)

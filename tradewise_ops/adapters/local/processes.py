@@ -60,8 +60,27 @@ class _Spec:
     port: int | None = None
 
 
+def require_service() -> None:
+    """Raise ``BadInputError`` unless the bundled service's servers are installed here.
+
+    A CLI-only install (``pipx install tradewise``) has the service's console scripts but not
+    gunicorn and Celery (the ``service`` extra): say so before any process starts.
+    """
+    import importlib.util
+
+    missing = [m for m in ("gunicorn", "celery") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BadInputError(
+            f"the local stack runs the bundled service, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed here: install "
+            "tradewise[service] (pip install 'tradewise[service]', or pipx install "
+            "'tradewise[service]')"
+        )
+
+
 def _script(name: str) -> str:
     """The console script ``name`` next to this Python, else on PATH."""
+    require_service()
     local = Path(sys.executable).parent / name
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
@@ -392,6 +411,7 @@ class LocalStack:
         ``BadInputError``; not ready in time -> ``GoalMissedError`` with the log tail;
         Ctrl-C -> what this call started is stopped, then ``AbortedError``.
         """
+        require_service()
         began = time.monotonic()
         result = StackResult(url=self.url)
         with self._locked():
