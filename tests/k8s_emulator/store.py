@@ -42,6 +42,9 @@ class ResourceType:
 
 CORE = [
     ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short=("ns",)),
+    ResourceType(
+        "", "v1", "nodes", "Node", namespaced=False, subresources=("status",), short=("no",)
+    ),
     ResourceType("", "v1", "pods", "Pod", subresources=("status",), short=("po",)),
     ResourceType("", "v1", "services", "Service", subresources=("status",), short=("svc",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", short=("cm",)),

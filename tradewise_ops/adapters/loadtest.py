@@ -12,6 +12,7 @@ its totals; ``run`` then returns a result marked ``aborted``. A second Ctrl-C ki
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,7 +76,15 @@ def probe(url: str, timeout: float = 5.0, insecure: bool = False) -> int:
     URL. Runs before any load is sent.
     """
     context = ssl._create_unverified_context() if insecure else None
-    request = urllib.request.Request(url, headers={"User-Agent": "tradewise-preflight"})
+    headers = {"User-Agent": "tradewise-preflight"}
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None:  # user:password@ is basic auth (as Locust sends it), not a host
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return int(response.status)
@@ -104,6 +114,52 @@ class LoadRunner:
     def stop(self) -> None:
         """Stop the load at once (SIGTERM to the generator); ``run`` returns what ran."""
         self._stop_requested = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def run_steps(
+        self,
+        spec: LoadSpec,
+        on_step: Callable[[str, list[Interval]], bool],
+        on_interval: Callable[[Interval], None] | None = None,
+    ) -> RunResult:
+        """Run a staged ``spec`` step by step; ``on_step`` judges each stage once it has ended.
+
+        ``on_step(stage, intervals)`` gets a stage's intervals when the first interval of the
+        next stage arrives (and the last stage's at the end of the run); when it returns False,
+        the generator stops there: the result says ``stopped_by="step"`` and is not aborted.
+        ``tradewise capacity`` steps the load up this way until the SLO breaks.
+        """
+        current: list[Interval] = []
+        halted = [False]
+
+        def take(interval: Interval) -> None:
+            if on_interval is not None:
+                on_interval(interval)
+            if halted[0]:
+                return
+            if current and interval.stage != current[0].stage:
+                finished = list(current)
+                current.clear()
+                if not on_step(finished[0].stage or "", finished):
+                    halted[0] = True
+                    self._halt()
+                    return
+            current.append(interval)
+
+        result = self.run(spec, on_interval=take)
+        if halted[0]:
+            result.stopped_by = "step"
+        elif current and not result.aborted:
+            on_step(current[0].stage or "", list(current))
+        return result
+
+    def _halt(self) -> None:
+        """Stop the generator like ``stop`` does, without marking the run aborted."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
             try:

@@ -11,6 +11,7 @@ import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData
+from tradewise_ops.core.redact import mask_credentials
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ _DRY_RUN_OPT = typer.Option(False, "--dry-run", help="With --in-cluster: print t
 _INTERVAL_OPT = typer.Option(1.0, "--interval", help="Seconds per time-series interval.")
 _MONITOR_OPT = typer.Option(False, "--monitor", help=_MONITOR_HELP)
 _IMAGE_OPT = typer.Option(None, "--image", help=_IMAGE_HELP)
+_BASELINE_OPT = typer.Option(
+    None, "--baseline", help="A report.json to compare with at the end (exit 1 on regression)."
+)
 _MAX_ERROR_RATE_OPT = typer.Option(
     None, "--max-error-rate", help="Error-rate objective, 0-1 (default slo.error_rate)."
 )
@@ -62,6 +66,7 @@ def load_test(
     interval: float = _INTERVAL_OPT,
     monitor: bool = _MONITOR_OPT,
     image: str = _IMAGE_OPT,
+    baseline: str = _BASELINE_OPT,
 ) -> None:
     """Load one endpoint with Locust; live progress; exit 1 when the SLOs are missed."""
     from tradewise_ops.core.loadplan import load_test_spec, parse_wait
@@ -79,7 +84,18 @@ def load_test(
         workers=workers,
         interval_seconds=_check_interval(interval),
     )
-    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor, image)
+    _execute(
+        state,
+        spec,
+        p95,
+        max_error_rate,
+        _dir(report),
+        in_cluster,
+        dry_run,
+        monitor,
+        image,
+        baseline,
+    )
 
 
 def performance_test(
@@ -98,6 +114,7 @@ def performance_test(
     interval: float = _INTERVAL_OPT,
     monitor: bool = _MONITOR_OPT,
     image: str = _IMAGE_OPT,
+    baseline: str = _BASELINE_OPT,
 ) -> None:
     """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages."""
     from tradewise_ops.core.loadplan import parse_wait, performance_test_spec
@@ -111,7 +128,18 @@ def performance_test(
         workers=workers,
         interval_seconds=_check_interval(interval),
     )
-    _execute(state, spec, p95, max_error_rate, _dir(report), in_cluster, dry_run, monitor, image)
+    _execute(
+        state,
+        spec,
+        p95,
+        max_error_rate,
+        _dir(report),
+        in_cluster,
+        dry_run,
+        monitor,
+        image,
+        baseline,
+    )
 
 
 def _target(state: State, host: str | None, in_cluster: bool) -> str | None:
@@ -157,6 +185,7 @@ def _execute(
     dry_run: bool,
     monitor: bool = False,
     image: str | None = None,
+    baseline: str | None = None,
 ) -> None:
     from tradewise_ops.adapters.loadtest import LoadRunner, probe
     from tradewise_ops.core.loadreport import LoadReport, run_totals
@@ -164,13 +193,14 @@ def _execute(
 
     term = state.terminal
     objectives = _objectives(state, p95, max_error_rate)
+    base = _read_baseline(baseline)
     if in_cluster:
         if monitor:
             raise BadInputError(
                 "--monitor cannot be combined with --in-cluster yet: run `tradewise monitor` "
                 "beside the in-cluster load test instead"
             )
-        _in_cluster(state, spec, dry_run, objectives, report_dir, image)
+        _in_cluster(state, spec, dry_run, objectives, report_dir, image, base)
         return
     if dry_run:
         raise BadInputError("--dry-run goes with --in-cluster (a local run has nothing to plan)")
@@ -203,7 +233,7 @@ def _execute(
         max_error_rate=objectives[1],
     )
     report = LoadReport(
-        target=spec.host,
+        target=mask_credentials(spec.host),  # the report files travel
         kind=spec.kind,
         started_at=result.started_at,
         planned_seconds=spec.duration_seconds,
@@ -219,10 +249,12 @@ def _execute(
         settings=spec.settings(),
     )
     scaling = watch.finish(report.to_dict(), result.aborted) if watch is not None else None
+    extra: dict[str, Any] = {} if scaling is None else {"monitor": scaling}
+    versus = _against(state, base, {**report.to_dict(), **extra}, extra)
     if report_dir is not None:
-        _write_reports(report_dir, report)
+        _write_reports(report_dir, report, extra, base)
         term.info(f"report written to {report_dir}/ (report.json, timeseries.csv, report.html)")
-    _show(state, report, scaling)
+    _show(state, report, extra)
     if watch is not None:
         _show_scaling(state, watch)
     if result.aborted:
@@ -230,14 +262,16 @@ def _execute(
             f"interrupted: load stopped after {report.ran_seconds:.1f}s of "
             f"{spec.duration_seconds:g}s; partial run: {verdict.sentence()}"
         )
+    versus.raise_if_incomparable()
     if not verdict.met:
-        raise GoalMissedError(verdict.sentence())
+        raise GoalMissedError(verdict.sentence() + versus.tail())
     if watch is not None and watch.breached:
         raise GoalMissedError(f"{verdict.sentence()}; {watch.data['sentence']}")
-    term.success(verdict.sentence())
+    versus.raise_if_regressed(verdict.sentence())
+    term.success(verdict.sentence() + versus.tail())
 
 
-def _show(state: State, report: LoadReport, scaling: dict[str, Any] | None = None) -> None:
+def _show(state: State, report: LoadReport, extra: dict[str, Any] | None = None) -> None:
     from tradewise_ops.core.loadreport import SUMMARY_COLUMNS, summary_rows
 
     term = state.terminal
@@ -245,9 +279,7 @@ def _show(state: State, report: LoadReport, scaling: dict[str, Any] | None = Non
     title = f"{report.kind} {report.target}: {report.ran_seconds:.1f}s, {report.users} users" + (
         f", generator CPU {gen.get('cpu_percent', 0):.0f}%" if gen else ""
     )
-    data = report.to_dict()
-    if scaling is not None:
-        data["monitor"] = scaling  # --monitor: the scaling summary (tradewise monitor's JSON)
+    data = {**report.to_dict(), **(extra or {})}  # --monitor: "monitor"; --baseline: "comparison"
     term.result(data, TableData(SUMMARY_COLUMNS, summary_rows(report), title=title))
     for err in report.errors[:5]:
         term.warn(f"{err.get('occurrences')}x {err.get('name')}: {err.get('error')}")
@@ -289,14 +321,38 @@ def _prepare_dir(path: Path) -> None:
         raise BadInputError(f"--report {path} is not a directory")
 
 
-def _write_reports(path: Path, report: LoadReport) -> None:
+def _write_reports(path: Path, report: LoadReport, extra: dict[str, Any], base: Any = None) -> None:
     import json
 
     from tradewise_ops.core.loadreport import report_html, timeseries_csv
 
-    (path / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    doc = {**report.to_dict(), **extra}
+    (path / "report.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     (path / "timeseries.csv").write_text(timeseries_csv(report))
-    (path / "report.html").write_text(report_html(report))
+    baseline = None if base is None else {"label": base.label, "intervals": base.intervals}
+    (path / "report.html").write_text(report_html(report, baseline, extra.get("comparison")))
+
+
+def _read_baseline(path: str | None) -> Any:
+    """``--baseline FILE``, read before any load is sent (a file that is no report: exit 2)."""
+    if path is None:
+        return None
+    from tradewise_ops.adapters.evidence import read_report_file
+    from tradewise_ops.core.compare import read_run
+
+    return read_run(read_report_file(path), path)
+
+
+def _against(state: State, base: Any, doc: dict[str, Any], extra: dict[str, Any]) -> Any:
+    """The finished run against ``--baseline``; its result goes into ``extra["comparison"]``."""
+    from tradewise_ops.core.compare import against_baseline
+
+    check = against_baseline(base, doc, state.config().compare)
+    if check.base is not None:
+        extra["comparison"] = check.to_dict()
+        for note in check.comparison.notes if check.comparison else []:
+            state.terminal.warn(note)
+    return check
 
 
 def _in_cluster(
@@ -306,6 +362,7 @@ def _in_cluster(
     objectives: tuple[float, float],
     report_dir: Path | None,
     image: str | None,
+    base: Any = None,
 ) -> None:
     import json
 
@@ -390,6 +447,7 @@ def _in_cluster(
         "verdict": verdict.to_dict(),
         "errors": summary.get("errors", []),
     }
+    versus = _against(state, base, doc, doc)
     if report_dir is not None:
         (report_dir / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
         term.info(f"report written to {report_dir}/report.json (time series: {logs})")
@@ -406,9 +464,11 @@ def _in_cluster(
         for name, s in [*doc["endpoints"].items(), ("total", total)]
     ]
     term.result(doc, TableData(SUMMARY_COLUMNS, rows, title=f"{spec.kind} in {env.name}"))
+    versus.raise_if_incomparable()
     if not verdict.met:
-        raise GoalMissedError(verdict.sentence())
-    term.success(verdict.sentence())
+        raise GoalMissedError(verdict.sentence() + versus.tail())
+    versus.raise_if_regressed(verdict.sentence())
+    term.success(verdict.sentence() + versus.tail())
 
 
 _PCTL = ("p50_ms", "p95_ms", "p99_ms", "max_ms")

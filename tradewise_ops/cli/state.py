@@ -14,6 +14,7 @@ from tradewise_ops.errors import BadInputError
 
 if TYPE_CHECKING:  # the config module loads on first use, not at start-up (--help)
     from tradewise_ops.adapters.kube import KubeGateway
+    from tradewise_ops.adapters.render_cache import RenderCaches
     from tradewise_ops.core.config import Config, Environment
 
 
@@ -101,6 +102,7 @@ class State:
         from tradewise_ops.errors import GoalMissedError
 
         config = self.config()
+        caches = self.render_caches()
         objects = render_environment(
             config,
             env,
@@ -108,9 +110,10 @@ class State:
             k8s_version=config.kubernetes_version,
             image_digests=image_digests,
             maintenance=maintenance,
+            caches=caches,
         )
         findings = validate(
-            objects, config.kubernetes_version, require_pinned=env.require_pinned_tag
+            objects, config.kubernetes_version, require_pinned=env.require_pinned_tag, caches=caches
         )
         if findings:
             for finding in findings[:20]:
@@ -139,6 +142,21 @@ class State:
         if footer is not None:
             parts.append(Text(footer))
         return Group(*parts)
+
+    # -- render caches: what render_environment and validate keep between runs ---------------
+    _render_caches: RenderCaches | None = field(default=None, repr=False)
+
+    def render_caches(self) -> RenderCaches:
+        """The render caches of this run (compiled templates, schema results), made on first use.
+
+        In ``$XDG_CACHE_HOME/tradewise``; ``TRADEWISE_NO_CACHE=1`` gives caches that keep nothing.
+        Pass it to ``render_environment(..., caches=)`` and ``validate(..., caches=)``.
+        """
+        if self._render_caches is None:
+            from tradewise_ops.adapters.render_cache import RenderCaches
+
+            self._render_caches = RenderCaches.from_environment()
+        return self._render_caches
 
 
 def get_state(ctx: typer.Context) -> State:

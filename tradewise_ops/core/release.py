@@ -72,6 +72,8 @@ class Release:
     note: str = ""
     strategy: str = "rolling"  # rolling | blue-green
     slot: str | None = None  # blue-green: the API slot this release serves from (blue | green)
+    # the load result that verified it (``core.compare.load_summary``), when one was recorded
+    verification: dict[str, Any] | None = field(default=None, repr=False)
 
     def refs(self) -> list[ObjectRef]:
         """The objects of this release."""
@@ -118,6 +120,8 @@ def selector(environment: str) -> str:
 def to_secret(release: Release) -> dict[str, Any]:
     """The Secret that stores ``release`` (manifests gzip + base64 in ``data.release``)."""
     payload = {**release.summary(), "manifests": list(release.manifests)}
+    if release.verification is not None:
+        payload["verification"] = release.verification
     packed = gzip.compress(json.dumps(payload, sort_keys=True).encode("utf-8"), mtime=0)
     return {
         "apiVersion": "v1",
@@ -176,6 +180,7 @@ def from_secret(secret: dict[str, Any]) -> Release:
         note=notes if notes is not None else payload.get("note", ""),
         strategy=payload.get("strategy") or "rolling",
         slot=payload.get("slot"),
+        verification=payload.get("verification"),
     )
 
 
