@@ -58,6 +58,13 @@ class Scaler(ABC):
     def status(self, profiles: Mapping[str, Profile]) -> dict[str, Any]:
         """What ``tradewise scale status`` shows, as data (``core.scaling``'s status report)."""
 
+    def nodes(self) -> list[dict[str, Any]] | None:
+        """The cluster's Node objects (what a plan's pod requests must fit on); None: no nodes.
+
+        ``ForbiddenError`` when the user may not list Nodes (a ClusterRole many users lack).
+        """
+        return None
+
     def check(self, plan: ScalePlan) -> None:  # noqa: B027 - a hook: nothing to check by default
         """Refuse ``plan`` before anything changes when the environment cannot carry it out."""
 
@@ -110,6 +117,10 @@ class ClusterScaler(Scaler):
         hpas = self.gateway.list("HorizontalPodAutoscaler", PART_OF)
         events = self.gateway.events()
         return status_report(self.environment, deployments, hpas, events, profiles=profiles)
+
+    def nodes(self) -> list[dict[str, Any]] | None:
+        """Every Node: one list (a known kind, so no discovery request)."""
+        return self.gateway.list("Node", api_version="v1")
 
     def check(self, plan: ScalePlan) -> None:
         """With maintenance (emergency-down --maintenance): the page must be deployed, as
