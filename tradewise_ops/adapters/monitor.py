@@ -231,7 +231,14 @@ class ClusterWatcher(_Background):
 
 
 class LocalWatcher(_Background):
-    """Samples the local stack: processes per component and the app's ``/metrics``."""
+    """Samples the local stack: processes per component and the app's ``/metrics``.
+
+    Running processes come from the stack's own records (``counts``: its state file and process
+    table), the wanted ones from what it should run (``wanted``: what ``local up`` started, the
+    last ``local scale`` or ``tradewise scale``), read again at every sample, so a scale made
+    from another terminal while this runs shows as a scale-up or a scale-down. ``wanted``
+    given here is used for a stack that cannot say (or none).
+    """
 
     def __init__(
         self,
@@ -261,6 +268,9 @@ class LocalWatcher(_Background):
     def sample(self, first: bool = False) -> None:
         """Count processes and scrape the app once."""
         counts = self.stack.counts() if self.stack is not None else {}
+        wanted = dict(self.wanted)
+        if self.stack is not None and hasattr(self.stack, "wanted"):
+            wanted.update(self.stack.wanted())
         now = self.session.clock()
         for component, running in sorted(counts.items()):
             self.session.add(
@@ -268,7 +278,7 @@ class LocalWatcher(_Background):
                     t=now,
                     component=component,
                     running=int(running),
-                    wanted=self.wanted.get(component),
+                    wanted=wanted.get(component),
                 )
             )
         try:
@@ -419,9 +429,8 @@ class BackgroundMonitor:
                 from tradewise_ops.adapters.local import stack_for
 
                 stack = stack_for(env)
-                wanted = {"api": env.local.api_processes, "worker": env.local.worker_processes}
                 url = env.target_url or stack.url
-                self.watcher = LocalWatcher(stack, self.session, url, wanted=wanted)
+                self.watcher = LocalWatcher(stack, self.session, url)
                 self.where = f"the {env.name} stack at {url}"
         except BaseException:
             self.session.close()

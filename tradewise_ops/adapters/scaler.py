@@ -185,21 +185,25 @@ class StackScaler(Scaler):
         )
 
     def apply(self, plan: ScalePlan) -> None:
-        """Scale each component's processes, then record the profile with the counts it set."""
+        """Record the profile with the counts it sets, then scale each component's processes.
+
+        The record first: it is what the stack should run (a monitor's ``wanted``), the
+        processes follow; ``scale status`` shows the profile once the counts hold.
+        """
         for step in plan.steps:
             if step.component not in STACK_COMPONENTS:
                 raise BadInputError(
                     f"the {self.environment.name} stack cannot scale {step.component} on its own"
                 )
-            self.stack.scale(step.component, step.replicas)
         from tradewise_ops.adapters.local.common import write_profile_record
 
-        counts = {s.component: s.replicas for s in plan.steps}
+        counts = {**self.stack.wanted(), **{s.component: s.replicas for s in plan.steps}}
         write_profile_record(self._state_dir(), plan.annotations(), counts)
+        for step in plan.steps:
+            self.stack.scale(step.component, step.replicas, record=False)
 
     def _state_dir(self) -> Path:
-        fallback = Path(self.environment.local.state_dir).expanduser()
-        return Path(getattr(self.stack, "state_dir", None) or fallback)
+        return Path(self.stack.state_dir)
 
     def _record(self, counts: dict[str, int]) -> dict[str, str]:
         """The recorded profile annotations, empty when the counts it set no longer hold."""

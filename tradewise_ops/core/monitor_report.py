@@ -310,7 +310,9 @@ def scale_up_rows(analysis: Analysis) -> dict[str, Any]:
                 up.hpa,
                 f"{'?' if up.from_replicas is None else up.from_replicas} -> {up.to_replicas}",
                 up.metric or "-",
-                _secs(up.to_rescale_seconds) + ("" if up.trigger_observed else "*"),
+                # *: the clock started at a crossing not seen (none at all: just "-")
+                _secs(up.to_rescale_seconds)
+                + ("" if up.trigger_observed or up.trigger_at is None else "*"),
                 _secs(up.to_ready_seconds),
                 _secs(up.total_seconds),
                 f"< {format_duration(up.slo_seconds)}",
