@@ -116,8 +116,14 @@ def test_a_worker_processes_a_task(stack: LocalStack) -> None:
 
 def test_scale_api_and_workers_at_run_time(stack: LocalStack) -> None:
     api_pid = next(i.pid for i in stack.status() if i.name == "api")
+    assert stack.wanted() == {"api": 2, "worker": 1}  # what up started
     assert stack.scale("api", 3)["api"] == 3
     assert stack.scale("workers", 2)["worker"] == 2
+    # what the stack should run, and the record `scale status` reads: a scale by hand
+    assert stack.wanted() == {"api": 3, "worker": 2}
+    record = json.loads((stack.state_dir / "traffic-profile.json").read_text(encoding="utf-8"))
+    assert record["tradewise.io/traffic-profile"] == "manual"
+    assert record["counts"] == {"api": 3, "worker": 2}
     assert {i.name for i in stack.status()} >= {"worker-1", "worker-2"}
     assert stack.scale("api", 1)["api"] == 1
     assert stack.scale("workers", 1)["worker"] == 1
@@ -197,6 +203,9 @@ def test_down_stops_everything_it_started(stack: LocalStack) -> None:
     assert not port_open("127.0.0.1", stack.settings.redis_port)
     assert stack.status() == []
     assert not list((stack.state_dir / "run").glob("*.pid"))
+    # what scale set went down with the stack: the next up starts from the config
+    assert not (stack.state_dir / "traffic-profile.json").exists()
+    assert stack.wanted() == {"api": 2, "worker": 1}
     assert stack.down() == []
 
 

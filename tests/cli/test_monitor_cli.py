@@ -96,6 +96,35 @@ def test_monitor_times_a_scale_up_and_records_the_timeline(
     assert "Replicas of tradewise-api-deployment" in page and "SuccessfulRescale" in page
 
 
+def test_without_a_terminal_each_notable_change_is_one_line(
+    emulator: Emulator, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """stderr captured (not a TTY): a line per HPA and Deployment change, none for a metric."""
+    Driver(emulator).baseline()
+    thread = _drive_later(emulator, lambda d: d.scale_up(GAP))
+    result = CliRunner().invoke(
+        app, ["--config", str(_config(tmp_path)), "monitor", "3", "-e", "staging"]
+    )
+    thread.join(5)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    changes = [line for line in lines if line.startswith(("hpa ", "deployment "))]
+    # the HPA's and the Deployment's rescale are written back to back and arrive on two watch
+    # streams, which keep no order between them; the pods turn ready one gap later
+    assert sorted(changes[:2]) == [
+        "deployment tradewise-api-deployment: desired 3 -> 5, ready 3, updated 3",
+        "hpa tradewise-api-hpa: desired 3 -> 5, current 3, min 3, max 20 (cpu 90%/70%)",
+    ]
+    assert changes[2:] == [
+        "deployment tradewise-api-deployment: desired 5, ready 3 -> 5, updated 3 -> 5",
+    ]
+    # the cpu crossing its target alone (3 -> 3 replicas) is no line; the rescale event is one
+    assert not any("cpu 85%/70%" in line for line in lines)
+    assert any(line.startswith("event SuccessfulRescale") for line in lines)
+    # the summary still goes to stdout
+    assert "Scale-ups" in result.stdout
+
+
 def test_a_missed_scale_up_slo_exits_1_after_the_summary(
     emulator: Emulator, kubeconfig: Path, tmp_path: Path
 ) -> None:

@@ -90,6 +90,11 @@ def test_load_test_with_monitor_reports_load_and_replicas_together(
     assert re.search(r"3 -&gt; 5</td><td>cpu</td>", page)
     assert f"Load test against {api.url}" in page
     assert (out / "report.html").exists()  # the load test's own report is still there
+    # report.json, the file that travels (compare, --baseline), carries the scaling summary too
+    saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert saved["monitor"] == scaling
+    assert saved["monitor"]["scale_ups"][0]["to_replicas"] == 5
+    assert saved["total"]["requests"] == data["total"]["requests"]
 
 
 def test_performance_test_with_monitor(

@@ -283,6 +283,69 @@ def test_traffic_dry_run_sends_no_write(cluster: Emulator) -> None:
     assert writes(cluster) == []
 
 
+def node(name: str, cpu: str, memory: str, taint: bool = False) -> dict[str, Any]:
+    """A Node as the API serves it, with the allocatable CPU and memory the test sets."""
+    taints = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name},
+        "spec": {"taints": taints} if taint else {},
+        "status": {
+            "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+            "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def test_traffic_dry_run_checks_the_requests_against_the_nodes(cluster: Emulator) -> None:
+    for obj in (node("n1", "4", "16Gi"), node("n2", "4", "16Gi"), node("cp", "8", "32Gi", True)):
+        cluster.put(obj)
+    result = run("scale", "traffic", "peak", "--dry-run", "--env", "prod", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    check = doc["allocatable"]
+    assert check["fits"] is False and check["pending"] == {"api": 4}
+    assert (check["cpu_requested"], check["cpu_allocatable"], check["nodes"]) == ("9.85", "8", 2)
+    sentence = (
+        "peak needs 9.85 CPU and 10.4 GiB of requests; the 2 schedulable node(s) have 8 CPU and "
+        "32.0 GiB allocatable: 4 API pods would stay Pending"
+    )
+    assert check["sentence"] == sentence and sentence in result.stderr
+    assert writes(cluster) == []
+    # Node is a known kind: one list, no discovery request
+    assert [r.path for r in cluster.requests_matching("GET", "^/api/v1/nodes")] == ["/api/v1/nodes"]
+    assert cluster.requests_matching("GET", r"^/api/v1$") == []
+
+    fits = run("scale", "traffic", "low", "--dry-run", "--env", "prod")
+    assert fits.exit_code == 0, fits.stderr
+    assert "low needs 2.1 CPU" in fits.stderr and "every pod fits" in fits.stderr
+
+
+def test_traffic_dry_run_without_rights_on_nodes_warns_and_skips_the_check(
+    cluster: Emulator,
+) -> None:
+    cluster.put(node("n1", "1", "1Gi"))
+    cluster.deny("list", "nodes")
+    result = run("scale", "traffic", "peak", "--dry-run", "--env", "prod", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert "allocatable" not in doc
+    assert doc["allocatable_skipped"].startswith("the nodes cannot be read")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "nodes cannot be read" in warnings[0]
+    assert [(s["component"], s["replicas"]) for s in doc["steps"]] == [("api", 15), ("worker", 6)]
+
+
+def test_a_traffic_change_that_is_applied_does_not_list_nodes(cluster: Emulator) -> None:
+    cluster.deny("list", "nodes")  # as the scaling CronJobs' Role: no list at all
+    result = run("scale", "traffic", "high", "--env", "prod", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "nodes" not in result.stderr
+    assert cluster.requests_matching("GET", r"^/api/v1/nodes") == []
+
+
 def test_manual_scale_after_a_profile_shows_mixed(cluster: Emulator) -> None:
     assert run("scale", "traffic", "medium", "--env", "prod", "--yes").exit_code == 0
     assert run("scale", "api", "7", "--env", "prod", "--yes").exit_code == 0

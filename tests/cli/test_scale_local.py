@@ -7,6 +7,8 @@ loopback ports with a private state dir; small profiles so the 2-core machine st
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.helpers import free_port, require_binary
+from tests.helpers import free_port, require_binary, wait_until
 from tradewise_ops.adapters.local import LocalStack
 from tradewise_ops.cli.main import app
 from tradewise_ops.core.config import load_config
@@ -31,6 +33,8 @@ def local_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     api_port = free_port()
     local["url"] = f"http://127.0.0.1:{api_port}"
     local["max_replicas"] = 4
+    # every count within max_replicas, the inherited HPA ceilings too (the config refuses 20 > 4)
+    local["components"] = {c: {"autoscaling": {"min": 1, "max": 4}} for c in ("api", "worker")}
     local["local"] = {
         "api_port": api_port,
         "api_processes": 1,
@@ -110,7 +114,22 @@ def test_profile_emergency_down_and_bad_input_locally(
     assert over.exit_code == 2 and "above the cap of 4" in over.stderr
     assert (stack.counts()["api"], stack.counts()["worker"]) == (1, 1)
 
-    # scaled by hand (outside a profile), the recorded profile no longer holds
-    stack.scale("worker", 2)
+    # scaled by hand: `local scale` records what it set as the profile manual
+    by_hand = run(local_config, "local", "scale", "workers", "2")
+    assert by_hand.exit_code == 0, by_hand.stderr
+    status = json.loads(run(local_config, "scale", "status", "-o", "json").stdout)
+    assert status["profile"]["name"] == "manual"
+    assert status["profile"]["applied_at"].endswith("Z")
+    rows = {d["component"]: d["desired"] for d in status["deployments"]}
+    assert (rows["api"], rows["worker"]) == (1, 2)
+    table = run(local_config, "scale", "status")
+    assert "traffic profile: manual" in table.stdout
+    assert "no `tradewise scale` has run" not in table.stdout
+
+    # a count that no longer holds (a worker died since) shows no profile: nothing false
+    worker = next(i for i in stack.status() if i.name == "worker-2")
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_until(lambda: stack.counts()["worker"] == 1, timeout=10, what="worker-2 gone")
     status = json.loads(run(local_config, "scale", "status", "-o", "json").stdout)
     assert status["profile"]["name"] is None

@@ -175,6 +175,20 @@ BAD: list[tuple[str, Any, str]] = [
      "<= 2147483647 (the most Kubernetes accepts)"),
     ("profiles.peak.workers", 10**40, "profiles.peak.workers is 1000000000000000000000000000000"
      "0000000000; expected a whole number <= 2147483647"),
+    # monitoring.labels: Kubernetes labels of the user's own (what Prometheus selects by)
+    ("environments.prod.monitoring.labels", {"release": "kube prometheus"},
+     "environments.prod.monitoring.labels.release is 'kube prometheus'; expected a label value"),
+    ("environments.prod.monitoring.labels", {"release": 1},
+     "environments.prod.monitoring.labels.release is 1; expected a label value"),
+    ("environments.prod.monitoring.labels", {"-release": "x"},
+     "environments.prod.monitoring.labels.-release is '-release'; expected a label key"),
+    ("defaults.monitoring.labels", {"app.kubernetes.io/name": "x"},
+     "defaults.monitoring.labels.app.kubernetes.io/name is 'app.kubernetes.io/name'; expected "
+     "a label of your own"),
+    ("environments.prod.monitoring.labels", ["release"],
+     "environments.prod.monitoring.labels is ['release']; expected a mapping"),
+    ("environments.prod.monitoring.selector", {}, "unknown key 'environments.prod.monitoring."
+     "selector'; allowed here: labels"),
     # Secret names
     ("defaults.secret_name", "Tradewise_Secrets", "defaults.secret_name is 'Tradewise_Secrets'; "
      "expected the name of an existing Secret: a DNS-1123 subdomain"),
@@ -264,6 +278,22 @@ def test_image_digests_are_accepted_for_third_party_images(raw: dict[str, Any]) 
     digest = "redis@sha256:" + "0f" * 32
     config = parse(raw, _set("defaults.images.redis", digest))
     assert config.environment("prod").redis_image == digest
+
+
+def test_monitoring_labels_are_per_environment_and_inherited(raw: dict[str, Any]) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["defaults"]["monitoring"] = {"labels": {"release": "kube-prometheus-stack"}}
+        doc["environments"]["prod"]["monitoring"] = {
+            "labels": {"release": "prom", "example.com/team": "trading"}
+        }
+
+    config = parse(raw, change)
+    assert config.environment("staging").monitoring_labels == {"release": "kube-prometheus-stack"}
+    assert config.environment("prod").monitoring_labels == {
+        "release": "prom",
+        "example.com/team": "trading",
+    }
+    assert parse_config(raw, source=SOURCE, environ={}).environment("prod").monitoring_labels == {}
 
 
 def test_replica_counts_at_the_limits_load(raw: dict[str, Any]) -> None:

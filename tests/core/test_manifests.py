@@ -77,6 +77,20 @@ def test_rendered_objects_are_valid(config: Config, env: str, version: str) -> N
     assert [str(f) for f in validate(objects, version)] == []
 
 
+def test_monitoring_labels_go_on_the_service_monitor_and_the_prometheus_rule() -> None:
+    """What a kube-prometheus-stack install selects by (``release``), from monitoring.labels."""
+    config = load_config(GOLDEN / "tradewise.yaml", environ={})
+    labelled = {"ServiceMonitor", "PrometheusRule"}
+    for env, expected in (("prod", "kube-prometheus-stack"), ("staging", None)):
+        objects = render_environment(config, env, tag=TAG)
+        for obj in objects:
+            labels = obj["metadata"]["labels"]
+            want = expected if obj["kind"] in labelled else None
+            assert labels.get("release") == want, (env, obj["kind"], obj["metadata"]["name"])
+            assert labels["app.kubernetes.io/name"] == "tradewise"  # the contract labels stay
+        assert [str(f) for f in validate(objects, "1.37")] == []
+
+
 def test_objects_come_in_apply_order(prod: list[dict[str, Any]]) -> None:
     ranks = [APPLY_ORDER.index(o["kind"]) for o in prod]
     assert ranks == sorted(ranks)

@@ -475,6 +475,55 @@ def test_more_than_three_restarts_in_fifteen_minutes() -> None:
     assert s2.builder.warnings == []
 
 
+# -- the local stack: processes, no HPA --------------------------------------------------------
+def test_local_processes_scale_up_when_wanted_rises_and_down_when_it_falls() -> None:
+    s = Script()
+
+    def sample(second: float, running: int, wanted: int) -> None:
+        s.builder.add(
+            ProcessSample(T0 + second, component="worker", running=running, wanted=wanted)
+        )
+
+    sample(0, 1, 1)
+    sample(1, 1, 1)
+    sample(2, 1, 3)  # `local scale workers 3`: wanted first ...
+    sample(3, 2, 3)
+    sample(4.5, 3, 3)  # ... then the processes: ready 2.5 s after the rescale
+    sample(6, 3, 2)  # `scale traffic ...`: fewer
+    sample(7, 2, 2)
+    result = s.analyze(end=8, slo=Slo(scale_up_seconds=2))
+    (up,) = result.scale_ups
+    assert (up.hpa, up.deployment, up.from_replicas, up.to_replicas) == (
+        "worker processes",
+        "worker",
+        1,
+        3,
+    )
+    assert up.rescale_at == T0 + 2 and up.ready_at == T0 + 4.5 and up.trigger_at is None
+    assert up.total_seconds == pytest.approx(2.5) and up.verdict == FAIL  # SLO 2 s here
+    (down,) = result.scale_downs
+    assert (down.hpa, down.from_replicas, down.to_replicas, down.at) == (
+        "worker processes",
+        3,
+        2,
+        T0 + 6,
+    )
+    assert s.analyze(end=8).verdict == PASS  # within the default 120 s
+
+
+def test_a_local_scale_up_never_reached_is_pending_then_failed() -> None:
+    s = Script()
+    s.builder.add(ProcessSample(T0, component="api", running=2, wanted=2))
+    s.builder.add(ProcessSample(T0 + 1, component="api", running=2, wanted=4))
+    assert s.analyze(end=10).verdict == PENDING
+    assert s.analyze(end=200).verdict == FAIL
+    # running counts alone (no wanted known) open nothing
+    t = Script()
+    t.builder.add(ProcessSample(T0, component="api", running=2))
+    t.builder.add(ProcessSample(T0 + 1, component="api", running=4))
+    assert t.analyze().scale_ups == () and t.analyze().verdict == NONE
+
+
 # -- records as JSON lines --------------------------------------------------------------------
 def test_a_recorded_timeline_replays_to_the_same_analysis() -> None:
     s = Script()

@@ -8,6 +8,7 @@ from tests.core.test_timeline import T0, Script, drive_scale_up
 from tests.core.timeline_objects import API, API_HPA, event, hpa, pod
 from tradewise_ops.core.config import Slo
 from tradewise_ops.core.monitor_report import (
+    change_line,
     combined_html,
     combined_report,
     deployment_rows,
@@ -18,7 +19,14 @@ from tradewise_ops.core.monitor_report import (
     summary_tables,
     verdict_sentence,
 )
-from tradewise_ops.core.timeline import LoadSample, ProcessSample, TimelineBuilder, analyze
+from tradewise_ops.core.timeline import (
+    LoadSample,
+    ProcessSample,
+    TimelineBuilder,
+    analyze,
+    hpa_record,
+    pod_record,
+)
 
 
 def scenario() -> Script:
@@ -147,3 +155,26 @@ def test_a_report_without_load_has_only_replica_charts() -> None:
     assert page.count("<svg") == 1
     marker = re.search(r'<line x1="([\d.]+)"[^>]*stroke-dasharray="3 3"', page)
     assert marker is not None
+
+
+def test_change_lines_say_what_moved_and_nothing_else() -> None:
+    before = hpa_record(hpa(current=3, desired=3, cpu=40), T0)
+    hotter = hpa_record(hpa(current=3, desired=3, cpu=85), T0 + 1)
+    assert change_line(before, hotter) is None  # only a metric moved
+    bounds = hpa_record(hpa(min_replicas=10, current=3, desired=10, cpu=85), T0 + 2)
+    assert change_line(hotter, bounds) == (
+        "hpa tradewise-api-hpa: desired 3 -> 10, current 3, min 3 -> 10, max 20 (cpu 85%/70%)"
+    )
+    assert change_line(None, before) == (
+        "hpa tradewise-api-hpa: desired 3, current 3, min 3, max 20 (cpu 40%/70%)"
+    )
+    up = ProcessSample(T0, component="worker", running=1, wanted=3)
+    assert change_line(ProcessSample(T0, "worker", 1, 1), up) == (
+        "worker processes: running 1, wanted 1 -> 3"
+    )
+    assert change_line(up, ProcessSample(T0 + 1, "worker", 1, 3)) is None
+    crashed = pod_record(pod("api-0", ready=False, restarts=1, last_terminated="OOMKilled"), T0)
+    assert change_line(pod_record(pod("api-0"), T0), crashed) == (
+        "pod api-0: restarted (OOMKilled), 1 restart"
+    )
+    assert change_line(None, crashed) is None  # a pod seen for the first time is no news

@@ -231,7 +231,14 @@ class ClusterWatcher(_Background):
 
 
 class LocalWatcher(_Background):
-    """Samples the local stack: processes per component and the app's ``/metrics``."""
+    """Samples the local stack: processes per component and the app's ``/metrics``.
+
+    Running processes come from the stack's own records (``counts``: its state file and process
+    table), the wanted ones from what it should run (``wanted``: what ``local up`` started, the
+    last ``local scale`` or ``tradewise scale``), read again at every sample, so a scale made
+    from another terminal while this runs shows as a scale-up or a scale-down. ``wanted``
+    given here is used for a stack that cannot say (or none).
+    """
 
     def __init__(
         self,
@@ -261,6 +268,9 @@ class LocalWatcher(_Background):
     def sample(self, first: bool = False) -> None:
         """Count processes and scrape the app once."""
         counts = self.stack.counts() if self.stack is not None else {}
+        wanted = dict(self.wanted)
+        if self.stack is not None and hasattr(self.stack, "wanted"):
+            wanted.update(self.stack.wanted())
         now = self.session.clock()
         for component, running in sorted(counts.items()):
             self.session.add(
@@ -268,7 +278,7 @@ class LocalWatcher(_Background):
                     t=now,
                     component=component,
                     running=int(running),
-                    wanted=self.wanted.get(component),
+                    wanted=wanted.get(component),
                 )
             )
         try:
@@ -336,26 +346,52 @@ def parse_metrics(text: str, t: float) -> AppScrape:
     )
 
 
-def line_listener(messages: Messages) -> Listener:
-    """A session listener saying notable events, warnings and rescales, a line each."""
+def line_listener(messages: Messages, start: ClusterView | None = None) -> Listener:
+    """A session listener saying each notable change, warning and event, a line each.
+
+    What a run whose stderr is not a terminal shows instead of the live table: an HPA's or a
+    Deployment's replicas, a local component's processes, a pod's restart
+    (``core.monitor_report.change_line``), notable Events and the seed's alerts. ``start``: the
+    view the run began from (after ``prime``), so that only what changes since is said. A metric
+    that moves while the replicas stay is a ``debug`` line (``--verbose``).
+    """
+    from tradewise_ops.core.monitor_report import change_line, hpa_line
+    from tradewise_ops.core.timeline import HpaSample
+
+    last: dict[tuple[str, str], Record] = {}
+    if start is not None:
+        for table in (start.hpas, start.deployments, start.pods, start.processes):
+            for key, sample in table.items():
+                last[(sample.type, key)] = sample
 
     def lines(records: list[Record]) -> None:
-        from tradewise_ops.core.timeline import HpaSample
-
         for r in records:
-            if isinstance(r, EventRecord) and r.notable and not r.listed:
-                messages.info(f"event {r.reason} {r.object_kind}/{r.object_name}: {r.message}")
-            elif isinstance(r, WarningRecord):
+            if isinstance(r, EventRecord):
+                if r.notable and not r.listed:
+                    messages.info(f"event {r.reason} {r.object_kind}/{r.object_name}: {r.message}")
+                continue
+            if isinstance(r, WarningRecord):
                 messages.warn(r.message)
+                continue
+            key = (r.type, _object_key(r))
+            if not key[1]:
+                continue
+            before = last.get(key)
+            last[key] = r
+            line = change_line(before, r)
+            if line is not None:
+                messages.info(line)
             elif isinstance(r, HpaSample) and not r.deleted:
-                metrics = ", ".join(m.describe() for m in r.metrics)
-                line = f"hpa {r.name}: {r.current} -> {r.desired} replicas ({metrics})"
-                if r.current != r.desired:
-                    messages.info(line)
-                else:
-                    messages.debug(line)
+                messages.debug(hpa_line(r))
 
     return lines
+
+
+def _object_key(record: Record) -> str:
+    """Which object a sample is of (empty for load samples: not an object)."""
+    if isinstance(record, ProcessSample):
+        return record.component
+    return str(getattr(record, "name", "") or "")
 
 
 @dataclass
@@ -393,9 +429,8 @@ class BackgroundMonitor:
                 from tradewise_ops.adapters.local import stack_for
 
                 stack = stack_for(env)
-                wanted = {"api": env.local.api_processes, "worker": env.local.worker_processes}
                 url = env.target_url or stack.url
-                self.watcher = LocalWatcher(stack, self.session, url, wanted=wanted)
+                self.watcher = LocalWatcher(stack, self.session, url)
                 self.where = f"the {env.name} stack at {url}"
         except BaseException:
             self.session.close()
@@ -517,7 +552,9 @@ class LoadMonitor:
         self.mon = BackgroundMonitor(env, record)
         try:
             self.mon.prime()
-            self.mon.session.listeners.append(line_listener(messages))
+            self.mon.session.listeners.append(
+                line_listener(messages, self.mon.session.snapshot()[0])
+            )
             # a generous bound: finish() stops it long before
             self.mon.start(duration * 2 + 600)
         except BaseException:

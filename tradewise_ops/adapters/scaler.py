@@ -58,6 +58,13 @@ class Scaler(ABC):
     def status(self, profiles: Mapping[str, Profile]) -> dict[str, Any]:
         """What ``tradewise scale status`` shows, as data (``core.scaling``'s status report)."""
 
+    def nodes(self) -> list[dict[str, Any]] | None:
+        """The cluster's Node objects (what a plan's pod requests must fit on); None: no nodes.
+
+        ``ForbiddenError`` when the user may not list Nodes (a ClusterRole many users lack).
+        """
+        return None
+
     def check(self, plan: ScalePlan) -> None:  # noqa: B027 - a hook: nothing to check by default
         """Refuse ``plan`` before anything changes when the environment cannot carry it out."""
 
@@ -110,6 +117,10 @@ class ClusterScaler(Scaler):
         hpas = self.gateway.list("HorizontalPodAutoscaler", PART_OF)
         events = self.gateway.events()
         return status_report(self.environment, deployments, hpas, events, profiles=profiles)
+
+    def nodes(self) -> list[dict[str, Any]] | None:
+        """Every Node: one list (a known kind, so no discovery request)."""
+        return self.gateway.list("Node", api_version="v1")
 
     def check(self, plan: ScalePlan) -> None:
         """With maintenance (emergency-down --maintenance): the page must be deployed, as
@@ -174,21 +185,25 @@ class StackScaler(Scaler):
         )
 
     def apply(self, plan: ScalePlan) -> None:
-        """Scale each component's processes, then record the profile with the counts it set."""
+        """Record the profile with the counts it sets, then scale each component's processes.
+
+        The record first: it is what the stack should run (a monitor's ``wanted``), the
+        processes follow; ``scale status`` shows the profile once the counts hold.
+        """
         for step in plan.steps:
             if step.component not in STACK_COMPONENTS:
                 raise BadInputError(
                     f"the {self.environment.name} stack cannot scale {step.component} on its own"
                 )
-            self.stack.scale(step.component, step.replicas)
         from tradewise_ops.adapters.local.common import write_profile_record
 
-        counts = {s.component: s.replicas for s in plan.steps}
+        counts = {**self.stack.wanted(), **{s.component: s.replicas for s in plan.steps}}
         write_profile_record(self._state_dir(), plan.annotations(), counts)
+        for step in plan.steps:
+            self.stack.scale(step.component, step.replicas, record=False)
 
     def _state_dir(self) -> Path:
-        fallback = Path(self.environment.local.state_dir).expanduser()
-        return Path(getattr(self.stack, "state_dir", None) or fallback)
+        return Path(self.stack.state_dir)
 
     def _record(self, counts: dict[str, int]) -> dict[str, str]:
         """The recorded profile annotations, empty when the counts it set no longer hold."""

@@ -106,7 +106,7 @@ def live_display(term: Terminal, mon: BackgroundMonitor, seconds: float) -> Iter
 
     from tradewise_ops.adapters.monitor import line_listener
 
-    lines = line_listener(term)
+    lines = line_listener(term, mon.session.snapshot()[0])
     mon.session.listeners.append(lines)
     try:
         yield

@@ -13,7 +13,7 @@ from tradewise_ops.cli.terminal import TableData
 if TYPE_CHECKING:  # core.scaling and the config model load when a command runs, not for --help
     from types import ModuleType
 
-    from tradewise_ops.core.config import Environment
+    from tradewise_ops.core.config import Environment, Profile
     from tradewise_ops.core.scaling import ScalePlan
 
 
@@ -91,7 +91,13 @@ def traffic(
         _run(state, env, dry_run, lambda live, now: _scaling().plan_emergency_down(env, live, now))
         return
     chosen = state.config().profile(profile)
-    _run(state, env, dry_run, lambda live, now: _scaling().plan_profile(env, chosen, live, now))
+    _run(
+        state,
+        env,
+        dry_run,
+        lambda live, now: _scaling().plan_profile(env, chosen, live, now),
+        profile=chosen,
+    )
 
 
 def emergency_down(
@@ -142,8 +148,13 @@ def _manual(ctx: typer.Context, component: str, text: str, dry_run: bool) -> Non
     )
 
 
-def _run(state: State, env: Environment, dry_run: bool, build: Any) -> None:
-    """Read the live state, build the plan, show it, and (unless ``--dry-run``) apply it."""
+def _run(
+    state: State, env: Environment, dry_run: bool, build: Any, profile: Profile | None = None
+) -> None:
+    """Read the live state, build the plan, show it, and (unless ``--dry-run``) apply it.
+
+    The dry run of a traffic ``profile`` also places its pods' requests on the cluster's nodes.
+    """
     from tradewise_ops.adapters.scaler import scaler_for
 
     term = state.terminal
@@ -154,8 +165,9 @@ def _run(state: State, env: Environment, dry_run: bool, build: Any) -> None:
             term.warn(warning)
         columns, rows = plan.rows()
         if dry_run:
+            fit = _allocatable(state, scaler, env, profile) if profile is not None else {}
             term.result(
-                {**plan.to_dict(), "dry_run": True, "applied": False},
+                {**plan.to_dict(), "dry_run": True, "applied": False, **fit},
                 TableData(columns, rows, title=f"Plan: {plan.action} on {env.name} (dry run)"),
             )
             for note in plan.notes:
@@ -171,6 +183,28 @@ def _run(state: State, env: Environment, dry_run: bool, build: Any) -> None:
     for note in plan.notes:
         term.info(note)
     term.success(f"{plan.action}: done on {env.name} (recorded as {plan.profile!r})")
+
+
+def _allocatable(state: State, scaler: Any, env: Environment, profile: Profile) -> dict[str, Any]:
+    """Would ``profile``'s pods find room on the nodes? Said in a sentence; as data for -o json.
+
+    Empty for an environment without nodes (a local stack); a user who may not list Nodes gets a
+    warning and no check.
+    """
+    from tradewise_ops.core.capacity import allocatable_check
+    from tradewise_ops.errors import ForbiddenError
+
+    try:
+        nodes = scaler.nodes()
+    except ForbiddenError as exc:
+        skipped = f"the nodes cannot be read, so requests are not checked against them: {exc}"
+        state.terminal.warn(skipped)
+        return {"allocatable_skipped": skipped}
+    if nodes is None:
+        return {}
+    check = allocatable_check(profile, env, nodes)
+    (state.terminal.info if check.fits else state.terminal.warn)(check.sentence())
+    return {"allocatable": check.to_dict()}
 
 
 def _group(lines: list[str], tables: list[TableData]) -> Any:

@@ -31,6 +31,8 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 INT32_MAX = 2_147_483_647  # the most replicas (or any int32 field) the Kubernetes API accepts
 _K8S_VERSION = re.compile(r"^1\.(\d+)$")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
@@ -142,6 +144,8 @@ class Environment:
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
     kubernetes: KubeClientSettings = field(default_factory=KubeClientSettings)
+    # extra labels on the ServiceMonitor and PrometheusRule: what a Prometheus selects them by
+    monitoring_labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -541,6 +545,7 @@ _ENV_KEYS = {
     "ingress_namespace",
     "monitoring_namespace",
     "kubernetes",
+    "monitoring",
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -648,6 +653,7 @@ def _environment(
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
         kubernetes=_kube_client(v, body.get("kubernetes"), f"{key}.kubernetes", environ),
+        monitoring_labels=_monitoring_labels(v, body.get("monitoring"), f"{key}.monitoring"),
     )
 
 
@@ -691,6 +697,31 @@ def _timeout_seconds(v: _Validator, value: Any, key: str) -> float:
     if not 0 < number <= 3600:
         v.fail(key, value, allowed + ", at most 1h")
     return number
+
+
+def _monitoring_labels(v: _Validator, value: Any, key: str) -> dict[str, str]:
+    """``monitoring.labels``: Kubernetes labels (``release: kube-prometheus-stack``), not ours."""
+    raw = v.mapping(v.mapping(value, key, allowed={"labels"}).get("labels"), f"{key}.labels")
+    labels: dict[str, str] = {}
+    for name, text in raw.items():
+        lkey = f"{key}.labels.{name}"
+        prefix, _, base = str(name).rpartition("/")
+        if not (
+            isinstance(name, str)
+            and _LABEL_NAME.match(base)
+            and len(base) <= 63
+            and (not prefix or (_DNS1123_SUBDOMAIN.match(prefix) and len(prefix) <= 253))
+        ):
+            v.fail(lkey, name, "a label key: [prefix/]name, a name of at most 63 of A-Z a-z 0-9 "
+                   "'-' '_' '.'")  # fmt: skip
+        if prefix in ("app.kubernetes.io", "tradewise.io"):
+            v.fail(lkey, name, "a label of your own: app.kubernetes.io/ and tradewise.io/ are "
+                   "tradewise's")  # fmt: skip
+        if not isinstance(text, str) or not _LABEL_VALUE.match(text) or len(text) > 63:
+            v.fail(lkey, text, "a label value: at most 63 of A-Z a-z 0-9 '-' '_' '.', "
+                   "alphanumeric at both ends (quote numbers)")  # fmt: skip
+        labels[name] = text
+    return labels
 
 
 def _secret_name(v: _Validator, value: Any, key: str) -> str:

@@ -23,8 +23,12 @@ from tradewise_ops.core.timeline import (
     PENDING,
     Analysis,
     ClusterView,
+    DeploymentSample,
     EventRecord,
+    HpaSample,
     LoadSample,
+    PodSample,
+    ProcessSample,
     Record,
     WarningRecord,
     iso,
@@ -216,6 +220,84 @@ def live_tables(
     return tables
 
 
+def change_line(before: Record | None, after: Record) -> str | None:
+    """One line for a notable change of one object (``before`` -> ``after``), else None.
+
+    What a non-interactive run prints instead of the live table: an HPA's desired or current
+    replicas or its bounds, a Deployment's desired, ready or updated replicas, a local
+    component's running or wanted processes, a pod's restart; an object that appears or goes.
+    An HPA metric that moves while the replicas stay is not notable (``hpa_line`` says it).
+    """
+    if isinstance(after, HpaSample):
+        b = before if isinstance(before, HpaSample) else None
+        if after.deleted:
+            return f"hpa {after.name}: deleted"
+        if b is not None and (b.desired, b.current, b.min_replicas, b.max_replicas) == (
+            after.desired,
+            after.current,
+            after.min_replicas,
+            after.max_replicas,
+        ):
+            return None
+        return hpa_line(after, b)
+    if isinstance(after, DeploymentSample):
+        d = before if isinstance(before, DeploymentSample) else None
+        if after.deleted:
+            return f"deployment {after.name}: deleted"
+        if d is not None and (d.desired, d.ready, d.updated) == (
+            after.desired,
+            after.ready,
+            after.updated,
+        ):
+            return None
+        return f"deployment {after.name}: " + ", ".join(
+            (
+                _moved("desired", d and d.desired, after.desired, d is not None),
+                _moved("ready", d and d.ready, after.ready, d is not None),
+                _moved("updated", d and d.updated, after.updated, d is not None),
+            )
+        )
+    if isinstance(after, ProcessSample):
+        p = before if isinstance(before, ProcessSample) else None
+        if p is not None and (p.running, p.wanted) == (after.running, after.wanted):
+            return None
+        return f"{after.component} processes: " + ", ".join(
+            (
+                _moved("running", p and p.running, after.running, p is not None),
+                _moved("wanted", p and p.wanted, after.wanted, p is not None),
+            )
+        )
+    if isinstance(after, PodSample) and isinstance(before, PodSample):
+        if after.restarts > before.restarts:
+            why = after.last_termination or after.reason
+            return (
+                f"pod {after.name}: restarted{f' ({why})' if why else ''}, "
+                f"{after.restarts} restart{'s' if after.restarts != 1 else ''}"
+            )
+    return None
+
+
+def hpa_line(hpa: HpaSample, before: HpaSample | None = None) -> str:
+    """``hpa NAME: desired 3 -> 5, current 3, min 3, max 20 (cpu 90%/70%)``."""
+    seen = before is not None
+    b = before
+    parts = (
+        _moved("desired", b and b.desired, hpa.desired, seen),
+        _moved("current", b and b.current, hpa.current, seen),
+        _moved("min", b and b.min_replicas, hpa.min_replicas, seen),
+        _moved("max", b and b.max_replicas, hpa.max_replicas, seen),
+    )
+    metrics = ", ".join(m.describe() for m in hpa.metrics)
+    return f"hpa {hpa.name}: {', '.join(parts)}" + (f" ({metrics})" if metrics else "")
+
+
+def _moved(name: str, old: Any, new: Any, seen: bool) -> str:
+    shown = "-" if new is None else new
+    if seen and old != new:
+        return f"{name} {'-' if old is None else old} -> {shown}"
+    return f"{name} {shown}"
+
+
 # --------------------------------------------------------------------------------------------
 # the summary
 # --------------------------------------------------------------------------------------------
@@ -228,7 +310,9 @@ def scale_up_rows(analysis: Analysis) -> dict[str, Any]:
                 up.hpa,
                 f"{'?' if up.from_replicas is None else up.from_replicas} -> {up.to_replicas}",
                 up.metric or "-",
-                _secs(up.to_rescale_seconds) + ("" if up.trigger_observed else "*"),
+                # *: the clock started at a crossing not seen (none at all: just "-")
+                _secs(up.to_rescale_seconds)
+                + ("" if up.trigger_observed or up.trigger_at is None else "*"),
                 _secs(up.to_ready_seconds),
                 _secs(up.total_seconds),
                 f"< {format_duration(up.slo_seconds)}",

@@ -47,6 +47,7 @@ KNOWN_KINDS: dict[str, KindInfo] = {
     k.kind: k
     for k in (
         KindInfo("v1", "Namespace", "namespaces", namespaced=False),
+        KindInfo("v1", "Node", "nodes", namespaced=False),
         KindInfo("v1", "Pod", "pods"),
         KindInfo("v1", "Service", "services"),
         KindInfo("v1", "ConfigMap", "configmaps"),

@@ -224,11 +224,48 @@ def write_profile_record(
 ) -> None:
     """Record the traffic profile applied to a local stack, with the counts it set.
 
-    A local stack has no objects to annotate, so the record lives in its state dir.
+    A local stack has no objects to annotate, so the record lives in its state dir. What
+    ``tradewise scale`` and ``tradewise local scale`` set (the latter as the profile ``manual``)
+    both go here: ``scale status`` reads the profile, the monitor the counts (``wanted``).
     """
     path = Path(state_dir) / PROFILE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**annotations, "counts": counts}), encoding="utf-8")
+    partial = path.with_suffix(".json.partial")  # a reader never sees half a record
+    partial.write_text(json.dumps({**annotations, "counts": counts}), encoding="utf-8")
+    partial.replace(path)
+
+
+def record_manual_scale(state_dir: Path, counts: dict[str, int]) -> None:
+    """Record a scale by hand (``tradewise local scale``): profile ``manual``, now, ``counts``."""
+    from datetime import UTC, datetime
+
+    from tradewise_ops.core.scaling import (
+        APPLIED_AT_ANNOTATION,
+        MANUAL,
+        PROFILE_ANNOTATION,
+        iso_utc,
+    )
+
+    write_profile_record(
+        state_dir,
+        {PROFILE_ANNOTATION: MANUAL, APPLIED_AT_ANNOTATION: iso_utc(datetime.now(UTC))},
+        counts,
+    )
+
+
+def recorded_counts(state_dir: Path) -> dict[str, int]:
+    """The counts the last recorded scale set (component -> processes), held or not; empty
+    when none was recorded."""
+    try:
+        record = json.loads((Path(state_dir) / PROFILE_FILE).read_text(encoding="utf-8"))
+        return {str(c): int(n) for c, n in record["counts"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def clear_profile_record(state_dir: Path) -> None:
+    """Forget the recorded scale (the stack went down: what it set went with it)."""
+    (Path(state_dir) / PROFILE_FILE).unlink(missing_ok=True)
 
 
 def read_profile_record(state_dir: Path, counts: dict[str, int]) -> dict[str, str]:

@@ -22,8 +22,11 @@ from tradewise_ops.adapters.local.common import (
     ProcessInfo,
     Progress,
     StackResult,
+    clear_profile_record,
     port_holder,
     port_in_use,
+    record_manual_scale,
+    recorded_counts,
     wait_ready,
 )
 from tradewise_ops.core.config import Environment
@@ -76,6 +79,19 @@ class ComposeStack:
         if self._file is None:
             self._file = compose_file()
         return self._file
+
+    @property
+    def state_dir(self) -> Path:
+        """Where tradewise keeps what it set on this stack (``local.state_dir``)."""
+        return Path(self.env.local.state_dir).expanduser().resolve()
+
+    def wanted(self) -> dict[str, int]:
+        """The API's gunicorn workers and the worker containers the stack should run: the last
+        recorded scale, else the config's counts."""
+        local = self.env.local
+        wanted = {"api": local.api_processes, "worker": local.worker_processes}
+        recorded = recorded_counts(self.state_dir)
+        return {c: recorded.get(c, n) for c, n in wanted.items()}
 
     @property
     def nginx_port(self) -> int:
@@ -189,6 +205,7 @@ class ComposeStack:
         if volumes:
             args.append("--volumes")
         self._run(*args)
+        clear_profile_record(self.state_dir)  # what scale set went down with the stack
         return running
 
     def status(self) -> list[ProcessInfo]:
@@ -238,11 +255,12 @@ class ComposeStack:
                 counts[info.component] = counts.get(info.component, 0) + 1
         return counts
 
-    def scale(self, component: str, count: int) -> dict[str, int]:
+    def scale(self, component: str, count: int, *, record: bool = True) -> dict[str, int]:
         """Workers: ``up --scale worker=N``; API: recreate it with ``WEB_CONCURRENCY=N``.
 
         With host networking every API container would need its own port, so the API scales
-        by gunicorn workers inside its one container.
+        by gunicorn workers inside its one container. ``record``: once done, record the counts
+        as the scale profile ``manual`` (``scale status``, the monitor's ``wanted``).
         """
         component = {"workers": "worker"}.get(component, component)
         low = 1 if component == "api" else 0
@@ -253,11 +271,14 @@ class ComposeStack:
                 f"{component} count {count} is outside {low}..{self.env.max_replicas} "
                 "(max_replicas in the config)"
             )
+        wanted = {**self.wanted(), component: count}
         if component == "worker":
             self._run("up", "--detach", "--no-build", "--no-recreate", "--scale", f"worker={count}")
         else:
             self.api_workers = count
             self._run("up", "--detach", "--no-build", "--no-deps", "api")
+        if record:
+            record_manual_scale(self.state_dir, wanted)
         return self.counts()
 
     def logs(

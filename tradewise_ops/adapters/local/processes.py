@@ -30,10 +30,12 @@ from tradewise_ops.adapters.local.common import (
     Progress,
     StackResult,
     children_of,
+    clear_profile_record,
     command_line,
     pid_alive,
     port_holder,
     port_in_use,
+    record_manual_scale,
     tail,
     wait_ready,
 )
@@ -569,6 +571,7 @@ class LocalStack:
             state["processes"] = {}
             state.pop("api_processes", None)
             state.pop("worker_processes", None)
+            clear_profile_record(self.state_dir)  # what scale set went down with the stack
             if state.pop("broker", None) == "sqlite":  # like the Redis one: no queue survives
                 for name in (BROKER_DB, RESULTS_DB):
                     (self.state_dir / name).unlink(missing_ok=True)
@@ -614,8 +617,24 @@ class LocalStack:
                 counts[info.component] = counts.get(info.component, 0) + 1
         return counts
 
-    def scale(self, component: str, count: int, timeout: float = 30.0) -> dict[str, int]:
-        """Change the API's gunicorn workers or the number of Celery workers at run time."""
+    def wanted(self) -> dict[str, int]:
+        """The processes the stack should run (``api``: gunicorn workers, ``worker``): what
+        ``up`` started with, or the last ``scale``; the config's counts when it is not up."""
+        state = self._read_state()
+        return {
+            "api": int(state.get("api_processes", self.settings.api_processes)),
+            "worker": int(state.get("worker_processes", self.settings.worker_processes)),
+        }
+
+    def scale(
+        self, component: str, count: int, timeout: float = 30.0, *, record: bool = True
+    ) -> dict[str, int]:
+        """Change the API's gunicorn workers or the number of Celery workers at run time.
+
+        The new count goes into ``stack.json`` first (what the stack should run, ``wanted``),
+        then the processes follow. ``record``: also record it as the scale profile ``manual``
+        (what ``scale status`` shows); ``tradewise scale`` records its own profile instead.
+        """
         component = {"workers": "worker", "apis": "api"}.get(component, component)
         if component not in ("api", "worker"):
             raise BadInputError(f"cannot scale {component!r}: use api or workers")
@@ -629,6 +648,13 @@ class LocalStack:
             state = self._read_state()
             if not self._running("api", state["processes"].get("api", {})):
                 raise BadInputError("the local stack is not up: run `tradewise local up` first")
+            key = "api_processes" if component == "api" else "worker_processes"
+            state.setdefault("api_processes", self.settings.api_processes)
+            state.setdefault("worker_processes", self.settings.worker_processes)
+            state[key] = count
+            self._write_state(state)  # wanted first: a monitor sees the change, then its progress
+            if record:
+                record_manual_scale(self.state_dir, self.wanted())
             if component == "api":
                 self._scale_api(state, count, timeout)
             else:
@@ -653,13 +679,11 @@ class LocalStack:
                     f"{timeout:.0f}s, not {count}"
                 )
             time.sleep(0.1)
-        state["api_processes"] = count
 
     def _scale_workers(self, state: dict[str, Any], count: int) -> None:
         current = [n for n in state["processes"] if n.startswith("worker-")]
         numbers = sorted(int(n.split("-", 1)[1]) for n in current)
         self.progress(f"workers: {len(numbers)} -> {count} processes")
-        state["worker_processes"] = count
         for number in numbers[count:]:
             name = f"worker-{number}"
             self._stop(name, state["processes"].pop(name), grace=10)

@@ -7,6 +7,10 @@ its target when the watch began, or since the HPA's previous rescale, the trigge
 the two (``trigger_observed`` says whether the crossing itself was seen). Recovery: a pod that was
 ready stops serving (crash, OOM kill, eviction, deletion) while its Deployment still wanted it ->
 the Deployment is back to the ready count it had. Deletions while scaling down are not failures.
+
+The ``local`` environment has no HPA: a rise of a component's wanted processes (``local scale``,
+a traffic profile) is its rescale, ready when that many run (``hpa`` is ``"worker processes"``,
+no trigger); a fall is a scale-down.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tradewise_ops.core.timeline.records import (
     EventRecord,
     HpaSample,
     PodSample,
+    ProcessSample,
     Record,
     WarningRecord,
     iso,
@@ -188,6 +193,7 @@ class _OpenScaleUp:
     trigger_observed: bool
     rescale_at: float
     ready_at: float | None = None
+    component: str | None = None  # local processes: the component whose count rose
 
 
 @dataclass
@@ -239,6 +245,8 @@ def analyze(
             continue
         if isinstance(record, PodSample):
             _pod_failure(view, record, failures)
+        if isinstance(record, ProcessSample):
+            _process_change(view.processes.get(record.component), record, scale_ups, scale_downs)
         view.apply(record)
         warnings.extend(detector.feed(record))
         if isinstance(record, HpaSample) and not record.deleted:
@@ -248,6 +256,13 @@ def analyze(
             if m and record.object_kind in ("HorizontalPodAutoscaler", ""):
                 _rescale_event(record, int(m.group(1)), view, tracks, scale_ups, rescale_events)
         for up in scale_ups:
+            if up.ready_at is not None:
+                continue
+            if up.component is not None:
+                proc = view.processes.get(up.component)
+                if proc is not None and proc.running >= min(up.to_replicas, proc.wanted or 0):
+                    up.ready_at = record.t  # as many running as wanted (or wanted fell since)
+                continue
             if up.ready_at is None:
                 wanted = up.to_replicas
                 hpa = view.hpas.get(up.hpa)
@@ -348,6 +363,38 @@ def _hpa_change(
         )
     )
     track.last_rescale = rescale_at
+
+
+def _process_change(
+    before: ProcessSample | None,
+    sample: ProcessSample,
+    scale_ups: list[_OpenScaleUp],
+    scale_downs: list[ScaleDown],
+) -> None:
+    """A local component's wanted processes rose (a scale-up opens) or fell (a scale-down)."""
+    if before is None or before.wanted is None or sample.wanted is None:
+        return
+    if sample.wanted == before.wanted:
+        return
+    name = f"{sample.component} processes"
+    if sample.wanted < before.wanted:
+        scale_downs.append(
+            ScaleDown(name, sample.component, before.wanted, sample.wanted, sample.t)
+        )
+        return
+    scale_ups.append(
+        _OpenScaleUp(
+            hpa=name,
+            deployment=sample.component,
+            from_replicas=before.wanted,
+            to_replicas=sample.wanted,
+            metric=None,
+            trigger_at=None,
+            trigger_observed=False,
+            rescale_at=sample.t,
+            component=sample.component,
+        )
+    )
 
 
 def _trigger(track: _HpaTrack, rescale_at: float) -> tuple[float | None, bool, str | None]:
