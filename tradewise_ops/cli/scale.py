@@ -83,10 +83,24 @@ def traffic(
     ctx: typer.Context,
     profile: str = typer.Argument(..., metavar="PROFILE", help="low, medium, high or peak."),
     dry_run: bool = _DRY_RUN,
+    schedule: str | None = typer.Option(
+        None, "--schedule", metavar="NAME", help="Run as this schedule's CronJob: by its calendar."
+    ),
+    early_close: bool = typer.Option(False, "--early-close", help="The early-close CronJob."),
+    now: str | None = typer.Option(None, "--now", hidden=True, help="ISO time (tests)."),
 ) -> None:
     """Apply a traffic profile from the config to the API, the workers and their HPAs."""
     state = get_state(ctx)
     env = state.environment()
+    if schedule is not None:  # a CronJob's run: the market's calendar decides (issue 16)
+        from tradewise_ops.core.schedule_runs import decide_now
+
+        decision = decide_now(state.config().schedules, schedule, profile, early_close, now)
+        if not decision.run:
+            state.terminal.info(f"skipped: {decision.reason}")
+            return
+        state.terminal.info(decision.reason)
+        profile = decision.profile
     if profile == _scaling().EMERGENCY_DOWN:  # schedules may name it (config allows it)
         _run(state, env, dry_run, lambda live, now: _scaling().plan_emergency_down(env, live, now))
         return

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tradewise_ops.core.redact import looks_like_credential
+from tradewise_ops.core.schedule_runs import ScheduleWindow, parse_calendar_keys
 from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_duration
 from tradewise_ops.errors import BadInputError, ConfigError
 
@@ -160,6 +161,10 @@ class Schedule:
     profile: str
     cron: str
     timezone: str
+    # issue 16, by the market's calendar (core.schedule_runs): skip closed days, follow the close
+    calendar: str | None = None
+    anchor: str | None = None
+    windows: tuple[ScheduleWindow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -436,7 +441,7 @@ def parse_config(
     schedules = []
     for i, sbody in enumerate(v.sequence(top.get("schedules", []), "schedules")):
         skey = f"schedules[{i}]"
-        sbody = v.mapping(sbody, skey, allowed={"name", "profile", "cron", "timezone"})
+        sbody = v.mapping(sbody, skey, allowed={"name", "profile", "cron", "timezone"} | _CAL_KEYS)
         sname = v.string(sbody.get("name"), f"{skey}.name", required=True)
         if not _DNS1123_LABEL.match(sname):
             v.fail(f"{skey}.name", sname, "a lower-case name of letters, digits and '-'")
@@ -448,7 +453,10 @@ def parse_config(
             v.fail(f"{skey}.cron", cron, "a five-field cron expression like '15 9 * * 1-5'")
         tz = v.string(sbody.get("timezone", "UTC"), f"{skey}.timezone")
         _check_timezone(v, f"{skey}.timezone", tz)
-        schedules.append(Schedule(sname, sprofile, cron.strip(), tz))
+        calendar, anchor, windows = parse_calendar_keys(
+            sbody, skey, cron.strip(), tz, list(profiles), v.fail
+        )
+        schedules.append(Schedule(sname, sprofile, cron.strip(), tz, calendar, anchor, windows))
 
     slo_raw = v.mapping(top.get("slo", {}), "slo", allowed=set(Slo.__dataclass_fields__))
     slo = Slo(
@@ -537,6 +545,7 @@ _NETWORK_DEFAULTS = {
     "ingress_namespace": "ingress-nginx",
     "monitoring_namespace": "monitoring",
 }
+_CAL_KEYS = {"calendar", "anchor", "windows"}  # schedules by the market's calendar (issue 16)
 _COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage"}
 _AUTOSCALING_KEYS = {"min", "max", "cpu_percent", "memory_percent", "p95_ms", "queue_per_worker"}
 

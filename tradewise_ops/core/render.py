@@ -335,6 +335,7 @@ def _context(
         "components": env.components,
         "secret_name": env.secret_name,
         "schedules": config.schedules,
+        "schedule_jobs": _schedule_jobs(config, env),
         "maintenance": maintenance,
         "maintenance_component": _MAINTENANCE,
         "scaler_resources": _SCALER_RESOURCES,
@@ -356,6 +357,13 @@ def _context(
     }
     context["dashboards"] = _dashboards(context, jinja)
     return context
+
+
+def _schedule_jobs(config: Config, env: Environment) -> list[Any]:
+    """The predictive-scaling CronJobs (issue 16: calendar-aware, see core.schedule_runs)."""
+    from tradewise_ops.core.schedule_runs import scheduled_jobs
+
+    return scheduled_jobs(config.schedules, env.name)
 
 
 def _pod_security(uid: int) -> dict[str, Any]:
