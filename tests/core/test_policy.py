@@ -132,6 +132,12 @@ def _ingress_public(o: Objects) -> None:
     path.update(path="/", pathType="Prefix")
 
 
+def _spot(o: Objects) -> None:  # issue 16: a StatefulSet tolerating GKE's spot taint
+    by(o, "StatefulSet", "redis")["spec"]["template"]["spec"]["tolerations"] = [
+        {"key": "cloud.google.com/gke-spot", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
 CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "schema": (_schema, "spec.template.spec.containers[0]"),
     "schema-missing": (_schema_missing, "apiVersion"),
@@ -156,6 +162,7 @@ CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "qos": (_qos, "spec.template.spec.containers[0].resources"),
     "no-secret-values": (_secret, "spec.template.spec.containers[0].env[1].value"),
     "ingress-public-paths": (_ingress_public, "spec.rules[0].http.paths[0].path"),
+    "spot-placement": (_spot, "spec.template.spec"),
 }
 
 

@@ -85,6 +85,14 @@ CORE = [
     ResourceType("batch", "v1", "jobs", "Job", subresources=("status",)),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ResourceType(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        namespaced=False,
+        short=("pc",),
+    ),
 ]
 PROMETHEUS_OPERATOR = [
     ResourceType("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor"),

@@ -83,6 +83,9 @@ class Component:
     resources: Resources
     autoscaling: Autoscaling | None = None
     storage: str | None = None
+    # issue 16, placement by price (core.placement): spot | on-demand; critical | normal | batch
+    placement: str = "on-demand"
+    priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class Environment:
     ingress_class: str = "nginx"
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
+    cloud: str = "none"  # issue 16: whose spot-pool labels and taints (core.placement.CLOUDS)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -533,6 +537,7 @@ _ENV_KEYS = {
     "ingress_class",
     "ingress_namespace",
     "monitoring_namespace",
+    "cloud",  # issue 16
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -546,7 +551,7 @@ _NETWORK_DEFAULTS = {
     "monitoring_namespace": "monitoring",
 }
 _CAL_KEYS = {"calendar", "anchor", "windows"}  # schedules by the market's calendar (issue 16)
-_COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage"}
+_COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage", "placement", "priority"}
 _AUTOSCALING_KEYS = {"min", "max", "cpu_percent", "memory_percent", "p95_ms", "queue_per_worker"}
 
 
@@ -640,7 +645,16 @@ def _environment(
         ingress_class=network["ingress_class"],
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
+        cloud=_cloud(v, body.get("cloud", "none"), f"{key}.cloud"),
     )
+
+
+def _cloud(v: _Validator, value: Any, key: str) -> str:
+    from tradewise_ops.core.placement import CLOUDS
+
+    if value not in CLOUDS:
+        v.fail(key, value, "one of " + ", ".join(CLOUDS) + " (whose spot-pool labels to use)")
+    return str(value)
 
 
 def _secret_name(v: _Validator, value: Any, key: str) -> str:
@@ -755,7 +769,22 @@ def _component(
         resources=resources,
         autoscaling=autoscaling,
         storage=storage,
+        **_placement_keys(v, name, raw, key),
     )
+
+
+def _placement_keys(v: _Validator, name: str, raw: Mapping[str, Any], key: str) -> dict[str, str]:
+    """``placement`` and ``priority`` of a component, defaults from ``core.placement``."""
+    from tradewise_ops.core import placement as pl
+
+    out = {
+        "placement": raw.get("placement", pl.DEFAULT_PLACEMENT[name]),
+        "priority": raw.get("priority", pl.DEFAULT_PRIORITY[name]),
+    }
+    for field_name, allowed in (("placement", pl.PLACEMENTS), ("priority", pl.PRIORITIES)):
+        if out[field_name] not in allowed:
+            v.fail(f"{key}.{field_name}", out[field_name], "one of " + ", ".join(allowed))
+    return out
 
 
 def _performance_test(v: _Validator, raw: Any) -> PerformanceTest:

@@ -38,6 +38,8 @@ RULES: dict[str, str] = {
     "no-secret-values": "no Secret object and no literal secret value is rendered",
     "ingress-public-paths": "an Ingress routes only public paths to the API: not '/', not "
     "the operator paths /metrics and /api/performance/stats",
+    "spot-placement": "no StatefulSet on spot nodes, no Deployment on spot without a "
+    "PodDisruptionBudget (core.placement)",
 }
 # what Prometheus and operators read inside the cluster; never published through an Ingress
 OPERATOR_PATHS = ("/metrics", "/api/performance/stats")
@@ -53,7 +55,13 @@ GUARANTEED_COMPONENTS = frozenset({"postgres"})
 
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 _LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
-_CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
+_CLUSTER_SCOPED = (
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -91,9 +99,11 @@ def check_policy(
 ) -> list[Finding]:
     """Every policy finding of ``objects`` (a whole environment: references are checked
     against the other objects of the set). ``require_pinned`` flags ``latest`` image tags."""
+    from tradewise_ops.core.placement import placement_findings
+
     checker = _Checker(objects, require_pinned)
     checker.run()
-    return checker.findings
+    return checker.findings + placement_findings(objects)
 
 
 def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:

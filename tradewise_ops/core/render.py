@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # - CronJobs last, so no scheduled scaling fires against a half-applied release.
 APPLY_ORDER: tuple[str, ...] = (
     "Namespace",
+    "PriorityClass",  # before the pods that name one (issue 16)
     "ServiceAccount",
     "Role",
     "RoleBinding",
@@ -67,6 +68,7 @@ _TEMPLATES: tuple[str, ...] = (
     "monitoring.yaml.j2",
     "dashboards.yaml.j2",
     "cronjobs.yaml.j2",
+    "priorityclasses.yaml.j2",
 )
 _DASHBOARDS: tuple[str, ...] = (
     "application-performance",
@@ -336,6 +338,8 @@ def _context(
         "secret_name": env.secret_name,
         "schedules": config.schedules,
         "schedule_jobs": _schedule_jobs(config, env),
+        "priority_classes": _priority_classes(),
+        "placement": lambda name: _placement(env, name),
         "maintenance": maintenance,
         "maintenance_component": _MAINTENANCE,
         "scaler_resources": _SCALER_RESOURCES,
@@ -364,6 +368,20 @@ def _schedule_jobs(config: Config, env: Environment) -> list[Any]:
     from tradewise_ops.core.schedule_runs import scheduled_jobs
 
     return scheduled_jobs(config.schedules, env.name)
+
+
+def _priority_classes() -> list[dict[str, Any]]:
+    from tradewise_ops.core.placement import priority_classes
+
+    return priority_classes()
+
+
+def _placement(env: Environment, component: str) -> dict[str, Any]:
+    """Pod-spec fields placing ``component`` by price (issue 16, core.placement)."""
+    from tradewise_ops.core.placement import pod_placement
+
+    c = env.components[component]
+    return pod_placement(env.cloud, c.placement, c.priority)
 
 
 def _pod_security(uid: int) -> dict[str, Any]:
