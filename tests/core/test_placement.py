@@ -186,3 +186,23 @@ def test_the_shipped_defaults() -> None:
     assert prod.cloud == "none"
     assert {n: c.placement for n, c in prod.components.items()} == dict(pl.DEFAULT_PLACEMENT)
     assert {n: c.priority for n, c in prod.components.items()} == dict(pl.DEFAULT_PRIORITY)
+
+
+def test_a_vpa_in_recommendation_mode_per_deployment(config: Config) -> None:
+    """Right-sizing (issue 16): VPAs that only recommend, checked by their CRD schema."""
+    from tradewise_ops.core.validate import schema_findings
+
+    objects = _render(config, "prod", "none")
+    vpas = {o["metadata"]["name"]: o for o in objects if o["kind"] == "VerticalPodAutoscaler"}
+    deployments = {o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"}
+    assert set(vpas) == {"tradewise-api-vpa", "tradewise-worker-vpa", "tradewise-precompute-vpa"}
+    for vpa in vpas.values():
+        assert vpa["spec"]["updatePolicy"] == {"updateMode": "Off"}
+        assert vpa["spec"]["targetRef"]["name"] in deployments
+    bad = copy.deepcopy(vpas["tradewise-api-vpa"])
+    bad["spec"]["updatePolicy"]["updateMode"] = "Sometimes"
+    bad["spec"]["surprise"] = 1
+    assert {f.path for f in schema_findings([bad], "1.37")} == {
+        "spec",
+        "spec.updatePolicy.updateMode",
+    }

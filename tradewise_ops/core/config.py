@@ -16,12 +16,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradewise_ops.core.redact import looks_like_credential
 from tradewise_ops.core.schedule_runs import ScheduleWindow, parse_calendar_keys
 from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_duration
 from tradewise_ops.errors import BadInputError, ConfigError
+
+if TYPE_CHECKING:
+    from tradewise_ops.core.rightsize import CostSettings
 
 ENV_KINDS = ("kubernetes", "compose", "local")
 COMPONENTS = ("api", "worker", "precompute", "postgres", "redis")
@@ -132,6 +135,7 @@ class Environment:
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
     cloud: str = "none"  # issue 16: whose spot-pool labels and taints (core.placement.CLOUDS)
+    prometheus_url: str | None = None  # issue 16: monitoring.prometheus_url (`rightsize`)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -249,6 +253,7 @@ class Config:
     performance_test: PerformanceTest
     compare: CompareThresholds = field(default_factory=CompareThresholds)
     capacity: CapacitySettings = field(default_factory=CapacitySettings)
+    cost: CostSettings = field(default_factory=lambda: _cost_settings(None, {}))  # issue 16
 
     @property
     def source(self) -> str:
@@ -504,6 +509,7 @@ def parse_config(
         performance_test=performance_test,
         compare=compare,
         capacity=capacity,
+        cost=_cost_settings(v, top.get("cost", {})),
     )
 
 
@@ -519,6 +525,7 @@ _TOP_KEYS = {
     "performance_test",
     "compare",
     "capacity",
+    "cost",  # issue 16: prices and right-sizing margins (core.rightsize)
 }
 _ENV_KEYS = {
     "namespace",
@@ -538,6 +545,7 @@ _ENV_KEYS = {
     "ingress_namespace",
     "monitoring_namespace",
     "cloud",  # issue 16
+    "monitoring",  # issue 16: {prometheus_url}
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -646,7 +654,36 @@ def _environment(
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
         cloud=_cloud(v, body.get("cloud", "none"), f"{key}.cloud"),
+        prometheus_url=_prometheus_url(v, body.get("monitoring", {}), f"{key}.monitoring"),
     )
+
+
+def _prometheus_url(v: _Validator, raw: Any, key: str) -> str | None:
+    body = v.mapping(raw, key, allowed={"prometheus_url"})
+    url = body.get("prometheus_url")
+    if url is None:
+        return None
+    url = v.string(url, f"{key}.prometheus_url")
+    if not re.match(r"^https?://[^/\s]+", url):
+        v.fail(f"{key}.prometheus_url", url, "an http:// or https:// URL of Prometheus")
+    return url.rstrip("/")
+
+
+def _cost_settings(v: _Validator | None, raw: Any) -> CostSettings:
+    """``cost:`` (prices, headroom, margin; all numbers >= 0) as ``core.rightsize.CostSettings``."""
+    from tradewise_ops.core.rightsize import CostSettings
+
+    if v is None:
+        return CostSettings()
+    names = set(CostSettings.__dataclass_fields__)
+    body = v.mapping(raw, "cost", allowed=names)
+    values = {}
+    for name in sorted(names):
+        if name in body:
+            values[name] = v.number(body[name], f"cost.{name}")
+            if values[name] < 0 or (name == "spot_discount_percent" and values[name] > 100):
+                v.fail(f"cost.{name}", body[name], "a number >= 0 (a percentage at most 100)")
+    return CostSettings(**values)
 
 
 def _cloud(v: _Validator, value: Any, key: str) -> str:

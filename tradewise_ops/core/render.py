@@ -44,6 +44,7 @@ APPLY_ORDER: tuple[str, ...] = (
     "StatefulSet",
     "Deployment",
     "HorizontalPodAutoscaler",
+    "VerticalPodAutoscaler",  # recommendation mode only (issue 16)
     "PodDisruptionBudget",
     "NetworkPolicy",
     "Ingress",
@@ -69,6 +70,7 @@ _TEMPLATES: tuple[str, ...] = (
     "dashboards.yaml.j2",
     "cronjobs.yaml.j2",
     "priorityclasses.yaml.j2",
+    "vpa.yaml.j2",
 )
 _DASHBOARDS: tuple[str, ...] = (
     "application-performance",
@@ -339,6 +341,7 @@ def _context(
         "schedules": config.schedules,
         "schedule_jobs": _schedule_jobs(config, env),
         "priority_classes": _priority_classes(),
+        "vpa_targets": _VPA_TARGETS,
         "placement": lambda name: _placement(env, name),
         "maintenance": maintenance,
         "maintenance_component": _MAINTENANCE,
@@ -368,6 +371,14 @@ def _schedule_jobs(config: Config, env: Environment) -> list[Any]:
     from tradewise_ops.core.schedule_runs import scheduled_jobs
 
     return scheduled_jobs(config.schedules, env.name)
+
+
+# issue 16: the Deployments a VerticalPodAutoscaler recommends for: component, Deployment, container
+_VPA_TARGETS = (
+    ("api", "tradewise-api-deployment", "tradewise-api"),
+    ("worker", "tradewise-worker-deployment", "tradewise-worker"),
+    ("precompute", "tradewise-precompute-deployment", "tradewise-precompute"),
+)
 
 
 def _priority_classes() -> list[dict[str, Any]]:

@@ -70,6 +70,7 @@ KNOWN_KINDS: dict[str, KindInfo] = {
         KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
         KindInfo("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
         KindInfo("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+        KindInfo("autoscaling.k8s.io/v1", "VerticalPodAutoscaler", "verticalpodautoscalers"),
     )
 }
 
