@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port, port_open, wait_until
-from tradewise_ops.adapters.usage import prometheus_usage
+from tradewise_ops.adapters.usage import load_samples, prometheus_usage
 from tradewise_ops.errors import UnreachableError
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -52,6 +52,12 @@ class _Exporter(BaseHTTPRequestHandler):
             lines.append(f"container_cpu_usage_seconds_total{{{labels}}} {cores * elapsed:.6f}")
             memory = peak if spike else level
             lines.append(f"container_memory_working_set_bytes{{{labels}}} {memory}")
+        # the API's request counter: 50 req/s
+        lines.append("# TYPE flask_request_total counter")
+        lines.append(
+            f'flask_request_total{{namespace="{NS}",endpoint="/api/health",status="200"}}'
+            f" {50 * elapsed:.3f}"
+        )
         # another namespace: never counted
         lines.append(
             'container_memory_working_set_bytes{namespace="other",pod="x",container="tradewise-api"}'
@@ -134,3 +140,10 @@ def test_p95_and_max_over_the_window(prometheus: str) -> None:
 def test_a_prometheus_that_does_not_answer_is_unreachable() -> None:
     with pytest.raises(UnreachableError, match="does not answer"):
         prometheus_usage(f"http://127.0.0.1:{free_port()}", NS, since_seconds=60, timeout=2)
+
+
+def test_the_request_rate_history_for_scale_suggest(prometheus: str) -> None:
+    samples = load_samples("prometheus", prometheus, NS, since_seconds=20, step=2)
+    assert len(samples) >= 5
+    settled = [rps for _, rps in samples[2:]]
+    assert all(rps == pytest.approx(50.0, rel=0.2) for rps in settled), settled
