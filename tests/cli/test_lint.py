@@ -48,7 +48,7 @@ def run(*args: str, config: str = CONFIG) -> object:
 def test_a_clean_environment_exits_0(version: str) -> None:
     result = run("lint", "staging", "--k8s-version", version)
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert f"staging: 35 objects, no findings (Kubernetes {version})" in result.stderr
+    assert f"staging: 43 objects, no findings (Kubernetes {version})" in result.stderr
     assert result.stdout == ""
 
 
@@ -62,7 +62,7 @@ def test_all_environments_as_json() -> None:
     result = run("-o", "json", "lint", "--all")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == []
-    assert "staging, prod: 70 objects" in result.stderr
+    assert "staging, prod: 86 objects" in result.stderr
 
 
 def test_the_default_local_environment_is_bad_input() -> None:
@@ -93,7 +93,7 @@ def test_findings_exit_1_and_name_object_path_and_rule(bad_config: str) -> None:
         "is not a lower-case DNS name (a wildcard only as '*.') [dns1123-name]"
     ) in lines
     assert any(line.startswith("Ingress/tradewise-ingress spec.tls[0].hosts[0]:") for line in lines)
-    assert "2 finding(s) in 35 objects of staging" in result.stderr
+    assert "2 finding(s) in 43 objects of staging" in result.stderr
 
 
 def test_findings_as_json(bad_config: str) -> None:

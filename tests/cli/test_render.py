@@ -144,7 +144,10 @@ def test_namespace_override_moves_every_object() -> None:
     assert result.exit_code == 0, result.stderr
     objects = list(yaml.safe_load_all(result.stdout))
     assert objects[0]["kind"] == "Namespace" and objects[0]["metadata"]["name"] == "tw-blue"
-    assert {o["metadata"].get("namespace") for o in objects[1:]} == {"tw-blue"}
+    cluster_scoped = {"Namespace", "PriorityClass"}
+    namespaced = [o for o in objects if o["kind"] not in cluster_scoped]
+    assert {o["metadata"].get("namespace") for o in namespaced} == {"tw-blue"}
+    assert all("namespace" not in o["metadata"] for o in objects if o["kind"] == "PriorityClass")
     assert 'namespace="tw-blue"' in result.stdout  # alerts and dashboards too
     assert 'namespace="tradewise-ai"' not in result.stdout
     assert "namespace: tradewise-ai" not in result.stdout

@@ -92,14 +92,23 @@ def _cronjob(objects: list[dict[str, Any]], name: str) -> tuple[list[str], dict[
     return command, env
 
 
+# the schedules follow the NYSE calendar (issue 16): the runs here happen on an ordinary trading
+# Monday outside every window, given to the command as its clock (tests/cli/test_scale_calendar.py
+# runs the holidays, early closes and windows)
+TRADING_MONDAY = "2026-03-09T{}:00-04:00"
+
+
 def _run_as_cronjob(
-    command: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    command: list[str],
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    now: str = TRADING_MONDAY.format("09:15"),
 ) -> Any:
     assert command[0] == "tradewise"
     for key, value in env.items():
         if key != "HOME":
             monkeypatch.setenv(key, value)
-    return CliRunner().invoke(app, command[1:])
+    return CliRunner().invoke(app, [*command[1:], "--now", now])
 
 
 def _replicas(emu: Emulator, name: str) -> int:
@@ -128,7 +137,7 @@ def test_after_close_cronjob_applies_low(
     scaler_cluster: Emulator, prod_objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     command, env = _cronjob(prod_objects, "tradewise-scale-after-close")
-    result = _run_as_cronjob(command, env, monkeypatch)
+    result = _run_as_cronjob(command, env, monkeypatch, TRADING_MONDAY.format("16:30"))
     assert result.exit_code == 0, result.stderr
     assert _replicas(scaler_cluster, "tradewise-api-deployment") == 2
     assert _replicas(scaler_cluster, "tradewise-worker-deployment") == 1
@@ -237,7 +246,15 @@ def test_the_api_image_carries_what_the_cronjob_command_imports(
     env["PYTHONPATH"] = str(ROOT)
     allowed = sorted(_service_closure())
     probe = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(allowed), *command[1:]],
+        [
+            sys.executable,
+            "-c",
+            _PROBE,
+            json.dumps(allowed),
+            *command[1:],
+            "--now",
+            TRADING_MONDAY.format("09:15"),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -227,7 +227,7 @@ def test_an_override_is_named_by_the_environment_key(raw: dict[str, Any]) -> Non
     ("path", "value", "message"),
     [
         ("surprise", 1, "unknown key 'surprise'; allowed here: capacity, compare, "
-         "default_environment, defaults"),
+         "cost, default_environment, defaults"),
         ("environments.prod.replicas", 3, "unknown key 'environments.prod.replicas'; allowed"),
         ("defaults.images.nginx", "nginx:1", "unknown key 'defaults.images.nginx'; allowed here: "
          "api, maintenance, postgres, redis, worker"),

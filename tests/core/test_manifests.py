@@ -342,7 +342,8 @@ def test_cronjobs_scale_by_profile_with_a_narrow_role(prod: list[dict[str, Any]]
     pod = job["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "tradewise-scaler"
     assert pod["containers"][0]["command"] == [
-        "tradewise", "scale", "traffic", "high", "--env", "prod", "--yes",
+        "tradewise", "scale", "traffic", "high", "--schedule", "market-open", "--env", "prod",
+        "--yes",
     ]  # fmt: skip
     assert pod["containers"][0]["image"].endswith(f"tradewise-ai:{TAG}")
     role = by(prod, "Role", "tradewise-scaler")

@@ -132,6 +132,12 @@ def _ingress_public(o: Objects) -> None:
     path.update(path="/", pathType="Prefix")
 
 
+def _spot(o: Objects) -> None:  # issue 16: a StatefulSet tolerating GKE's spot taint
+    by(o, "StatefulSet", "redis")["spec"]["template"]["spec"]["tolerations"] = [
+        {"key": "cloud.google.com/gke-spot", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
 CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "schema": (_schema, "spec.template.spec.containers[0]"),
     "schema-missing": (_schema_missing, "apiVersion"),
@@ -156,6 +162,7 @@ CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "qos": (_qos, "spec.template.spec.containers[0].resources"),
     "no-secret-values": (_secret, "spec.template.spec.containers[0].env[1].value"),
     "ingress-public-paths": (_ingress_public, "spec.rules[0].http.paths[0].path"),
+    "spot-placement": (_spot, "spec.template.spec"),
 }
 
 
@@ -300,7 +307,8 @@ def test_schema_check_agrees_with_kubernetes_validate(good: Objects, version: st
     """Our use of kubernetes-validate's strict schemas gives its own verdict, object by object."""
     import kubernetes_validate
 
-    builtin = [o for o in good if not o["apiVersion"].startswith("monitoring.coreos.com/")]
+    crds = ("monitoring.coreos.com/", "autoscaling.k8s.io/")  # CRDs: schemas of our own
+    builtin = [o for o in good if not o["apiVersion"].startswith(crds)]
     assert len(builtin) >= 30
     for obj in builtin:
         kubernetes_validate.validate(obj, version, strict=True)  # raises on an invalid object
@@ -328,6 +336,7 @@ def test_the_crd_schemas_are_valid_json_schemas() -> None:
     assert [f.name for f in files] == [
         "prometheusrule-monitoring-v1.json",
         "servicemonitor-monitoring-v1.json",
+        "verticalpodautoscaler-autoscaling-v1.json",  # issue 16
     ]
     for path in files:
         Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))

@@ -609,7 +609,10 @@ def test_each_schedule_is_a_cronjob_running_scale_traffic(
 ) -> None:
     cronjobs = {c["metadata"]["name"]: c for c in _of_kind(prod_objects, "CronJob")}
     assert len(config.schedules) == 2
-    assert set(cronjobs) == {f"tradewise-scale-{s.name}" for s in config.schedules}
+    # one CronJob per schedule, and the early-close twin of the step that follows the close
+    assert set(cronjobs) == {f"tradewise-scale-{s.name}" for s in config.schedules} | {
+        "tradewise-scale-after-close-early-close"
+    }
     for s in config.schedules:
         cj = cronjobs[f"tradewise-scale-{s.name}"]
         assert cj["metadata"]["namespace"] == "tradewise-ai"
@@ -622,7 +625,17 @@ def test_each_schedule_is_a_cronjob_running_scale_traffic(
         (container,) = pod["containers"]
         command = list(container.get("command", [])) + list(container.get("args", []))
         # the in-cluster run must not stop at the prod confirmation prompt: --yes
-        assert command == ["tradewise", "scale", "traffic", s.profile, "--env", "prod", "--yes"]
+        assert command == [
+            "tradewise",
+            "scale",
+            "traffic",
+            s.profile,
+            "--schedule",
+            s.name,
+            "--env",
+            "prod",
+            "--yes",
+        ]
         env_vars = {e["name"]: e.get("value") for e in container.get("env", [])}
         assert env_vars.get("TRADEWISE_NAMESPACE") == "tradewise-ai"
         assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -253,6 +253,42 @@ class Emulator:
         """Install the Prometheus operator's kinds (as if its CRDs were applied)."""
         self.store.serve(PROMETHEUS_OPERATOR)
 
+    def serve_metrics_api(self) -> None:
+        """Serve ``metrics.k8s.io/v1beta1`` PodMetrics, as metrics-server does (``put_pod_metrics``
+        sets what it reports)."""
+        from tests.k8s_emulator.store import METRICS_SERVER
+
+        self.store.serve(METRICS_SERVER)
+
+    def put_pod_metrics(
+        self,
+        namespace: str,
+        pod: str,
+        labels: dict[str, str],
+        containers: dict[str, tuple[str, str]],
+    ) -> dict[str, Any]:
+        """A pod's current usage, ``{container: (cpu, memory)}`` like ``("250m", "300Mi")``,
+        shaped as metrics-server reports it (timestamp, window, containers[].usage)."""
+        return self.put(
+            {
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "kind": "PodMetrics",
+                "metadata": {"name": pod, "namespace": namespace, "labels": dict(labels)},
+                "timestamp": "2026-03-09T14:00:00Z",
+                "window": "15s",
+                "containers": [
+                    {"name": name, "usage": {"cpu": cpu, "memory": memory}}
+                    for name, (cpu, memory) in containers.items()
+                ],
+            }
+        )
+
+    def serve_vpa(self) -> None:
+        """Serve ``autoscaling.k8s.io/v1`` VerticalPodAutoscalers (the VPA's CRD)."""
+        from tests.k8s_emulator.store import VPA
+
+        self.store.serve(VPA)
+
     def discovery(self, path: str) -> dict[str, Any]:
         resources = list(self.store.resources)
         if path == "/":

@@ -85,6 +85,27 @@ CORE = [
     ResourceType("batch", "v1", "jobs", "Job", subresources=("status",)),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ResourceType(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        namespaced=False,
+        short=("pc",),
+    ),
+]
+# served on demand (``Emulator.serve_metrics_api``, ``serve_vpa``): metrics-server's read-only
+# PodMetrics (the test puts them), and the VerticalPodAutoscaler CRD
+METRICS_SERVER = [ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics")]
+VPA = [
+    ResourceType(
+        "autoscaling.k8s.io",
+        "v1",
+        "verticalpodautoscalers",
+        "VerticalPodAutoscaler",
+        subresources=("status",),
+        short=("vpa",),
+    )
 ]
 PROMETHEUS_OPERATOR = [
     ResourceType("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor"),

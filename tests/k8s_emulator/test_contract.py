@@ -357,3 +357,47 @@ def test_kubectl_replace_with_a_stale_version_gets_409(
     assert replaced.returncode != 0
     assert "the object has been modified" in replaced.stderr
     assert emulator.get("Deployment", NS, "web")["spec"]["replicas"] == 2  # type: ignore[index]
+
+
+# -- issue 16: the metrics API (metrics-server) and the VPA's CRD, served on demand ------------
+def test_metrics_api_serves_pod_metrics_as_metrics_server_does() -> None:
+    """Discovery names ``pods`` of ``metrics.k8s.io/v1beta1`` with kind PodMetrics; a list
+    answers PodMetrics with timestamp, window and per-container usage, filtered by labels."""
+    import json as _json
+    import urllib.request as _rq
+
+    from tests.k8s_emulator import Emulator as _Emulator
+
+    with _Emulator(namespaces=("tradewise-ai",)) as emu:
+        base = emu.url
+        emu.serve_metrics_api()
+        emu.serve_vpa()
+        emu.put_pod_metrics(
+            "tradewise-ai", "api-0", {"app.kubernetes.io/name": "tradewise"},
+            {"tradewise-api": ("250m", "300Mi")},
+        )  # fmt: skip
+        emu.put_pod_metrics("tradewise-ai", "other-0", {"app": "other"}, {"x": ("1", "1Gi")})
+
+        def get(path: str) -> dict:
+            with _rq.urlopen(base + path, timeout=5) as response:  # noqa: S310
+                return _json.loads(response.read())
+
+        group = get("/apis/metrics.k8s.io/v1beta1")
+        (pods,) = [r for r in group["resources"] if r["name"] == "pods"]
+        assert pods["kind"] == "PodMetrics" and pods["namespaced"] is True
+        vpa = get("/apis/autoscaling.k8s.io/v1")
+        assert [r["kind"] for r in vpa["resources"] if "/" not in r["name"]] == [
+            "VerticalPodAutoscaler"
+        ]
+        listed = get(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/tradewise-ai/pods"
+            "?labelSelector=app.kubernetes.io%2Fname%3Dtradewise"
+        )
+        (item,) = listed["items"]
+        assert item["metadata"]["name"] == "api-0"
+        assert item["window"] == "15s" and item["timestamp"]
+        assert item["containers"] == [
+            {"name": "tradewise-api", "usage": {"cpu": "250m", "memory": "300Mi"}}
+        ]
+        # the core pods are another resource: the PodMetrics did not create Pods
+        assert get("/api/v1/namespaces/tradewise-ai/pods")["items"] == []

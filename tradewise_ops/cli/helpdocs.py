@@ -138,6 +138,24 @@ DOCS: dict[str, HelpDoc] = {
             ),
         ),
     ),
+    "scale suggest": HelpDoc(
+        "Suggest a schedules block from recorded load.",
+        (
+            ("tradewise scale suggest --from timeline.jsonl", "from a `monitor --record` file"),
+            (
+                "tradewise scale suggest --from prometheus --env prod --per-replica-rps 400",
+                "from Prometheus request rates",
+            ),
+        ),
+    ),
+    "rightsize": HelpDoc(
+        "Compare requests and limits with real use, and the cost.",
+        (
+            ("tradewise rightsize --env prod", "per component: use, recommendation, cost"),
+            ("tradewise rightsize --env prod --since 24h --write", "and write it to the config"),
+        ),
+        "Scale",
+    ),
     # -- Load ------------------------------------------------------------------------------
     "load-test": HelpDoc(
         "Load one endpoint with Locust and check the SLOs.",

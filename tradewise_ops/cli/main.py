@@ -37,6 +37,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "compare",
     "capacity",
     "completion",
+    "rightsize",  # issue 16
 )
 
 

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
     group.command("workers", context_settings=_NUMBER_ARG)(workers)
     group.command("traffic")(traffic)
     group.command("emergency-down")(emergency_down)
+    group.command("suggest")(suggest)  # issue 16
     app.add_typer(group, name="scale")
 
 
@@ -83,10 +84,24 @@ def traffic(
     ctx: typer.Context,
     profile: str = typer.Argument(..., metavar="PROFILE", help="low, medium, high or peak."),
     dry_run: bool = _DRY_RUN,
+    schedule: str | None = typer.Option(
+        None, "--schedule", metavar="NAME", help="Run as this schedule's CronJob: by its calendar."
+    ),
+    early_close: bool = typer.Option(False, "--early-close", help="The early-close CronJob."),
+    now: str | None = typer.Option(None, "--now", hidden=True, help="ISO time (tests)."),
 ) -> None:
     """Apply a traffic profile from the config to the API, the workers and their HPAs."""
     state = get_state(ctx)
     env = state.environment()
+    if schedule is not None:  # a CronJob's run: the market's calendar decides (issue 16)
+        from tradewise_ops.core.schedule_runs import decide_now
+
+        decision = decide_now(state.config().schedules, schedule, profile, early_close, now)
+        if not decision.run:
+            state.terminal.info(f"skipped: {decision.reason}")
+            return
+        state.terminal.info(decision.reason)
+        profile = decision.profile
     if profile == _scaling().EMERGENCY_DOWN:  # schedules may name it (config allows it)
         _run(state, env, dry_run, lambda live, now: _scaling().plan_emergency_down(env, live, now))
         return
@@ -132,6 +147,34 @@ def emergency_down(
         dry_run,
         lambda live, now: _scaling().plan_emergency_down(env, live, now, overrides, maintenance),
     )
+
+
+def suggest(
+    ctx: typer.Context,
+    source: str = typer.Option(..., "--from", metavar="FILE|prometheus", help="Recorded load."),
+    since: str = typer.Option("7d", "--since", help="With --from prometheus: the window."),
+    per_replica_rps: float | None = typer.Option(
+        None, "--per-replica-rps", help="What one API replica serves (`tradewise capacity`)."
+    ),
+    bucket: int = typer.Option(60, "--bucket-minutes", help="Slot of the day, in minutes."),
+) -> None:
+    """The time-of-day pattern of recorded load and the schedules block that would serve it."""
+    from tradewise_ops.adapters.usage import load_samples
+    from tradewise_ops.core.rightsize import parse_window
+    from tradewise_ops.core.suggest import suggest as suggest_schedules
+
+    state = get_state(ctx)
+    env, config = state.environment(), state.config()
+    samples = load_samples(
+        source, env.prometheus_url, env.namespace, parse_window(since), max(1, bucket * 60 // 4)
+    )
+    result = suggest_schedules(
+        samples, config.profiles, per_replica_rps=per_replica_rps,
+        headroom_percent=config.capacity.headroom_percent, bucket_minutes=bucket,
+    )  # fmt: skip
+    for warning in result.warnings:
+        state.terminal.warn(warning)
+    state.terminal.result(result.to_dict(), result.yaml())
 
 
 # --------------------------------------------------------------------------------------------

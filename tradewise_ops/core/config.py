@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tradewise_ops.core.redact import looks_like_credential
+from tradewise_ops.core.schedule_runs import Schedule, parse_calendar_keys
 from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_duration
 from tradewise_ops.errors import BadInputError, ConfigError
 
@@ -46,6 +47,19 @@ _PINNED_IMAGE = re.compile(
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CostSettings:
+    """``cost:`` in ``tradewise.yaml``: prices and the right-sizing margins."""
+
+    cpu_hour: float = 0.0316  # one vCPU for an hour (on-demand list price, USD)
+    gib_hour: float = 0.0042  # one GiB of memory for an hour
+    spot_discount_percent: float = 65.0
+    hours_per_month: float = 730.0
+    headroom_percent: float = 20.0  # requests above the p95
+    limit_headroom_percent: float = 25.0  # limits above the max
+    margin_percent: float = 50.0  # over-provisioned: a request this much above the recommendation
+
+
 @dataclass(frozen=True)
 class Resources:
     """Requests and limits of one container."""
@@ -84,6 +98,9 @@ class Component:
     resources: Resources
     autoscaling: Autoscaling | None = None
     storage: str | None = None
+    # issue 16, placement by price (core.placement): spot | on-demand; critical | normal | batch
+    placement: str = "on-demand"
+    priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,8 @@ class Environment:
     kubernetes: KubeClientSettings = field(default_factory=KubeClientSettings)
     # extra labels on the ServiceMonitor and PrometheusRule: what a Prometheus selects them by
     monitoring_labels: Mapping[str, str] = field(default_factory=dict)
+    cloud: str = "none"  # issue 16: whose spot-pool labels and taints (core.placement.CLOUDS)
+    prometheus_url: str | None = None  # issue 16: monitoring.prometheus_url (`rightsize`)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -169,16 +188,6 @@ class Profile:
     api: int
     workers: int
     rps: str = ""
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A profile applied on a cron schedule inside the cluster (predictive scaling)."""
-
-    name: str
-    profile: str
-    cron: str
-    timezone: str
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,7 @@ class Config:
     performance_test: PerformanceTest
     compare: CompareThresholds = field(default_factory=CompareThresholds)
     capacity: CapacitySettings = field(default_factory=CapacitySettings)
+    cost: CostSettings = field(default_factory=lambda: _cost_settings(None, {}))  # issue 16
 
     @property
     def source(self) -> str:
@@ -455,7 +465,7 @@ def parse_config(
     schedules = []
     for i, sbody in enumerate(v.sequence(top.get("schedules", []), "schedules")):
         skey = f"schedules[{i}]"
-        sbody = v.mapping(sbody, skey, allowed={"name", "profile", "cron", "timezone"})
+        sbody = v.mapping(sbody, skey, allowed={"name", "profile", "cron", "timezone"} | _CAL_KEYS)
         sname = v.string(sbody.get("name"), f"{skey}.name", required=True)
         if not _DNS1123_LABEL.match(sname):
             v.fail(f"{skey}.name", sname, "a lower-case name of letters, digits and '-'")
@@ -467,7 +477,10 @@ def parse_config(
             v.fail(f"{skey}.cron", cron, "a five-field cron expression like '15 9 * * 1-5'")
         tz = v.string(sbody.get("timezone", "UTC"), f"{skey}.timezone")
         _check_timezone(v, f"{skey}.timezone", tz)
-        schedules.append(Schedule(sname, sprofile, cron.strip(), tz))
+        calendar, anchor, windows = parse_calendar_keys(
+            sbody, skey, cron.strip(), tz, list(profiles), v.fail
+        )
+        schedules.append(Schedule(sname, sprofile, cron.strip(), tz, calendar, anchor, windows))
 
     slo_raw = v.mapping(top.get("slo", {}), "slo", allowed=set(Slo.__dataclass_fields__))
     slo = Slo(
@@ -511,6 +524,7 @@ def parse_config(
         performance_test=performance_test,
         compare=compare,
         capacity=capacity,
+        cost=_cost_settings(v, top.get("cost", {})),
     )
 
 
@@ -526,6 +540,7 @@ _TOP_KEYS = {
     "performance_test",
     "compare",
     "capacity",
+    "cost",  # issue 16: prices and right-sizing margins (core.rightsize)
 }
 _ENV_KEYS = {
     "namespace",
@@ -545,7 +560,8 @@ _ENV_KEYS = {
     "ingress_namespace",
     "monitoring_namespace",
     "kubernetes",
-    "monitoring",
+    "monitoring",  # {labels, prometheus_url}
+    "cloud",  # issue 16
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -558,7 +574,8 @@ _NETWORK_DEFAULTS = {
     "ingress_namespace": "ingress-nginx",
     "monitoring_namespace": "monitoring",
 }
-_COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage"}
+_CAL_KEYS = {"calendar", "anchor", "windows"}  # schedules by the market's calendar (issue 16)
+_COMPONENT_KEYS = {"replicas", "autoscaling", "resources", "storage", "placement", "priority"}
 _AUTOSCALING_KEYS = {"min", "max", "cpu_percent", "memory_percent", "p95_ms", "queue_per_worker"}
 
 
@@ -654,6 +671,8 @@ def _environment(
         monitoring_namespace=network["monitoring_namespace"],
         kubernetes=_kube_client(v, body.get("kubernetes"), f"{key}.kubernetes", environ),
         monitoring_labels=_monitoring_labels(v, body.get("monitoring"), f"{key}.monitoring"),
+        cloud=_cloud(v, body.get("cloud", "none"), f"{key}.cloud"),
+        prometheus_url=_prometheus_url(v, body.get("monitoring", {}), f"{key}.monitoring"),
     )
 
 
@@ -699,9 +718,12 @@ def _timeout_seconds(v: _Validator, value: Any, key: str) -> float:
     return number
 
 
+_MONITORING_KEYS = {"labels", "prometheus_url"}
+
+
 def _monitoring_labels(v: _Validator, value: Any, key: str) -> dict[str, str]:
     """``monitoring.labels``: Kubernetes labels (``release: kube-prometheus-stack``), not ours."""
-    raw = v.mapping(v.mapping(value, key, allowed={"labels"}).get("labels"), f"{key}.labels")
+    raw = v.mapping(v.mapping(value, key, allowed=_MONITORING_KEYS).get("labels"), f"{key}.labels")
     labels: dict[str, str] = {}
     for name, text in raw.items():
         lkey = f"{key}.labels.{name}"
@@ -722,6 +744,40 @@ def _monitoring_labels(v: _Validator, value: Any, key: str) -> dict[str, str]:
                    "alphanumeric at both ends (quote numbers)")  # fmt: skip
         labels[name] = text
     return labels
+
+
+def _prometheus_url(v: _Validator, raw: Any, key: str) -> str | None:
+    body = v.mapping(raw, key, allowed=_MONITORING_KEYS)
+    url = body.get("prometheus_url")
+    if url is None:
+        return None
+    url = v.string(url, f"{key}.prometheus_url")
+    if not re.match(r"^https?://[^/\s]+", url):
+        v.fail(f"{key}.prometheus_url", url, "an http:// or https:// URL of Prometheus")
+    return url.rstrip("/")
+
+
+def _cost_settings(v: _Validator | None, raw: Any) -> CostSettings:
+    """``cost:`` (prices, headroom, margin; all numbers >= 0) as ``core.rightsize.CostSettings``."""
+    if v is None:
+        return CostSettings()
+    names = set(CostSettings.__dataclass_fields__)
+    body = v.mapping(raw, "cost", allowed=names)
+    values = {}
+    for name in sorted(names):
+        if name in body:
+            values[name] = v.number(body[name], f"cost.{name}")
+            if values[name] < 0 or (name == "spot_discount_percent" and values[name] > 100):
+                v.fail(f"cost.{name}", body[name], "a number >= 0 (a percentage at most 100)")
+    return CostSettings(**values)
+
+
+def _cloud(v: _Validator, value: Any, key: str) -> str:
+    from tradewise_ops.core.placement import CLOUDS
+
+    if value not in CLOUDS:
+        v.fail(key, value, "one of " + ", ".join(CLOUDS) + " (whose spot-pool labels to use)")
+    return str(value)
 
 
 def _secret_name(v: _Validator, value: Any, key: str) -> str:
@@ -836,7 +892,22 @@ def _component(
         resources=resources,
         autoscaling=autoscaling,
         storage=storage,
+        **_placement_keys(v, name, raw, key),
     )
+
+
+def _placement_keys(v: _Validator, name: str, raw: Mapping[str, Any], key: str) -> dict[str, str]:
+    """``placement`` and ``priority`` of a component, defaults from ``core.placement``."""
+    from tradewise_ops.core import placement as pl
+
+    out = {
+        "placement": raw.get("placement", pl.DEFAULT_PLACEMENT[name]),
+        "priority": raw.get("priority", pl.DEFAULT_PRIORITY[name]),
+    }
+    for field_name, allowed in (("placement", pl.PLACEMENTS), ("priority", pl.PRIORITIES)):
+        if out[field_name] not in allowed:
+            v.fail(f"{key}.{field_name}", out[field_name], "one of " + ", ".join(allowed))
+    return out
 
 
 def _performance_test(v: _Validator, raw: Any) -> PerformanceTest:

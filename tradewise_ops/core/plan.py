@@ -34,7 +34,9 @@ PRUNE = "prune"
 SKIP = "skip"
 
 # kinds an optional operator provides: skipped (reported) when not served, unless --strict
-OPTIONAL_KINDS = frozenset({"ServiceMonitor", "PrometheusRule", "PodMonitor"})
+OPTIONAL_KINDS = frozenset(
+    {"ServiceMonitor", "PrometheusRule", "PodMonitor", "VerticalPodAutoscaler"}  # VPA: issue 16
+)
 
 
 @dataclass(frozen=True)

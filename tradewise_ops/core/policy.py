@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from tradewise_ops.core.findings import Finding
+from tradewise_ops.core.selectors import label_selector_matches
 from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_quantity
 
 RULES: dict[str, str] = {
@@ -38,6 +39,8 @@ RULES: dict[str, str] = {
     "no-secret-values": "no Secret object and no literal secret value is rendered",
     "ingress-public-paths": "an Ingress routes only public paths to the API: not '/', not "
     "the operator paths /metrics and /api/performance/stats",
+    "spot-placement": "no StatefulSet on spot nodes, no Deployment on spot without a "
+    "PodDisruptionBudget (core.placement)",
 }
 # what Prometheus and operators read inside the cluster; never published through an Ingress
 OPERATOR_PATHS = ("/metrics", "/api/performance/stats")
@@ -53,7 +56,13 @@ GUARANTEED_COMPONENTS = frozenset({"postgres"})
 
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 _LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
-_CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
+_CLUSTER_SCOPED = (
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -91,33 +100,11 @@ def check_policy(
 ) -> list[Finding]:
     """Every policy finding of ``objects`` (a whole environment: references are checked
     against the other objects of the set). ``require_pinned`` flags ``latest`` image tags."""
+    from tradewise_ops.core.placement import placement_findings
+
     checker = _Checker(objects, require_pinned)
     checker.run()
-    return checker.findings
-
-
-def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Whether a LabelSelector (``matchLabels``/``matchExpressions``) selects ``labels``.
-
-    An empty selector matches everything, as Kubernetes defines it.
-    """
-    if not selector:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if op == "In" and (not present or labels[key] not in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
+    return checker.findings + placement_findings(objects)
 
 
 def _get(obj: Any, *keys: Any) -> Any:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # - CronJobs last, so no scheduled scaling fires against a half-applied release.
 APPLY_ORDER: tuple[str, ...] = (
     "Namespace",
+    "PriorityClass",  # before the pods that name one (issue 16)
     "ServiceAccount",
     "Role",
     "RoleBinding",
@@ -43,6 +44,7 @@ APPLY_ORDER: tuple[str, ...] = (
     "StatefulSet",
     "Deployment",
     "HorizontalPodAutoscaler",
+    "VerticalPodAutoscaler",  # recommendation mode only (issue 16)
     "PodDisruptionBudget",
     "NetworkPolicy",
     "Ingress",
@@ -67,6 +69,8 @@ _TEMPLATES: tuple[str, ...] = (
     "monitoring.yaml.j2",
     "dashboards.yaml.j2",
     "cronjobs.yaml.j2",
+    "priorityclasses.yaml.j2",
+    "vpa.yaml.j2",
 )
 _DASHBOARDS: tuple[str, ...] = (
     "application-performance",
@@ -335,6 +339,10 @@ def _context(
         "components": env.components,
         "secret_name": env.secret_name,
         "schedules": config.schedules,
+        "schedule_jobs": _schedule_jobs(config, env),
+        "priority_classes": _priority_classes(),
+        "vpa_targets": _VPA_TARGETS,
+        "placement": lambda name: _placement(env, name),
         "maintenance": maintenance,
         "maintenance_component": _MAINTENANCE,
         "scaler_resources": _SCALER_RESOURCES,
@@ -356,6 +364,35 @@ def _context(
     }
     context["dashboards"] = _dashboards(context, jinja)
     return context
+
+
+def _schedule_jobs(config: Config, env: Environment) -> list[Any]:
+    """The predictive-scaling CronJobs (issue 16: calendar-aware, see core.schedule_runs)."""
+    from tradewise_ops.core.schedule_runs import scheduled_jobs
+
+    return scheduled_jobs(config.schedules, env.name)
+
+
+# issue 16: the Deployments a VerticalPodAutoscaler recommends for: component, Deployment, container
+_VPA_TARGETS = (
+    ("api", "tradewise-api-deployment", "tradewise-api"),
+    ("worker", "tradewise-worker-deployment", "tradewise-worker"),
+    ("precompute", "tradewise-precompute-deployment", "tradewise-precompute"),
+)
+
+
+def _priority_classes() -> list[dict[str, Any]]:
+    from tradewise_ops.core.placement import priority_classes
+
+    return priority_classes()
+
+
+def _placement(env: Environment, component: str) -> dict[str, Any]:
+    """Pod-spec fields placing ``component`` by price (issue 16, core.placement)."""
+    from tradewise_ops.core.placement import pod_placement
+
+    c = env.components[component]
+    return pod_placement(env.cloud, c.placement, c.priority)
 
 
 def _pod_security(uid: int) -> dict[str, Any]:

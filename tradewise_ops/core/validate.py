@@ -194,7 +194,7 @@ def _validator(version: str, kind: str, api_version: str) -> Any | None:
     if not kind or not api_version or "/" in kind:
         return None
     file_name = _schema_file_name(kind, api_version)
-    crd = api_version.startswith("monitoring.coreos.com/")
+    crd = api_version.startswith(("monitoring.coreos.com/", "autoscaling.k8s.io/"))
     path = (_SCHEMAS_DIR if crd else _schema_dir(version)) / file_name
     if not path.is_file():
         return None

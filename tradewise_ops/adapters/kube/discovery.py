@@ -67,9 +67,11 @@ KNOWN_KINDS: dict[str, KindInfo] = {
         KindInfo("batch/v1", "Job", "jobs"),
         KindInfo("rbac.authorization.k8s.io/v1", "Role", "roles"),
         KindInfo("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+        KindInfo("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", namespaced=False),
         KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
         KindInfo("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
         KindInfo("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+        KindInfo("autoscaling.k8s.io/v1", "VerticalPodAutoscaler", "verticalpodautoscalers"),
     )
 }
 
