@@ -66,6 +66,7 @@ KNOWN_KINDS: dict[str, KindInfo] = {
         KindInfo("batch/v1", "Job", "jobs"),
         KindInfo("rbac.authorization.k8s.io/v1", "Role", "roles"),
         KindInfo("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+        KindInfo("coordination.k8s.io/v1", "Lease", "leases"),
         KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
         KindInfo("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
         KindInfo("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
