@@ -261,7 +261,8 @@ class ReleaseLock:
 
     # -- release --------------------------------------------------------------------------
     def release(self) -> None:
-        """Stop renewing and delete our Lease (only the version we hold). Idempotent."""
+        """Stop renewing and delete our Lease (only the version we hold). Idempotent; never
+        raises: a Lease it could not delete (cluster gone) expires by itself."""
         self._stop.set()
         renewer, self._renewer = self._renewer, None
         if renewer is not None and renewer is not threading.current_thread():
@@ -271,6 +272,15 @@ class ReleaseLock:
             self._mine = None
         if mine is None:
             return
+        try:
+            self._delete_mine(mine, rv)
+        except TradewiseError as exc:
+            self._warn(
+                f"could not release the lock of {self.environment} ({exc.message}): it expires "
+                f"by itself {mine.duration_seconds}s after its last renewal"
+            )
+
+    def _delete_mine(self, mine: LockHolder, rv: str | None) -> None:
         try:
             gone = self.gw.delete("Lease", self.name, namespace=self.namespace, resource_version=rv)
         except ConflictError:

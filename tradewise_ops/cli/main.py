@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -84,6 +85,35 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return rest[:cut] + front + rest[cut:]
 
 
+# options whose value may be left out: alone they mean this value (``--wait-for-lock`` = 30m);
+# ``--wait-for-lock=5m`` and ``--wait-for-lock 5m`` give one (typer has no optional values)
+_OPTIONAL_VALUES = {"--wait-for-lock": "30m"}
+_DURATION_TOKEN = re.compile(r"^(?:\d+|(?:\d+h)?(?:\d+m)?(?:\d+s)?)$")
+
+
+def fill_optional_values(args: list[str]) -> list[str]:
+    """``--wait-for-lock`` without a value becomes ``--wait-for-lock=30m``; a following
+    duration (``5m``, ``90``) is its value. Stops at ``--``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            out.extend(args[i:])
+            break
+        if token in _OPTIONAL_VALUES:
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if following and _DURATION_TOKEN.match(following):
+                out.append(f"{token}={following}")
+                i += 2
+                continue
+            out.append(f"{token}={_OPTIONAL_VALUES[token]}")
+        else:
+            out.append(token)
+        i += 1
+    return out
+
+
 def _command_index(args: list[str]) -> int:
     i = 0
     while i < len(args):
@@ -101,7 +131,8 @@ class _RootGroup(TyperGroup):
     """The root group: accepts global options anywhere, turns project errors into exit codes."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(list(args)))
+        ctx.meta["tradewise.argv"] = tuple(args)
+        return super().parse_args(ctx, fill_optional_values(hoist_global_options(list(args))))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -164,7 +195,7 @@ def root(
 ) -> None:
     """Deploy, scale, load-test and watch the TradeWise AI service."""
     terminal = Terminal(output=output, verbose=verbose)
-    ctx.obj = State(
+    ctx.obj = state = State(
         terminal=terminal,
         config_path=config,
         env_name=env,
@@ -173,7 +204,9 @@ def root(
         output=output,
         yes=yes,
         verbose=verbose,
+        argv=tuple(ctx.meta.get("tradewise.argv", ())),
     )
+    ctx.call_on_close(state.close)
     if output not in OUTPUT_FORMATS:
         raise BadInputError(f"output format {output!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
 
