@@ -244,3 +244,41 @@ def test_ctrl_c_stops_at_once_and_writes_the_report(api: ApiServer, tmp_path: Pa
     count = api.requests_counted("health")
     time.sleep(0.5)
     assert api.requests_counted("health") == count
+
+
+def test_sigterm_stops_like_ctrl_c_writes_the_report_and_exits_143(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    """What a CI cancel, a job timeout or `timeout` sends: the report is still written."""
+    out = tmp_path / "report"
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.Popen(
+        [TRADEWISE, "load-test", "60", "3", "/api/health", "--host", api.url, "--report", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        base = api.requests_counted("health")
+        wait_until(lambda: api.requests_counted("health") > base + 20, timeout=20, what="load")
+        time.sleep(1.5)
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=15)
+        took = time.monotonic() - sent_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr
+    assert took < 5, f"stopping took {took:.1f}s"
+    assert "interrupted" in stderr and "SLOs" in stderr
+    assert "/api/health" in stdout  # the summary of what ran
+    report = json.loads((out / "report.json").read_text())
+    assert report["aborted"] is True
+    assert report["verdict"]["checks"] and "met" in report["verdict"]
+    assert report["total"]["requests"] > 20 and report["ran_seconds"] < 20
+    count = api.requests_counted("health")
+    time.sleep(0.5)
+    assert api.requests_counted("health") == count  # no load after the exit

@@ -367,14 +367,17 @@ class Deployer:
             return outcome
         except KeyboardInterrupt as exc:
             why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
-            note = f"interrupted ({why}): " + _interrupted_message(revision, progress, False)
+            note = f"{why}: " + _interrupted_message(revision, progress, False)
             if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
                 with contextlib.suppress(Exception):
                     note += self._abandon_slot(plan)
             if run.recorded:
                 with contextlib.suppress(Exception):
                     self.records.set_status(revision, rel.FAILED, note[:1000])
-            raise AbortedError(_interrupted_message(revision, progress, run.recorded)) from None
+            told = _interrupted_message(revision, progress, run.recorded)
+            if isinstance(exc, Terminated):
+                told = "terminated (SIGTERM): " + told
+            raise AbortedError(told) from None
         except TradewiseError as exc:
             if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
                 with contextlib.suppress(Exception):
