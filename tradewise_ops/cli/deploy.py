@@ -146,6 +146,9 @@ def deploy(
     ),
     reset_scaling: bool = _RESET_SCALING,
     wait_for_lock: str = _WAIT_FOR_LOCK,
+    no_pin: bool = typer.Option(
+        False, "--no-pin", help="Use the tag even where `tradewise push` recorded a digest."
+    ),
     rollback_timeout: str = typer.Option(
         None,
         "--rollback-timeout",
@@ -199,6 +202,8 @@ def deploy(
     if check_strategy(strategy) != ROLLING and not wait:
         raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
     digests = _build(state, env, tag) if build and not dry_run else None
+    if digests is None and not no_pin:  # after `tradewise push`: pin by the recorded digests
+        digests = state.pinned_digests(env, tag)
     maintenance = maintenance_is_on(gw)
     if maintenance:
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
@@ -257,7 +262,8 @@ def _build(state: State, env: Environment, tag: str | None) -> dict[str, str]:
     builder.build(tag, on_line=state.terminal.info)
     state.terminal.step(f"pushing images {tag}")
     builder.push(tag, on_line=state.terminal.info)
-    return dict(images.read_image_digests(env.name, tag))
+    digests, _left_out = images.pinnable_digests(env.name, tag, env.registry)
+    return digests
 
 
 def _deploy_local(state: State, env: Environment, dry_run: bool, seconds: float) -> None:

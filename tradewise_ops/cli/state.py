@@ -138,6 +138,27 @@ class State:
         """End what this run holds (the release lock); the root context calls it at the end."""
         self._closing.close()
 
+    def pinned_digests(self, env: Environment, tag: str | None) -> dict[str, str] | None:
+        """The image digests ``tradewise push`` recorded for ``env`` at ``tag`` (default
+        ``latest``) in ``env``'s registry, said on stderr; None when there are none.
+
+        A digest recorded for another registry is left out, with a warning. Callers skip this
+        for ``--no-pin``.
+        """
+        from tradewise_ops.adapters.digest_record import images_file, pinnable_digests
+
+        digests, left_out = pinnable_digests(env.name, tag or "latest", env.registry)
+        for sentence in left_out:
+            self.terminal.warn(sentence)
+        if not digests:
+            return None
+        pins = ", ".join(f"{c}@{d[:19]}..." for c, d in sorted(digests.items()))
+        self.terminal.info(
+            f"pinning {pins} by the digests `tradewise push` recorded for {env.name} "
+            f"{tag or 'latest'} ({images_file()}); --no-pin uses the tag"
+        )
+        return digests
+
     def render_checked(
         self,
         env: Environment,
