@@ -180,6 +180,31 @@ def test_performance_test_rows_per_group(api: ApiServer, tmp_path: Path) -> None
     assert any(r["stage"] == "spike" for r in report["intervals"])
 
 
+def test_performance_test_against_an_environments_public_url_leaves_out_stats(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    """The environment's URL is its Ingress, which routes no /api/performance/stats."""
+    raw = yaml.safe_load(embedded_config_path().read_text())
+    raw["environments"]["staging"]["url"] = api.url  # as if the Ingress answered here
+    config = tmp_path / "tradewise.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = invoke(
+        "--config", str(config), "performance-test", "--env", "staging", "--scale-duration",
+        "0.05", "--wait", "0.1-0.3", "--p95", "10000", "-o", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["target"] == api.url
+    assert "stats" not in report["endpoints"] and "health" in report["endpoints"]
+    assert {t["name"] for t in report["settings"]["tasks"]} == {
+        "health",
+        "analysis_hot",
+        "analysis_cold",
+    }
+    assert result.stderr.count("leaving out stats") == 1
+    assert f"{api.url} is staging's public (Ingress) URL" in result.stderr
+
+
 def test_in_cluster_dry_run_prints_the_jobs() -> None:
     result = invoke(
         "load-test", "30", "10", "/api/health", "--env", "staging", "--in-cluster", "--workers",
