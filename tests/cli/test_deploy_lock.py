@@ -116,6 +116,19 @@ def test_a_second_deploy_is_refused_naming_the_holder_then_waits_with_wait_for_l
     assert emulator.get("Lease", NS, LEASE) is None  # both gave it back
 
 
+def test_the_lock_costs_two_requests_per_deploy(emulator: Emulator, kubeconfig: Path) -> None:
+    """Target: at most 3 more per deploy. A create and a delete (a renewal every 10 s on top
+    for a deploy that runs longer)."""
+    emulator.controllers.auto(delay=0.01)
+    for tag in ("v1", "v2"):
+        emulator.reset_requests()
+        result = run("deploy", "staging", "--tag", tag, "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        lease = [(r.method, r.status) for r in emulator.requests if "/leases" in r.path]
+        assert lease == [("POST", 201), ("DELETE", 200)]
+        assert json.loads(result.stdout)["requests"] < len(emulator.requests)  # counted apart
+
+
 def test_a_rollback_and_a_scale_are_refused_too(emulator: Emulator, kubeconfig: Path) -> None:
     emulator.controllers.auto(delay=0.01)
     assert run("deploy", "staging", "--tag", "v1").exit_code == 0

@@ -20,6 +20,7 @@ expired too, whatever the clocks say.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -136,7 +137,14 @@ class ReleaseLock:
                 if namespace_checked:
                     raise
                 namespace_checked = True
-                self.gw.ensure_namespace(self.namespace)
+                with contextlib.suppress(ConflictError):  # (one request: no read first)
+                    self.gw.create(
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Namespace",
+                            "metadata": {"name": self.namespace},
+                        }
+                    )
                 continue
             except ConflictError:
                 pass
