@@ -152,6 +152,7 @@ def deploy(
     rollback_timeout: str = typer.Option(
         None,
         "--rollback-timeout",
+        metavar="DURATION",
         help="With --atomic: how long the rollback may wait (default: --timeout), a budget of "
         "its own.",
     ),
