@@ -61,3 +61,8 @@ class AbortedError(TradewiseError):
     """The user pressed Ctrl-C; the message says what was and was not done."""
 
     exit_code = 130
+
+
+class Terminated(KeyboardInterrupt):  # noqa: N818 - a KeyboardInterrupt, named as the signal's end
+    """SIGTERM arrived (a CI cancel, a job timeout, ``timeout``): raised in the main thread by the
+    CLI's handler, so every path that cleans up after Ctrl-C runs; the CLI then exits 143."""

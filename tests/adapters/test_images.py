@@ -20,6 +20,7 @@ from tradewise_ops.adapters.images import (
     git_revision,
     image_requirements,
     oci_labels,
+    pinnable_digests,
     read_image_digests,
     record_digests,
 )
@@ -103,6 +104,22 @@ def test_digest_record_round_trip(tmp_path: Path) -> None:
     assert read_image_digests("staging", "v2.0", path) == {"api": DIGEST_B}
     assert read_image_digests("prod", "v1.0", path) == {}
     assert json.loads(path.read_text())["prod"]["v2.0"]["api"] == DIGEST_A
+
+
+def test_only_digests_pushed_to_the_registry_are_pinnable(tmp_path: Path) -> None:
+    path = tmp_path / "images.json"
+    assert pinnable_digests("prod", "v2", "reg.one/tw", path) == ({}, [])  # no record at all
+    record_digests("prod", "v2", {"api": DIGEST_A}, path, registry="reg.one/tw/")
+    record_digests("prod", "v2", {"worker": DIGEST_B}, path, registry="reg.two/tw")
+    usable, left_out = pinnable_digests("prod", "v2", "reg.one/tw", path)
+    assert usable == {"api": DIGEST_A}
+    assert left_out == [
+        "not pinning worker by the digest recorded for prod v2: it was pushed to reg.two/tw, "
+        "not reg.one/tw"
+    ]
+    record_digests("prod", "v3", {"api": DIGEST_A}, path)  # an old record: no registry
+    usable, left_out = pinnable_digests("prod", "v3", "reg.one/tw", path)
+    assert usable == {} and "does not say which registry holds it" in left_out[0]
 
 
 def test_digest_record_refuses_garbage(tmp_path: Path) -> None:

@@ -55,10 +55,11 @@ def releases(emu: Emulator) -> dict[int, str]:
 
 
 def real_writes(emu: Emulator) -> list[str]:
+    """Writes that change the environment (the release lock's Lease is not one of them)."""
     return [
         f"{r.method} {r.path}"
         for r in emu.requests
-        if r.method in WRITES and r.query.get("dryRun") != "All"
+        if r.method in WRITES and r.query.get("dryRun") != "All" and "/leases" not in r.path
     ]
 
 

@@ -100,10 +100,14 @@ def expected_writes(steps: list[Step], deployed_before: list[int]) -> list[tuple
     return out
 
 
-def real_writes(emu: Emulator) -> list[tuple[str, str]]:
+def real_writes(emu: Emulator, lock: bool = False) -> list[tuple[str, str]]:
+    """The writes to the environment (``lock``: the release lock's Lease writes too, which are
+    no step of the plan: taken before it runs, given back after)."""
     out = []
     for r in emu.requests:
         if r.method not in ("POST", "PATCH", "DELETE") or r.query.get("dryRun") == "All":
+            continue
+        if "/leases" in r.path and not lock:
             continue
         what = {"POST": "create", "DELETE": "delete"}.get(r.method)
         if what is None:
@@ -130,6 +134,12 @@ def dry_run_then_deploy(emu: Emulator, *args: str, config: str = CONFIG) -> list
     executed = executed_steps(real.stderr)
     assert executed == printed  # one for one, in order
     assert real_writes(emu) == expected_writes(executed, before)
+    # the lock is taken before the first step's write and given back after the last
+    assert real_writes(emu, lock=True) == [
+        ("create", "/leases"),
+        *expected_writes(executed, before),
+        ("delete", "/leases/tradewise-lock-staging"),
+    ]
     return executed
 
 

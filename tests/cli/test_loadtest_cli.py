@@ -180,6 +180,31 @@ def test_performance_test_rows_per_group(api: ApiServer, tmp_path: Path) -> None
     assert any(r["stage"] == "spike" for r in report["intervals"])
 
 
+def test_performance_test_against_an_environments_public_url_leaves_out_stats(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    """The environment's URL is its Ingress, which routes no /api/performance/stats."""
+    raw = yaml.safe_load(embedded_config_path().read_text())
+    raw["environments"]["staging"]["url"] = api.url  # as if the Ingress answered here
+    config = tmp_path / "tradewise.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = invoke(
+        "--config", str(config), "performance-test", "--env", "staging", "--scale-duration",
+        "0.05", "--wait", "0.1-0.3", "--p95", "10000", "-o", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["target"] == api.url
+    assert "stats" not in report["endpoints"] and "health" in report["endpoints"]
+    assert {t["name"] for t in report["settings"]["tasks"]} == {
+        "health",
+        "analysis_hot",
+        "analysis_cold",
+    }
+    assert result.stderr.count("leaving out stats") == 1
+    assert f"{api.url} is staging's public (Ingress) URL" in result.stderr
+
+
 def test_in_cluster_dry_run_prints_the_jobs() -> None:
     result = invoke(
         "load-test", "30", "10", "/api/health", "--env", "staging", "--in-cluster", "--workers",
@@ -244,3 +269,41 @@ def test_ctrl_c_stops_at_once_and_writes_the_report(api: ApiServer, tmp_path: Pa
     count = api.requests_counted("health")
     time.sleep(0.5)
     assert api.requests_counted("health") == count
+
+
+def test_sigterm_stops_like_ctrl_c_writes_the_report_and_exits_143(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    """What a CI cancel, a job timeout or `timeout` sends: the report is still written."""
+    out = tmp_path / "report"
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.Popen(
+        [TRADEWISE, "load-test", "60", "3", "/api/health", "--host", api.url, "--report", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        base = api.requests_counted("health")
+        wait_until(lambda: api.requests_counted("health") > base + 20, timeout=20, what="load")
+        time.sleep(1.5)
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=15)
+        took = time.monotonic() - sent_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr
+    assert took < 5, f"stopping took {took:.1f}s"
+    assert "interrupted" in stderr and "SLOs" in stderr
+    assert "/api/health" in stdout  # the summary of what ran
+    report = json.loads((out / "report.json").read_text())
+    assert report["aborted"] is True
+    assert report["verdict"]["checks"] and "met" in report["verdict"]
+    assert report["total"]["requests"] > 20 and report["ran_seconds"] < 20
+    count = api.requests_counted("health")
+    time.sleep(0.5)
+    assert api.requests_counted("health") == count  # no load after the exit

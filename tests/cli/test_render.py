@@ -30,6 +30,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ):
         monkeypatch.delenv(name, raising=False)  # fmt: skip
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TRADEWISE_IMAGES_FILE", str(tmp_path / "no-push-recorded.json"))
 
 
 def run(*args: str) -> object:
@@ -151,3 +152,61 @@ def test_namespace_override_moves_every_object() -> None:
     assert 'namespace="tw-blue"' in result.stdout  # alerts and dashboards too
     assert 'namespace="tradewise-ai"' not in result.stdout
     assert "namespace: tradewise-ai" not in result.stdout
+
+
+# -- pinning by the digests `tradewise push` recorded ---------------------------------------------
+DIGEST_API = "sha256:" + "a" * 64
+DIGEST_WORKER = "sha256:" + "b" * 64
+
+
+def _pushed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: str) -> None:
+    """The record `tradewise push staging v2` leaves (written here, as push writes it)."""
+    record = tmp_path / "images.json"
+    monkeypatch.setenv("TRADEWISE_IMAGES_FILE", str(record))
+    entry = {"api": DIGEST_API, "worker": DIGEST_WORKER}
+    entry["registries"] = {"api": registry, "worker": registry}  # type: ignore[assignment]
+    record.write_text(json.dumps({"staging": {"v2": entry}}))
+
+
+def test_render_after_push_pins_the_images_by_digest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _pushed(monkeypatch, tmp_path, "registry.example.com/tradewise")
+    result = run("render", "staging", "--tag", "v2")
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    images = [
+        c["image"]
+        for o in yaml.safe_load_all(result.stdout)  # type: ignore[attr-defined]
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    ]
+    assert f"registry.example.com/tradewise/tradewise-ai@{DIGEST_API}" in images
+    assert f"registry.example.com/tradewise/tradewise-ai-worker@{DIGEST_WORKER}" in images
+    assert "pinning api@sha256:aaaaaaaaaaaa..., worker@sha256:bbbbbbbbbbbb..." in (
+        result.stderr  # type: ignore[attr-defined]
+    )
+    # another tag, or --no-pin: the tag
+    other = run("render", "staging", "--tag", "v3")
+    assert "@sha256:" not in other.stdout and ":v3" in other.stdout  # type: ignore[attr-defined]
+    unpinned = run("render", "staging", "--tag", "v2", "--no-pin")
+    assert unpinned.exit_code == 0  # type: ignore[attr-defined]
+    assert "@sha256:" not in unpinned.stdout  # type: ignore[attr-defined]
+    assert "tradewise-ai:v2" in unpinned.stdout  # type: ignore[attr-defined]
+
+
+def test_a_digest_pushed_to_another_registry_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _pushed(monkeypatch, tmp_path, "old-registry.example.com/tradewise")
+    result = run("render", "staging", "--tag", "v2")
+    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    assert "@sha256:" not in result.stdout  # type: ignore[attr-defined]
+    assert "it was pushed to old-registry.example.com/tradewise, not registry.example.com" in (
+        result.stderr  # type: ignore[attr-defined]
+    )
+    # the registry the environment now names (TRADEWISE_REGISTRY) is the one that counts
+    monkeypatch.setenv("TRADEWISE_REGISTRY", "old-registry.example.com/tradewise")
+    moved = run("render", "staging", "--tag", "v2")
+    assert f"old-registry.example.com/tradewise/tradewise-ai@{DIGEST_API}" in (
+        moved.stdout  # type: ignore[attr-defined]
+    )

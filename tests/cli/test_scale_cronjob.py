@@ -38,6 +38,7 @@ PLURALS = (
     "cronjobs",
     "jobs",
     "ingresses",
+    "leases",
 )
 
 
@@ -128,8 +129,17 @@ def test_market_open_cronjob_applies_high_with_only_its_role(
     hpa = scaler_cluster.get("HorizontalPodAutoscaler", NS, "tradewise-api-hpa")
     assert hpa is not None and hpa["spec"]["minReplicas"] == 10
     assert hpa["metadata"]["annotations"]["tradewise.io/traffic-profile"] == "high"
-    # nothing but gets and patches was sent
-    assert {r.method for r in scaler_cluster.requests} <= {"GET", "PATCH"}
+    # nothing but gets and patches was sent, and the release lock taken and given back
+    lease = "/apis/coordination.k8s.io/v1/namespaces/tradewise-ai/leases"
+    assert {r.method for r in scaler_cluster.requests if not r.path.startswith(lease)} <= {
+        "GET",
+        "PATCH",
+    }
+    assert [r.method for r in scaler_cluster.requests if r.path.startswith(lease)] == [
+        "POST",
+        "DELETE",
+    ]
+    assert scaler_cluster.get("Lease", NS, "tradewise-lock-prod") is None
     assert all(r.status < 400 or r.status == 404 for r in scaler_cluster.requests)
 
 

@@ -93,6 +93,28 @@ def test_performance_workload_follows_the_config() -> None:
         performance_test_spec(host="http://127.0.0.1:1", perf=perf, scale=0)
 
 
+def test_against_a_public_url_the_operator_groups_are_left_out() -> None:
+    """The Ingress routes only public paths: the stats group would count nothing but 404s."""
+    from tradewise_ops.core.loadplan import unrouted_groups
+    from tradewise_ops.core.render import render_environment
+
+    config = load_config()
+    perf = config.performance_test
+    assert unrouted_groups(perf) == ["stats"]
+    tasks = performance_tasks(perf, public=True)
+    assert {t.name: t.weight for t in tasks} == {
+        k: w for k, w in perf.weights.items() if k != "stats" and w > 0
+    }
+    ingress = next(
+        o for o in render_environment(config, "prod", tag="v1") if o["kind"] == "Ingress"
+    )
+    routed = {p["path"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert {path.split("?")[0] for t in tasks for path in t.paths} <= routed
+    spec = performance_test_spec(host="https://api.example.com", perf=perf, public=True)
+    assert "stats" not in {t.name for t in spec.tasks}
+    assert "stats" in {t.name for t in performance_test_spec(host="http://x:1", perf=perf).tasks}
+
+
 def test_in_cluster_jobs_are_valid_kubernetes_objects() -> None:
     spec = load_test_spec(**GOOD)  # type: ignore[arg-type]
     objects = render_locust_jobs(

@@ -347,10 +347,14 @@ def test_cronjobs_scale_by_profile_with_a_narrow_role(prod: list[dict[str, Any]]
     ]  # fmt: skip
     assert pod["containers"][0]["image"].endswith(f"tradewise-ai:{TAG}")
     role = by(prod, "Role", "tradewise-scaler")
-    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
-    assert verbs == {"get", "patch"}
-    resources = {r for rule in role["rules"] for r in rule["resources"]}
-    assert resources == {"deployments", "deployments/scale", "horizontalpodautoscalers"}
+    grants = {(r, tuple(rule["verbs"])) for rule in role["rules"] for r in rule["resources"]}
+    assert grants == {
+        ("deployments", ("get", "patch")),
+        ("deployments/scale", ("get", "patch")),
+        ("horizontalpodautoscalers", ("get", "patch")),
+        ("leases", ("create",)),  # the release lock only: create (RBAC cannot name it) ...
+        ("leases", ("get", "update", "delete")),  # ... and the rest on its name alone
+    }
     binding = by(prod, "RoleBinding", "tradewise-scaler")
     assert binding["subjects"][0]["name"] == "tradewise-scaler"
 

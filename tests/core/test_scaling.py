@@ -667,7 +667,16 @@ def test_the_scaler_role_is_least_privilege(prod_objects: list[dict]) -> None:
     assert set(granted) <= set(needed)
     for key, verbs in granted.items():
         assert "*" not in verbs and "*" not in key[1], key
+        if key == ("coordination.k8s.io", "leases"):
+            continue  # the release lock, checked below
         assert verbs <= {"get", "patch"}, (key, verbs)
+    # the lock: only create is unnamed (RBAC cannot name what does not exist yet); reading,
+    # taking over and releasing are limited to this environment's Lease
+    lease_rules = [r for r in role["rules"] if r["resources"] == ["leases"]]
+    assert {tuple(r["verbs"]) for r in lease_rules if "resourceNames" not in r} == {("create",)}
+    named = [r for r in lease_rules if "resourceNames" in r]
+    assert [r["resourceNames"] for r in named] == [["tradewise-lock-prod"]]
+    assert set(named[0]["verbs"]) == {"get", "update", "delete"}
     (binding,) = [
         b
         for b in _of_kind(prod_objects, "RoleBinding")

@@ -271,7 +271,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return (200 if existed else 201), obj
         if method == "DELETE":
-            store.delete(res, namespace, name, dry_run=dry_run)
+            options = body if isinstance(body, dict) else {}
+            store.delete(
+                res, namespace, name, dry_run=dry_run, preconditions=options.get("preconditions")
+            )
             return 200, {
                 "kind": "Status",
                 "apiVersion": "v1",

@@ -93,6 +93,7 @@ CORE = [
         namespaced=False,
         short=("pc",),
     ),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
 ]
 # served on demand (``Emulator.serve_metrics_api``, ``serve_vpa``): metrics-server's read-only
 # PodMetrics (the test puts them), and the VerticalPodAutoscaler CRD
@@ -687,10 +688,29 @@ class Store:
         return result
 
     def delete(
-        self, res: ResourceType, namespace: str | None, name: str, dry_run: bool = False
+        self,
+        res: ResourceType,
+        namespace: str | None,
+        name: str,
+        dry_run: bool = False,
+        preconditions: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Delete; ``preconditions`` (DeleteOptions: ``uid``, ``resourceVersion``) that do not
+        match the stored object are a 409, as on a real API server."""
         with self.lock:
             obj = self.get(res, namespace, name)
+            for key, word in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+                wanted = (preconditions or {}).get(key)
+                if wanted and wanted != obj["metadata"].get(key):
+                    raise ApiError(
+                        409,
+                        "Conflict",
+                        f"Operation cannot be fulfilled on {res.plural}"
+                        f'{"." + res.group if res.group else ""} "{name}": Precondition '
+                        f"failed: {word} in precondition: {wanted}, "
+                        f"{word} in object meta: {obj['metadata'].get(key)}",
+                        {"name": name, "group": res.group, "kind": res.plural},
+                    )
             if dry_run:
                 return obj
             key = self.key(res, namespace, name)

@@ -401,3 +401,55 @@ def test_metrics_api_serves_pod_metrics_as_metrics_server_does() -> None:
         ]
         # the core pods are another resource: the PodMetrics did not create Pods
         assert get("/api/v1/namespaces/tradewise-ai/pods")["items"] == []
+
+
+def test_leases_create_conflict_replace_and_delete_with_preconditions(
+    api: Any, kubeconfig: Path
+) -> None:
+    """coordination.k8s.io/v1 Leases as leader election uses them: create (409 when held),
+    replace carrying the resourceVersion (409 when stale), delete with preconditions."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    leases = client.CoordinationV1Api(api)
+    assert "coordination.k8s.io" in {g.name for g in client.ApisApi(api).get_api_versions().groups}
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "lock", "namespace": NS},
+        "spec": {
+            "holderIdentity": "a@host:1",
+            "leaseDurationSeconds": 30,
+            "acquireTime": "2026-01-01T00:00:00.000000Z",
+            "renewTime": "2026-01-01T00:00:00.000000Z",
+        },
+    }
+    first = leases.create_namespaced_lease(NS, body)
+    assert first.spec.holder_identity == "a@host:1" and first.spec.lease_duration_seconds == 30
+    with pytest.raises(ApiException) as held:
+        leases.create_namespaced_lease(NS, body)
+    assert held.value.status == 409
+    renewed = leases.read_namespaced_lease("lock", NS)
+    renewed.spec.renew_time = renewed.spec.acquire_time.replace(second=10)
+    second = leases.replace_namespaced_lease("lock", NS, renewed)
+    assert int(second.metadata.resource_version) > int(first.metadata.resource_version)
+    stale = {
+        **body,
+        "metadata": {**body["metadata"], "resourceVersion": first.metadata.resource_version},
+    }
+    with pytest.raises(ApiException) as lost:
+        leases.replace_namespaced_lease("lock", NS, stale)
+    assert lost.value.status == 409
+    wrong = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(resource_version=first.metadata.resource_version)
+    )
+    with pytest.raises(ApiException) as refused:
+        leases.delete_namespaced_lease("lock", NS, body=wrong)
+    assert refused.value.status == 409 and "Precondition failed" in refused.value.body
+    listed = _kubectl(kubeconfig, "get", "leases", "-n", NS, "-o", "name")
+    assert listed.stdout.split() == ["lease.coordination.k8s.io/lock"]
+    right = client.V1DeleteOptions(
+        preconditions=client.V1Preconditions(resource_version=second.metadata.resource_version)
+    )
+    leases.delete_namespaced_lease("lock", NS, body=right)
+    assert leases.list_namespaced_lease(NS).items == []

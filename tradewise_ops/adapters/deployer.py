@@ -56,6 +56,7 @@ from tradewise_ops.errors import (
     AbortedError,
     BadInputError,
     NotFoundError,
+    Terminated,
     TradewiseError,
 )
 
@@ -136,11 +137,15 @@ class Deployer:
         on_warning: Callable[[str], None] | None = None,
         on_execute: Callable[[int, Step], None] | None = None,
         now: Callable[[], str] | None = None,
+        holder: str | None = None,
     ) -> None:
+        from tradewise_ops.adapters.lock import process_identity
+
         self.gw = gw
         self.environment = environment
         self.namespace = namespace or gw.namespace
         self.user = user
+        self.holder = holder or process_identity(user)  # recorded: whose lock the release ran under
         self.records = ReleaseStore(gw, environment, self.namespace)
         self._step = on_step or (lambda _m: None)
         self._progress = on_progress
@@ -278,13 +283,16 @@ class Deployer:
         *,
         timeout: float = 300.0,
         atomic: bool = False,
+        rollback_timeout: float | None = None,
     ) -> DeployOutcome:
         """Carry out ``plan.steps`` (from ``plan``) in order, one by one; the outcome.
 
         A failed rollout (or blue-green switch) stops at that step: the release is recorded as
         failed. ``atomic``: when the wait failed, roll back to the previous healthy release (a
-        new plan, applied and waited for). Ctrl-C records the release as failed and raises
-        ``AbortedError`` saying what was applied. ``change_cause`` goes into the record.
+        new plan, applied and waited for up to ``rollback_timeout`` s, default ``timeout``: a
+        budget of its own). Ctrl-C (or SIGTERM) records the release as failed, naming what was
+        and was not applied, and raises ``AbortedError`` saying so. ``change_cause`` goes into
+        the record.
         """
         if plan.revision is None or not plan.steps:
             raise BadInputError("the plan has no release steps: make it with Deployer.plan")
@@ -298,7 +306,8 @@ class Deployer:
                 outcome.message += f"; --atomic could not roll back: {exc.message}"
                 return outcome
             self._step(f"--atomic: rolling back to revision {target.revision}")
-            outcome.rolled_back = self.rollback_to(target, wait=True, timeout=timeout)
+            budget = timeout if rollback_timeout is None else rollback_timeout
+            outcome.rolled_back = self.rollback_to(target, wait=True, timeout=budget)
         return outcome
 
     def rollback(
@@ -356,15 +365,19 @@ class Deployer:
                     self.records.set_status(revision, rel.FAILED, outcome.message[:1000])
                     return outcome
             return outcome
-        except KeyboardInterrupt:
-            note = "interrupted (Ctrl-C) during " + progress.phase
+        except KeyboardInterrupt as exc:
+            why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            note = f"{why}: " + _interrupted_message(revision, progress, False)
             if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
                 with contextlib.suppress(Exception):
                     note += self._abandon_slot(plan)
             if run.recorded:
                 with contextlib.suppress(Exception):
-                    self.records.set_status(revision, rel.FAILED, note)
-            raise AbortedError(_interrupted_message(revision, progress, run.recorded)) from None
+                    self.records.set_status(revision, rel.FAILED, note[:1000])
+            told = _interrupted_message(revision, progress, run.recorded)
+            if isinstance(exc, Terminated):
+                told = "terminated (SIGTERM): " + told
+            raise AbortedError(told) from None
         except TradewiseError as exc:
             if plan.slot is not None and progress.phase in ("apply", "prune", "wait"):
                 with contextlib.suppress(Exception):
@@ -421,6 +434,7 @@ class Deployer:
             manifests=tuple(plan.to_record),
             strategy=plan.strategy,
             slot=plan.slot,
+            holder=self.holder,
         )
         self.records.create(record)
         run.recorded = True

@@ -4,7 +4,7 @@
 plus an optional wheelhouse) to the engine with host networking, streams the progress lines,
 and turns an ``{"error": ...}`` item of the stream into a ``GoalMissedError`` carrying the failing
 step's output. ``push(tag)`` pushes to the environment's registry and records the digests, which
-``read_image_digests`` gives back to ``render``/``deploy`` for pinning.
+``adapters.digest_record`` gives back to ``render``/``deploy`` for pinning.
 
 ``docker`` is imported inside the functions that talk to an engine, so reading digests or
 importing this module costs nothing.
@@ -13,7 +13,6 @@ importing this module costs nothing.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import subprocess
@@ -28,6 +27,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tradewise_ops.adapters.digest_record import (  # the digest record, re-exported here
+    images_file as images_file,
+)
+from tradewise_ops.adapters.digest_record import (
+    pinnable_digests as pinnable_digests,
+)
+from tradewise_ops.adapters.digest_record import (
+    read_image_digests as read_image_digests,
+)
+from tradewise_ops.adapters.digest_record import (
+    record_digests as record_digests,
+)
 from tradewise_ops.core.config import Environment
 from tradewise_ops.errors import BadInputError, GoalMissedError, UnreachableError
 
@@ -454,7 +465,7 @@ class ImageBuilder:
             digest = _follow_push(stream, f"{remote}:{tag}", self.env.registry, emit)
             digests[component] = digest
             emit(f"pushed {remote}@{digest}")
-        record_digests(self.env.name, tag, digests, images_file)
+        record_digests(self.env.name, tag, digests, images_file, registry=self.env.registry)
         return digests
 
     def close(self) -> None:
@@ -551,50 +562,3 @@ def _follow_push(stream: Iterable[dict], what: str, registry: str, emit: LineSin
     if digest is None:
         raise GoalMissedError(f"pushing {what} ended without a digest")
     return digest
-
-
-# --------------------------------------------------------------------------------------------
-# recorded digests
-# --------------------------------------------------------------------------------------------
-def images_file() -> Path:
-    """The digest record: ``TRADEWISE_IMAGES_FILE``, else ``./.tradewise/images.json``."""
-    return Path(os.environ.get("TRADEWISE_IMAGES_FILE") or Path.cwd() / ".tradewise/images.json")
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{path} is not a readable image digest record: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path} is not a readable image digest record: not a JSON object")
-    return data
-
-
-def record_digests(
-    env_name: str, tag: str, digests: dict[str, str], path: Path | None = None
-) -> Path:
-    """Merge ``digests`` (component -> ``sha256:…``) into the record under ``env_name``/``tag``."""
-    target = path or images_file()
-    for component, digest in digests.items():
-        if component not in COMPONENTS or not re.match(r"^sha256:[0-9a-f]{64}$", digest):
-            raise BadInputError(f"not an image digest for {component!r}: {digest!r}")
-    data = _load(target)
-    entry = data.setdefault(env_name, {}).setdefault(tag, {})
-    entry.update(digests)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".json.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(target)
-    return target
-
-
-def read_image_digests(env_name: str, tag: str, path: Path | None = None) -> dict[str, str]:
-    """The digests pushed for ``env_name`` at ``tag`` (component -> digest); empty when none.
-
-    The result is what ``render_environment(..., image_digests=...)`` takes.
-    """
-    entry = _load(path or images_file()).get(env_name, {}).get(tag, {})
-    return {str(k): str(v) for k, v in entry.items() if k in COMPONENTS}

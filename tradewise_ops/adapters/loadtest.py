@@ -5,9 +5,10 @@ process: ``LoadRunner.run`` starts ``python -m tradewise_ops.adapters._locust_ch
 the spec on stdin and reads one JSON line per interval from its stdout. This module itself
 imports no Locust and no gevent.
 
-Stopping: ``LoadRunner.stop()`` (or Ctrl-C while ``run`` is in the main thread) sends SIGTERM to
-the generator, which stops every user at once and still reports the last partial interval and
-its totals; ``run`` then returns a result marked ``aborted``. A second Ctrl-C kills it.
+Stopping: ``LoadRunner.stop()`` (or Ctrl-C while ``run`` is in the main thread, or a
+``KeyboardInterrupt`` such as the CLI's ``Terminated`` on SIGTERM) sends SIGTERM to the generator,
+which stops every user at once and still reports the last partial interval and its totals;
+``run`` then returns a result marked ``aborted``. A second one kills it.
 """
 
 from __future__ import annotations
@@ -224,25 +225,37 @@ class LoadRunner:
         done: dict[str, Any] | None = None
         error: str | None = None
         try:
-            for raw in proc.stdout:
+            while True:
                 try:
-                    msg = json.loads(raw)
-                except ValueError:
-                    continue
-                kind = msg.get("type")
-                if kind == "started":
-                    started_at = float(msg.get("t0", started_at))
-                    if on_start is not None:
-                        on_start(proc.pid)
-                elif kind == "interval":
-                    interval = Interval.from_message(msg)
-                    intervals.append(interval)
-                    if on_interval is not None:
-                        on_interval(interval)
-                elif kind == "done":
-                    done = msg
-                elif kind == "error":
-                    error = str(msg.get("message"))
+                    for raw in proc.stdout:
+                        try:
+                            msg = json.loads(raw)
+                        except ValueError:
+                            continue
+                        kind = msg.get("type")
+                        if kind == "started":
+                            started_at = float(msg.get("t0", started_at))
+                            if on_start is not None:
+                                on_start(proc.pid)
+                        elif kind == "interval":
+                            interval = Interval.from_message(msg)
+                            intervals.append(interval)
+                            if on_interval is not None:
+                                on_interval(interval)
+                        elif kind == "done":
+                            done = msg
+                        elif kind == "error":
+                            error = str(msg.get("message"))
+                    break
+                except KeyboardInterrupt:
+                    # raised here rather than held by ``on_sigint``: SIGTERM (the CLI's handler
+                    # raises ``errors.Terminated``), or the second Ctrl-C. The first stops the
+                    # load and keeps reading its last interval and totals, as Ctrl-C does.
+                    interrupts["n"] += 1
+                    if interrupts["n"] > 1:
+                        proc.kill()
+                        raise
+                    self.stop()
             proc.wait(timeout=10)
         finally:
             watchdog.cancel()

@@ -34,7 +34,13 @@ from tradewise_ops.core.scaling import (
     local_status_report,
     status_report,
 )
-from tradewise_ops.errors import BadInputError, NotFoundError, UnreachableError
+from tradewise_ops.errors import (
+    AbortedError,
+    BadInputError,
+    NotFoundError,
+    Terminated,
+    UnreachableError,
+)
 
 if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
@@ -142,14 +148,26 @@ class ClusterScaler(Scaler):
             self.gateway.apply(render_ingress(self.config, self.environment, maintenance=True))
             self._step(f"maintenance mode on for {self.environment.name}")
         annotations = plan.annotations()
-        for step in plan.steps:
-            patch = step.hpa_patch(annotations)
-            if patch is not None and step.hpa is not None:
-                self.gateway.patch("HorizontalPodAutoscaler", step.hpa, patch)
-            self.gateway.scale("Deployment", step.target, step.replicas)
-            self.gateway.patch(
-                "Deployment", step.target, {"metadata": {"annotations": annotations}}
-            )
+        done: list[str] = []
+        try:
+            for step in plan.steps:
+                patch = step.hpa_patch(annotations)
+                if patch is not None and step.hpa is not None:
+                    self.gateway.patch("HorizontalPodAutoscaler", step.hpa, patch)
+                    done.append(f"HorizontalPodAutoscaler/{step.hpa} bounds")
+                self.gateway.scale("Deployment", step.target, step.replicas)
+                done.append(f"Deployment/{step.target} to {step.replicas}")
+                self.gateway.patch(
+                    "Deployment", step.target, {"metadata": {"annotations": annotations}}
+                )
+                done.append(f"Deployment/{step.target} profile")
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (``errors.Terminated``)
+            why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            raise AbortedError(
+                f"interrupted ({why}) while scaling {self.environment.name}: applied "
+                + (", ".join(done) or "nothing")
+                + f"; {plan.action} is incomplete: run it again"
+            ) from None
 
     def close(self) -> None:
         """Release the gateway's connections."""

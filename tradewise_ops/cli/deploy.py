@@ -30,6 +30,13 @@ def register(app: typer.Typer) -> None:
 _ENV_ARG = typer.Argument(None, metavar="ENV", help="Environment (default: --env or the config's).")
 _TIMEOUT = typer.Option("5m", "--timeout", help="How long to wait for a healthy rollout.")
 _WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until every workload is healthy.")
+_WAIT_FOR_LOCK = typer.Option(
+    None,
+    "--wait-for-lock",
+    metavar="[=DURATION]",
+    help="When another deploy, rollback or scale of ENV holds its lock, wait for it (up to "
+    "DURATION, alone 30m) instead of failing.",
+)
 _RESET_SCALING = typer.Option(
     False,
     "--reset-scaling",
@@ -138,6 +145,17 @@ def deploy(
         None, "--change-cause", help="Why (default: the command line); shown by history."
     ),
     reset_scaling: bool = _RESET_SCALING,
+    wait_for_lock: str = _WAIT_FOR_LOCK,
+    no_pin: bool = typer.Option(
+        False, "--no-pin", help="Use the tag even where `tradewise push` recorded a digest."
+    ),
+    rollback_timeout: str = typer.Option(
+        None,
+        "--rollback-timeout",
+        metavar="DURATION",
+        help="With --atomic: how long the rollback may wait (default: --timeout), a budget of "
+        "its own.",
+    ),
     strategy: str = typer.Option(
         None,
         "--strategy",
@@ -155,6 +173,7 @@ def deploy(
     state = get_state(ctx)
     env = state.environment(env_name)
     seconds = parse_duration(timeout, what="--timeout")
+    back = parse_duration(rollback_timeout, what="--rollback-timeout") if rollback_timeout else None
     if not env.is_kubernetes:
         _deploy_local(state, env, dry_run, seconds)
         return
@@ -164,7 +183,11 @@ def deploy(
     gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
+    if not dry_run:  # one writer at a time: refused (or waits) before anything changes
+        _take_lock(state, env, gw, wait_for_lock)
     releases = deployer.records.list()
+    if not dry_run:
+        _say_interrupted(state, releases)
     from tradewise_ops.core.bluegreen import ROLLING, check_strategy
     from tradewise_ops.core.release import current
 
@@ -180,6 +203,8 @@ def deploy(
     if check_strategy(strategy) != ROLLING and not wait:
         raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
     digests = _build(state, env, tag) if build and not dry_run else None
+    if digests is None and not no_pin:  # after `tradewise push`: pin by the recorded digests
+        digests = state.pinned_digests(env, tag)
     maintenance = maintenance_is_on(gw)
     if maintenance:
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
@@ -204,8 +229,26 @@ def deploy(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
     with progress:
-        outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic)
+        outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic, rollback_timeout=back)
     _show_outcome(state, outcome)
+
+
+def _take_lock(state: State, env: Environment, gw: KubeGateway, wait_for: str | None) -> None:
+    """Hold ``env``'s release lock for the rest of the command (``--wait-for-lock``: wait)."""
+    wait = parse_duration(wait_for, what="--wait-for-lock") if wait_for else 0.0
+    state.release_lock(env, gw, wait=wait)
+
+
+def _say_interrupted(state: State, releases: list[Any]) -> None:
+    """Pending releases whose deploy is gone (this run holds the lock now), said once each."""
+    from tradewise_ops.core.lock import INTERRUPTED, mark_interrupted
+
+    for r in mark_interrupted(releases, None):
+        if r.status == INTERRUPTED:
+            state.terminal.warn(
+                f"revision {r.revision} ({r.tag or 'latest'}) was interrupted: {r.note}; "
+                "it stays recorded as pending, this deploy replaces it"
+            )
 
 
 def _build(state: State, env: Environment, tag: str | None) -> dict[str, str]:
@@ -220,7 +263,8 @@ def _build(state: State, env: Environment, tag: str | None) -> dict[str, str]:
     builder.build(tag, on_line=state.terminal.info)
     state.terminal.step(f"pushing images {tag}")
     builder.push(tag, on_line=state.terminal.info)
-    return dict(images.read_image_digests(env.name, tag))
+    digests, _left_out = images.pinnable_digests(env.name, tag, env.registry)
+    return digests
 
 
 def _deploy_local(state: State, env: Environment, dry_run: bool, seconds: float) -> None:
@@ -313,6 +357,7 @@ def rollback(
     wait: bool = _WAIT,
     timeout: str = _TIMEOUT,
     reset_scaling: bool = _RESET_SCALING,
+    wait_for_lock: str = _WAIT_FOR_LOCK,
 ) -> None:
     """Restore a whole earlier release (images, config, HPA settings) and wait like deploy.
 
@@ -326,6 +371,7 @@ def rollback(
     gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
+    _take_lock(state, env, gw, wait_for_lock)
     target = rollback_target(deployer.records.list(), to_revision)
     state.confirm(env, f"roll back to revision {target.revision} ({target.tag or 'latest'})")
     state.terminal.step(f"rolling back {env.name} to revision {target.revision} ({target.tag})")
@@ -344,6 +390,10 @@ def history(ctx: typer.Context, env_name: str = _ENV_ARG) -> None:
     env = state.environment(env_name)
     gw = state.kube_gateway(env)
     releases = deployer_for(state, env, gw).records.list()
+    if any(r.status == "pending" for r in releases):  # its deploy still running, or gone?
+        from tradewise_ops.core.lock import mark_interrupted
+
+        releases = mark_interrupted(releases, state.lock_holder(env, gw))
     if not releases:
         state.terminal.result([], f"no releases of {env.name} in namespace {env.namespace}")
         return

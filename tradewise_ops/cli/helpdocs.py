@@ -56,6 +56,14 @@ DOCS: dict[str, HelpDoc] = {
         ),
         "Release",
     ),
+    "unlock": HelpDoc(
+        "Break the stale release lock of ENV after confirmation.",
+        (
+            ("tradewise unlock staging", "shows who holds it, asks, then deletes the Lease"),
+            ("tradewise unlock prod --yes", "without asking"),
+        ),
+        "Release",
+    ),
     "diff": HelpDoc(
         "Show what a deploy would change in ENV, as a unified diff.",
         (

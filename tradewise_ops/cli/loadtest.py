@@ -116,13 +116,26 @@ def performance_test(
     image: str = _IMAGE_OPT,
     baseline: str = _BASELINE_OPT,
 ) -> None:
-    """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages."""
-    from tradewise_ops.core.loadplan import parse_wait, performance_test_spec
+    """The mixed workload of tradewise.yaml (health, hot/cold analyses, stats) in stages.
+
+    Against an environment's public (Ingress) URL the stats group is left out: the Ingress does
+    not route /api/performance/stats.
+    """
+    from tradewise_ops.core.loadplan import parse_wait, performance_test_spec, unrouted_groups
 
     state = get_state(ctx)
+    perf = state.config().performance_test
+    public = _public_target(state, host, in_cluster)
+    if public and unrouted_groups(perf):
+        env = state.environment()
+        state.terminal.info(
+            f"{env.target_url} is {env.name}'s public (Ingress) URL, which routes no operator "
+            f"path: leaving out {', '.join(unrouted_groups(perf))} (--host to load it elsewhere)"
+        )
     spec = performance_test_spec(
         host=_target(state, host, in_cluster),
-        perf=state.config().performance_test,
+        perf=perf,
+        public=public,
         scale=scale_duration,
         wait=parse_wait(wait),
         workers=workers,
@@ -150,6 +163,11 @@ def _target(state: State, host: str | None, in_cluster: bool) -> str | None:
     if in_cluster:
         return f"http://tradewise-api-service.{env.namespace}.svc"
     return env.target_url
+
+
+def _public_target(state: State, host: str | None, in_cluster: bool) -> bool:
+    """Whether ``_target`` chose a Kubernetes environment's own URL: its public Ingress."""
+    return not host and not in_cluster and state.environment().is_kubernetes
 
 
 def _dir(report: str | None) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -15,7 +16,7 @@ from tradewise_ops.cli import completion, helpdocs
 from tradewise_ops.cli.state import State
 from tradewise_ops.cli.terminal import OUTPUT_FORMATS, Terminal
 from tradewise_ops.core.redact import mask_credentials
-from tradewise_ops.errors import BadInputError, TradewiseError
+from tradewise_ops.errors import BadInputError, Terminated, TradewiseError
 
 # global options that take a value / that are flags; they work before or after the command
 _GLOBAL_VALUED = ("--config", "--env", "-e", "--context", "--namespace", "-o", "--output")
@@ -30,6 +31,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "build",
     "monitor",
     "deploy",
+    "unlock",
     "status",
     "maintenance",
     "diff",
@@ -87,6 +89,35 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return rest[:cut] + front + rest[cut:]
 
 
+# options whose value may be left out: alone they mean this value (``--wait-for-lock`` = 30m);
+# ``--wait-for-lock=5m`` and ``--wait-for-lock 5m`` give one (typer has no optional values)
+_OPTIONAL_VALUES = {"--wait-for-lock": "30m"}
+_DURATION_TOKEN = re.compile(r"^(?:\d+|(?:\d+h)?(?:\d+m)?(?:\d+s)?)$")
+
+
+def fill_optional_values(args: list[str]) -> list[str]:
+    """``--wait-for-lock`` without a value becomes ``--wait-for-lock=30m``; a following
+    duration (``5m``, ``90``) is its value. Stops at ``--``."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            out.extend(args[i:])
+            break
+        if token in _OPTIONAL_VALUES:
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if following and _DURATION_TOKEN.match(following):
+                out.append(f"{token}={following}")
+                i += 2
+                continue
+            out.append(f"{token}={_OPTIONAL_VALUES[token]}")
+        else:
+            out.append(token)
+        i += 1
+    return out
+
+
 def _command_index(args: list[str]) -> int:
     i = 0
     while i < len(args):
@@ -128,17 +159,45 @@ class _RootGroup(TyperGroup):
                     formatter.write_dl(panels[panel])
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(list(args)))
+        ctx.meta["tradewise.argv"] = tuple(args)
+        return super().parse_args(ctx, fill_optional_values(hoist_global_options(list(args))))
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except TradewiseError as exc:
             _report(ctx, exc)
-            raise typer.Exit(exc.exit_code) from None
+            raise typer.Exit(exit_code(exc.exit_code)) from None
         except KeyboardInterrupt:
-            _terminal(ctx).error("interrupted")
-            raise typer.Exit(130) from None
+            _terminal(ctx).error("terminated (SIGTERM)" if _TERMINATED else "interrupted")
+            raise typer.Exit(exit_code(130)) from None
+
+
+# -- signals: SIGTERM ends a run the way Ctrl-C does, with exit 143 ----------------------------
+_TERMINATED: list[int] = []  # set once SIGTERM arrived in this process
+SIGTERM_EXIT = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (a CI cancel, a job timeout, ``timeout``): raise ``Terminated`` in the main
+    thread, a ``KeyboardInterrupt``, so each command's Ctrl-C path runs (records, reports)."""
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
+def handle_sigterm() -> None:
+    """Install the SIGTERM handler (main thread only; the console script does it first)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def exit_code(code: int) -> int:
+    """The code to exit with: 143 once SIGTERM arrived (whatever the command made of it, even
+    a summary and a normal return), else ``code`` (Ctrl-C stays 130)."""
+    return SIGTERM_EXIT if _TERMINATED else code
 
 
 def _terminal(ctx: Any) -> Terminal:
@@ -192,7 +251,7 @@ def root(
 ) -> None:
     """Deploy, scale, load-test and watch the TradeWise AI service."""
     terminal = Terminal(output=output, verbose=verbose)
-    ctx.obj = State(
+    ctx.obj = state = State(
         terminal=terminal,
         config_path=config,
         env_name=env,
@@ -201,7 +260,9 @@ def root(
         output=output,
         yes=yes,
         verbose=verbose,
+        argv=tuple(ctx.meta.get("tradewise.argv", ())),
     )
+    ctx.call_on_close(state.close)
     if output not in OUTPUT_FORMATS:
         raise BadInputError(f"output format {output!r} is not one of: {', '.join(OUTPUT_FORMATS)}")
 
@@ -214,16 +275,17 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, map what escaped to an exit code."""
     if completion.COMPLETE_VAR in os.environ:  # the shell asks for completions (completion.py)
         completion.init()
+    handle_sigterm()
     try:
         # without standalone mode, click returns the code of a ``typer.Exit`` instead of raising
         code = app(args=argv, prog_name="tradewise", standalone_mode=False)
         if isinstance(code, int) and code:
-            sys.exit(code)
+            sys.exit(exit_code(code))
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code(exc.exit_code))
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(exit_code(130))
     except typer.TyperException as exc:  # usage errors (exit 2)
         show = getattr(exc, "show", None)
         if show is not None:
@@ -232,10 +294,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {exc}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print(
+            "error: terminated (SIGTERM)" if _TERMINATED else "error: interrupted", file=sys.stderr
+        )
+        sys.exit(exit_code(130))
     except BrokenPipeError:
-        sys.exit(1)
+        sys.exit(exit_code(1))
     except Exception as exc:  # an unexpected failure: a short traceback, exit 1
         import traceback  # here, not at the top: it costs start-up time on every run
 
@@ -246,5 +310,5 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{type(exc).__name__}: {mask_credentials(str(exc))}", file=sys.stderr)
         if os.environ.get("TRADEWISE_DEBUG"):
             traceback.print_exc()
-        sys.exit(1)
-    sys.exit(0)
+        sys.exit(exit_code(1))
+    sys.exit(exit_code(0))

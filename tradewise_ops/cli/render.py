@@ -40,6 +40,9 @@ def render(
     maintenance: bool = typer.Option(
         False, "--maintenance", help="Point the Ingress at the maintenance page."
     ),
+    no_pin: bool = typer.Option(
+        False, "--no-pin", help="Use the tag even where `tradewise push` recorded a digest."
+    ),
 ) -> None:
     """Render every Kubernetes object of ENV, validated, in apply order."""
     from tradewise_ops.core import render as core_render
@@ -51,8 +54,17 @@ def render(
     environment = state.environment(env)
     version = check_version(k8s_version or config.kubernetes_version)
     caches = state.render_caches()
+    pins = (
+        None if no_pin or not environment.is_kubernetes else state.pinned_digests(environment, tag)
+    )
     objects = core_render.render_environment(
-        config, environment, tag=tag, k8s_version=version, maintenance=maintenance, caches=caches
+        config,
+        environment,
+        tag=tag,
+        k8s_version=version,
+        maintenance=maintenance,
+        caches=caches,
+        image_digests=pins,
     )
     findings = validate(
         objects, version, require_pinned=environment.require_pinned_tag, caches=caches

@@ -218,7 +218,8 @@ def _run(
             return
         scaler.check(plan)
         state.confirm(env, plan.action)
-        scaler.apply(plan)
+        with state.release_lock(env, getattr(scaler, "gateway", None)):  # one writer at a time
+            scaler.apply(plan)
     term.result(
         {**plan.to_dict(), "dry_run": False, "applied": True},
         TableData(columns, rows, title=f"{plan.action} on {env.name}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ if TYPE_CHECKING:  # the config module loads on first use, not at start-up (--he
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.adapters.render_cache import RenderCaches
     from tradewise_ops.core.config import Config, Environment
+    from tradewise_ops.core.lock import LockHolder
 
 
 @dataclass
@@ -30,7 +32,10 @@ class State:
     output: str = "table"
     yes: bool = False
     verbose: bool = False
+    argv: tuple[str, ...] = ()  # the command line after ``tradewise`` (for the lock's holder)
     _config: Config | None = field(default=None, repr=False)
+    # what ends with the command (the release lock): closed by the root context
+    _closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     def config(self) -> Config:
         """The config (``--config``, ``TRADEWISE_CONFIG``, ``./tradewise.yaml``, embedded)."""
@@ -84,6 +89,75 @@ class State:
                 "Kubernetes environment"
             )
         return KubeGateway.from_environment(env)
+
+    def command_line(self) -> str:
+        """``tradewise deploy staging --tag v2``: this run's command line, credentials masked."""
+        import shlex
+
+        from tradewise_ops.core.redact import mask_credentials
+
+        return mask_credentials(" ".join(["tradewise", *map(shlex.quote, self.argv)]))
+
+    def release_lock(
+        self, env: Environment, gw: KubeGateway | None, *, wait: float = 0.0
+    ) -> contextlib.AbstractContextManager[Any]:
+        """Take ``env``'s release lock now (``adapters.lock.ReleaseLock``, a Lease in the
+        cluster), waiting up to ``wait`` s for another holder; held until the command ends.
+
+        ``LockHeldError`` (exit 1) names who holds it. Also a context manager that releases it
+        sooner (``with state.release_lock(env, gw): ...``). ``gw`` None (a local stack, which
+        has its own file lock): nothing to take.
+        """
+        if gw is None or not env.is_kubernetes:
+            return contextlib.nullcontext()
+        from tradewise_ops.adapters.lock import ReleaseLock
+
+        lock = ReleaseLock(
+            gw,
+            env.name,
+            namespace=env.namespace,
+            command=self.command_line(),
+            on_info=self.terminal.info,
+            on_warning=self.terminal.warn,
+        )
+        lock.acquire(wait)
+        self._closing.callback(lock.release)
+        return lock
+
+    def lock_holder(self, env: Environment, gw: KubeGateway) -> LockHolder | None:
+        """Who holds ``env``'s release lock now, if it has not expired (one read)."""
+        import datetime
+
+        from tradewise_ops.adapters.lock import ReleaseLock
+        from tradewise_ops.core.lock import live_holder
+
+        _holder, lease = ReleaseLock(gw, env.name, namespace=env.namespace, command="").read()
+        return live_holder(lease, datetime.datetime.now(datetime.UTC))
+
+    def close(self) -> None:
+        """End what this run holds (the release lock); the root context calls it at the end."""
+        self._closing.close()
+
+    def pinned_digests(self, env: Environment, tag: str | None) -> dict[str, str] | None:
+        """The image digests ``tradewise push`` recorded for ``env`` at ``tag`` (default
+        ``latest``) in ``env``'s registry, said on stderr; None when there are none.
+
+        A digest recorded for another registry is left out, with a warning. Callers skip this
+        for ``--no-pin``.
+        """
+        from tradewise_ops.adapters.digest_record import images_file, pinnable_digests
+
+        digests, left_out = pinnable_digests(env.name, tag or "latest", env.registry)
+        for sentence in left_out:
+            self.terminal.warn(sentence)
+        if not digests:
+            return None
+        pins = ", ".join(f"{c}@{d[:19]}..." for c, d in sorted(digests.items()))
+        self.terminal.info(
+            f"pinning {pins} by the digests `tradewise push` recorded for {env.name} "
+            f"{tag or 'latest'} ({images_file()}); --no-pin uses the tag"
+        )
+        return digests
 
     def render_checked(
         self,

@@ -26,6 +26,7 @@ def status(
     from tradewise_ops.adapters.live import maintenance_is_on
     from tradewise_ops.adapters.release_store import ReleaseStore
     from tradewise_ops.core import release as rel
+    from tradewise_ops.core.lock import mark_interrupted
     from tradewise_ops.core.rollout import evaluate
 
     state = get_state(ctx)
@@ -35,6 +36,8 @@ def status(
         return
     gw = state.kube_gateway(env)
     releases = ReleaseStore(gw, env.name, env.namespace).list()
+    lock = state.lock_holder(env, gw)  # a running deploy, rollback or scale holds it
+    releases = mark_interrupted(releases, lock)  # pending, its deploy gone: interrupted
     running = rel.current(releases)
     newest = rel.latest(releases)
     workloads = gw.list("Deployment", _PART_OF) + gw.list("StatefulSet", _PART_OF)
@@ -58,6 +61,7 @@ def status(
         "release": running.summary() if running else None,
         "latest_release": newest.summary() if newest else None,
         "maintenance": maintenance_is_on(gw),
+        "lock": lock.to_dict(_now()) if lock else None,
         "healthy": rollout.done and bool(workloads),
         "workloads": [{**w.to_dict(), "image": images.get(w.name, "")} for w in rollout.workloads],
         "hpas": [_hpa(h) for h in hpas],
@@ -78,6 +82,8 @@ def status(
         term.warn(f"latest revision {newest.revision} is {newest.status}: {newest.note}")
     if data["maintenance"]:
         term.warn("maintenance is on")
+    if lock:
+        term.warn(f"{env.name} is locked: {lock.sentence(_now())}")
     term.result(
         data,
         TableData(
@@ -134,6 +140,12 @@ def _local_status(state: Any, env: Any) -> None:
             title=f"{env.name} ({env.kind}) at {env.target_url}",
         ),
     )
+
+
+def _now() -> Any:
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _hpa(h: dict[str, Any]) -> dict[str, Any]:

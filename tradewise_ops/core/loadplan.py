@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tradewise_ops.core.config import PerformanceTest
+from tradewise_ops.core.policy import OPERATOR_PATHS
 from tradewise_ops.core.render import render_objects
 from tradewise_ops.core.units import parse_duration
 from tradewise_ops.errors import BadInputError
@@ -244,14 +245,27 @@ def load_test_spec(
     )
 
 
-def performance_tasks(perf: PerformanceTest) -> tuple[TaskSpec, ...]:
+def unrouted_groups(perf: PerformanceTest) -> list[str]:
+    """The request groups (with a weight) that load an operator path (``/api/performance/stats``):
+    an environment's public (Ingress) URL does not route them (``core.policy.OPERATOR_PATHS``)."""
+    return [
+        group
+        for group, weight in perf.weights.items()
+        if weight > 0 and GROUP_PATHS.get(group) in OPERATOR_PATHS
+    ]
+
+
+def performance_tasks(perf: PerformanceTest, *, public: bool = False) -> tuple[TaskSpec, ...]:
     """The mixed workload's request groups, with the weights of ``tradewise.yaml``.
 
     ``analysis_hot`` and ``analysis_cold`` pick a symbol from their list on every request.
+    ``public``: the target is an environment's public (Ingress) URL, so the groups of
+    ``unrouted_groups`` (``stats``) are left out: they would only count 404s there.
     """
     tasks = []
+    left_out = set(unrouted_groups(perf)) if public else set()
     for group, weight in perf.weights.items():
-        if weight <= 0:
+        if weight <= 0 or group in left_out:
             continue
         if group == "analysis_hot":
             paths = tuple(f"/api/stock-analysis?symbol={s}" for s in perf.hot_symbols)
@@ -275,10 +289,12 @@ def performance_test_spec(
     workers: int = 0,
     interval_seconds: float = 1.0,
     timeout_seconds: float = 30.0,
+    public: bool = False,
 ) -> LoadSpec:
     """The spec of ``tradewise performance-test``: the staged mixed workload.
 
-    ``scale`` multiplies every stage's duration (0.1 runs a 50 s shape in 5 s).
+    ``scale`` multiplies every stage's duration (0.1 runs a 50 s shape in 5 s). ``public``: the
+    host is an environment's public (Ingress) URL: see ``performance_tasks``.
     """
     if not 0 < scale <= 100:
         raise BadInputError(f"--scale-duration must be above 0 and at most 100 (got {scale:g})")
@@ -297,7 +313,7 @@ def performance_test_spec(
         raise BadInputError("performance_test.stages: every stage has 0 users")
     return LoadSpec(
         host=check_host(host),
-        tasks=performance_tasks(perf),
+        tasks=performance_tasks(perf, public=public),
         duration_seconds=sum(s.duration_seconds for s in stages),
         users=peak,
         spawn_rate=max(s.spawn_rate for s in stages),

@@ -74,6 +74,8 @@ class Release:
     slot: str | None = None  # blue-green: the API slot this release serves from (blue | green)
     # the load result that verified it (``core.compare.load_summary``), when one was recorded
     verification: dict[str, Any] | None = field(default=None, repr=False)
+    # who ran it: the release lock's holder identity (``core.lock``), ``user@host:pid``
+    holder: str = ""
 
     def refs(self) -> list[ObjectRef]:
         """The objects of this release."""
@@ -122,6 +124,8 @@ def to_secret(release: Release) -> dict[str, Any]:
     payload = {**release.summary(), "manifests": list(release.manifests)}
     if release.verification is not None:
         payload["verification"] = release.verification
+    if release.holder:
+        payload["holder"] = release.holder
     packed = gzip.compress(json.dumps(payload, sort_keys=True).encode("utf-8"), mtime=0)
     return {
         "apiVersion": "v1",
@@ -181,6 +185,7 @@ def from_secret(secret: dict[str, Any]) -> Release:
         strategy=payload.get("strategy") or "rolling",
         slot=payload.get("slot"),
         verification=payload.get("verification"),
+        holder=str(payload.get("holder") or ""),
     )
 
 

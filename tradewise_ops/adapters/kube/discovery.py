@@ -68,6 +68,7 @@ KNOWN_KINDS: dict[str, KindInfo] = {
         KindInfo("rbac.authorization.k8s.io/v1", "Role", "roles"),
         KindInfo("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
         KindInfo("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", namespaced=False),
+        KindInfo("coordination.k8s.io/v1", "Lease", "leases"),
         KindInfo("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
         KindInfo("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
         KindInfo("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),

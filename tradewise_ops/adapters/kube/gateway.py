@@ -356,6 +356,23 @@ class KubeGateway:
                 self.transport.pause(attempt + 1)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``obj`` as it is, carrying its ``metadata.resourceVersion``: ``ConflictError``
+        when the object changed since that version (no retry: the caller decides who won)."""
+        info = self.kind_info(obj["kind"], obj.get("apiVersion"))
+        meta = obj.get("metadata") or {}
+        name = meta.get("name")
+        return dict(
+            self._send(
+                "PUT",
+                self._path(info, name, meta.get("namespace")),
+                {"fieldManager": FIELD_MANAGER},
+                body=obj,
+                content_type="application/json",
+                what=("update", info.resource, name),
+            )
+        )
+
     def scale(
         self,
         kind: str,
@@ -396,14 +413,28 @@ class KubeGateway:
         namespace: str | None = None,
         api_version: str | None = None,
         missing_ok: bool = True,
+        resource_version: str | None = None,
     ) -> bool:
-        """Delete ``kind/name`` (foreground-free, background propagation); False when missing."""
+        """Delete ``kind/name`` (foreground-free, background propagation); False when missing.
+
+        ``resource_version``: only that version of it (a DeleteOptions precondition);
+        ``ConflictError`` when the object changed since.
+        """
         info = self.kind_info(kind, api_version)
+        options = None
+        if resource_version is not None:
+            options = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "preconditions": {"resourceVersion": resource_version},
+            }
         try:
             self._send(
                 "DELETE",
                 self._path(info, name, namespace),
                 {"propagationPolicy": "Background"},
+                body=options,
+                content_type="application/json" if options else None,
                 what=("delete", info.resource, name),
             )
             return True

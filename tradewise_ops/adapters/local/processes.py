@@ -106,19 +106,28 @@ def redis_server_binary() -> str | None:
 
 @contextlib.contextmanager
 def _interrupt_deferred() -> Iterator[None]:
-    """Hold SIGINT for the duration (main thread only); raise KeyboardInterrupt after, if any."""
+    """Hold SIGINT and SIGTERM for the duration (main thread only); after, hand the first one
+    caught to the handler it would have reached (Ctrl-C: ``KeyboardInterrupt``; SIGTERM: the
+    CLI's, which raises ``Terminated``), else raise ``KeyboardInterrupt``."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    previous = {
+        signum: signal.signal(signum, lambda got, _frame: caught.append(got))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if caught:
+        handler = previous.get(signal.Signals(caught[0]))
+        if callable(handler):
+            handler(caught[0], None)
         raise KeyboardInterrupt
 
 

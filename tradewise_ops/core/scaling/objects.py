@@ -27,6 +27,8 @@ SCALER_PERMISSIONS: Mapping[tuple[str, str], frozenset[str]] = {
     ("apps", "deployments"): frozenset({"get", "patch"}),
     ("apps", "deployments/scale"): frozenset({"patch"}),
     ("autoscaling", "horizontalpodautoscalers"): frozenset({"get", "patch"}),
+    # the release lock (core.lock): create it, read it, take an expired one over, give it back
+    ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update", "delete"}),
 }
 
 SCALING_EVENT_KINDS = ("HorizontalPodAutoscaler", "Deployment")
