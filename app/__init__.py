@@ -56,7 +56,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.redis_retry_seconds)
     service = AnalysisService(settings, engine, cache)
-    service.ensure_schema()
+    service.prepare_schema()
     flask_app.extensions["tradewise"] = service
     register_api(flask_app)
     celery_init_app(flask_app)

@@ -64,8 +64,21 @@ def health() -> Response:
     return Response(b'{"status":"ok"}', mimetype=JSON)
 
 
+def serving() -> Response:
+    """Pod-local readiness: this process takes requests (no dependency checks).
+
+    The API serves correct answers with Redis down (uncached) and with the database down (not
+    stored), so a dependency outage must not take every pod out of the Service at once: the
+    readinessProbe points here, and dependency health stays in ``/api/health/ready``, ``/metrics``
+    and the alerts. There is no draining state to report: on SIGTERM gunicorn closes its listeners
+    and its workers accept nothing new (a draining pod refuses the probe's connection), and
+    Kubernetes takes a terminating pod out of the endpoints whatever its readiness.
+    """
+    return Response(b'{"status":"serving"}', mimetype=JSON)
+
+
 def ready() -> Response:
-    """Readiness: the database and Redis answer; 503 naming what does not.
+    """Dependency readiness: the database and Redis answer; 503 naming what does not.
 
     Without a cache (``REDIS_URL=none``) redis is reported as disabled, which is not a failure.
     """
@@ -307,6 +320,7 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 ROUTES: tuple[tuple[str, str, Any, tuple[str, ...]], ...] = (
     ("/api/health", "health", health, ("GET",)),
+    ("/api/health/serving", "serving", serving, ("GET",)),
     ("/api/health/ready", "ready", ready, ("GET",)),
     ("/api/stock-analysis", "stock_analysis", stock_analysis, ("GET",)),
     ("/api/performance/stats", "performance_stats", performance_stats, ("GET",)),

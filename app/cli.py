@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from app.redact import mask_credentials
 from app.settings import ConfigError, Settings
 
 EXIT_CONFIG = 2
@@ -31,7 +32,7 @@ def _validate() -> Settings:
         if bind and not _valid_bind(bind):
             raise ConfigError("BIND", bind, "HOST:PORT (e.g. 127.0.0.1:8000) or unix:PATH")
     except ConfigError as exc:
-        print(f"tradewise: configuration error: {exc}", file=sys.stderr)
+        print(f"tradewise: configuration error: {mask_credentials(str(exc))}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
     return settings
 

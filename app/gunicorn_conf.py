@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gunicorn.glogging import Logger
+
+from app.redact import mask_handlers
+
 
 def default_workers() -> int:
     """Two sync workers per core, between 2 and 8."""
@@ -28,6 +32,17 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 proc_name = "tradewise-api"
+
+
+class MaskingLogger(Logger):
+    """gunicorn's logger with credentials masked in its error log (boot tracebacks included)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        mask_handlers(self.error_log)
+
+
+logger_class = MaskingLogger
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

@@ -44,7 +44,11 @@ class AnalysisRecord(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine: WAL and a busy timeout for SQLite, pre-ping and short timeouts else."""
+    """Create the engine: WAL and a busy timeout for SQLite, pre-ping and short timeouts else.
+
+    The connect timeout is libpq's shortest (2 s): what a request waits is bounded by the API's
+    database gate (``app.dbgate``), this bounds how long a call keeps trying in the background.
+    """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
 
@@ -63,7 +67,7 @@ def make_engine(url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         pool_timeout=5,
-        connect_args={"connect_timeout": 3},
+        connect_args={"connect_timeout": 2},
     )
 
 

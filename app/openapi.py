@@ -48,6 +48,17 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/health/serving": {
+                "get": {
+                    "operationId": "serving",
+                    "summary": "Pod-local readiness: this process takes requests (no dependency "
+                    "checks; the Kubernetes readinessProbe)",
+                    "responses": {
+                        "200": _json("Serving", {"$ref": "#/components/schemas/Serving"}),
+                        "405": method_not_allowed,
+                    },
+                }
+            },
             "/api/health/ready": {
                 "get": {
                     "operationId": "ready",
@@ -166,6 +177,11 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["status"],
                     "properties": {"status": {"type": "string", "enum": ["ok"]}},
+                },
+                "Serving": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {"status": {"type": "string", "enum": ["serving"]}},
                 },
                 "Check": {
                     "type": "object",

@@ -2,7 +2,10 @@
 
 Used by the API (``cached`` then ``compute_and_store`` on a miss) and by the Celery tasks
 (``compute_and_store``, which must not lose work: a database failure there is raised so the task
-retries, while the API serves the answer anyway).
+retries, while the API serves the answer anyway). The API's database calls go through a
+:class:`~app.dbgate.DatabaseGate`: a database that is down or hung costs a request at most
+``TRADEWISE_DATABASE_TIMEOUT_SECONDS``, and no time at all for ``TRADEWISE_DATABASE_RETRY_SECONDS``
+after that (the answer is served, not stored).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.engine import Engine
 from app import metrics
 from app.analysis import analyse
 from app.cache import AnalysisCache, DisabledCache
+from app.dbgate import DatabaseGate, DatabaseUnavailableError
 from app.models import create_schema, upsert_analysis
 from app.providers import HttpProvider, MarketDataProvider, SyntheticProvider
 from app.settings import Settings
@@ -62,6 +66,9 @@ class AnalysisService:
         self.cache = cache
         self.provider = make_provider(settings)
         self._schema_ready = False
+        self.db_gate = DatabaseGate(
+            settings.database_timeout_seconds, settings.database_retry_seconds
+        )
         self.broker: redis.Redis | None = None
         if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
             self.broker = redis.Redis.from_url(
@@ -83,6 +90,17 @@ class AnalysisService:
             return False
         self._schema_ready = True
         return True
+
+    def prepare_schema(self, wait_seconds: float = 5.0) -> None:
+        """``ensure_schema`` at start-up, waiting for it at most ``wait_seconds``.
+
+        A hung database must not hold the process's start: the creation goes on in the
+        background, and the first write tries again if it has not succeeded.
+        """
+        try:
+            self.db_gate.check(self.ensure_schema, "creating the schema", timeout=wait_seconds)
+        except DatabaseUnavailableError as exc:
+            log.warning("%s", exc)
 
     def cached(self, symbol: str) -> bytes | None:
         """The cached JSON of ``symbol`` (counted as a hit or a miss)."""
@@ -117,17 +135,28 @@ class AnalysisService:
         """Analyse ``symbol``, store it in the database and the cache.
 
         With ``strict`` (tasks) a database error propagates so the task is retried; without it
-        (the API) the error is logged and counted and the analysis is still returned.
+        (the API) the write goes through the database gate, and an error, a timeout or an open
+        circuit is counted (and logged, except a skip while the circuit is open) and the analysis
+        is still returned.
         """
         document, payload = self.compute(symbol)
         stored = True
         try:
-            self.store(document, payload)
+            if strict:
+                self.store(document, payload)
+            else:
+                self.db_gate.call(
+                    lambda: self.store(document, payload), f"storing the analysis of {symbol}"
+                )
         except sa.exc.SQLAlchemyError as exc:
             metrics.DEPENDENCY_ERRORS.labels("database").inc()
             if strict:
                 raise
             log.warning("could not store the analysis of %s: %s", symbol, exc)
+            stored = False
+        except DatabaseUnavailableError as exc:
+            metrics.DEPENDENCY_ERRORS.labels("database").inc()
+            log.debug("%s", exc)
             stored = False
         cached = self.cache.set(symbol, payload)
         if not cached and self.cache.enabled:
@@ -135,13 +164,18 @@ class AnalysisService:
         return Computed(document, payload, stored, cached)
 
     def check_database(self) -> tuple[bool, str | None]:
-        """``SELECT 1`` against the database: (ok, error message)."""
+        """``SELECT 1`` against the database, within the gate's deadline: (ok, error message)."""
         try:
-            with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            self.db_gate.check(self._select_one, "the database check")
+        except DatabaseUnavailableError as exc:
+            return False, str(exc)
         except sa.exc.SQLAlchemyError as exc:
             return False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
         return True, None
+
+    def _select_one(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
 
     def queue_length(self, queue: str = "celery") -> int | None:
         """Messages waiting in the Celery queue (None when unknown or the broker is down).

@@ -1,7 +1,8 @@
 """Service settings, read once from the environment and validated at start-up.
 
 Every variable has a safe default; a bad value raises :class:`ConfigError` naming the variable, the
-value and what is allowed, so the process stops at start-up instead of failing on the first request.
+value (its credentials masked) and what is allowed, so the process stops at start-up instead of
+failing on the first request.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from app.redact import mask_credentials
 from app.symbols import parse_symbol_list
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -28,7 +30,7 @@ class ConfigError(ValueError):
 
     def __init__(self, variable: str, value: object, expected: str) -> None:
         self.variable = variable
-        super().__init__(f"invalid {variable}={value!r}: expected {expected}")
+        super().__init__(mask_credentials(f"invalid {variable}={value!r}: expected {expected}"))
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Settings:
     visibility_timeout: int = 3600
     heartbeat_file: str = "/tmp/tradewise-heartbeat"
     redis_retry_seconds: float = 2.0
+    database_timeout_seconds: float = 0.5
+    database_retry_seconds: float = 2.0
 
     @classmethod
     def from_env(
@@ -124,6 +128,12 @@ class Settings:
             heartbeat_file=env.get("TRADEWISE_HEARTBEAT_FILE", "").strip()
             or "/tmp/tradewise-heartbeat",
             redis_retry_seconds=_number(env, "TRADEWISE_REDIS_RETRY_SECONDS", 2.0, 0.0, 300.0),
+            database_timeout_seconds=_number(
+                env, "TRADEWISE_DATABASE_TIMEOUT_SECONDS", 0.5, 0.05, 60.0
+            ),
+            database_retry_seconds=_number(
+                env, "TRADEWISE_DATABASE_RETRY_SECONDS", 2.0, 0.0, 300.0
+            ),
         )
 
 
@@ -139,7 +149,12 @@ def _default_backend(redis_url: str | None, broker_url: str) -> str:
 
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip() or default
-    scheme = urlparse(raw).scheme.lower()
+    try:
+        parsed = urlparse(raw)
+        parsed.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise ConfigError(name, raw, f"a well-formed URL ({exc})") from None
+    scheme = parsed.scheme.lower()
     base = scheme.split("+", 1)[0] if not scheme.startswith("db+") else scheme
     if not scheme or (base not in schemes and scheme not in schemes):
         raise ConfigError(name, raw, "a URL with scheme " + " or ".join(f"{s}://" for s in schemes))
@@ -151,6 +166,14 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
         raise ConfigError(name, raw, f"{scheme}:///PATH (a SQLite file shared by the processes)")
     if scheme in ("sqla+sqlite", "db+sqlite") and not raw[len(scheme) + 4 :].strip():
         raise ConfigError(name, raw, f"{scheme}:///PATH (a SQLite file shared by the processes)")
+    if name == "DATABASE_URL":
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(raw)
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(name, raw, f"a well-formed URL ({exc})") from None
     return raw
 
 

@@ -11,9 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_ready, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    beat_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 from app import create_app
+from app.redact import mask_handlers
 
 flask_app = create_app()
 celery: Celery = flask_app.extensions["celery"]
@@ -47,6 +54,14 @@ def _stop_heartbeat(**_: Any) -> None:
     _stop.set()
 
 
+def _mask_logs(logger: Any = None, **_: Any) -> None:
+    """Credentials out of the worker's log lines (Celery masks its own broker URLs already)."""
+    if logger is not None:
+        mask_handlers(logger)
+
+
+after_setup_logger.connect(_mask_logs, weak=False)
+after_setup_task_logger.connect(_mask_logs, weak=False)
 worker_ready.connect(_start_heartbeat, weak=False)
 beat_init.connect(_start_heartbeat, weak=False)
 worker_shutdown.connect(_stop_heartbeat, weak=False)

@@ -6,18 +6,22 @@ import logging
 import os
 
 from app import create_app
+from app.redact import MaskingFormatter
 
 
 def _log_to_stderr() -> None:
-    """The service's own log lines (e.g. "redis unavailable") on stderr, like gunicorn's."""
+    """The service's own log lines (e.g. "redis unavailable") on stderr, like gunicorn's, with
+    credentials masked."""
     logger = logging.getLogger("app")
     if logger.handlers:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(
-        logging.Formatter(
-            "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-            "%Y-%m-%d %H:%M:%S %z",
+        MaskingFormatter(
+            logging.Formatter(
+                "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                "%Y-%m-%d %H:%M:%S %z",
+            )
         )
     )
     logger.addHandler(handler)

@@ -1,4 +1,4 @@
-"""Where the shipped data lives: ``templates/k8s`` and the default ``tradewise.yaml``.
+"""Where the shipped data lives: ``templates/k8s``, ``templates/reports`` and ``tradewise.yaml``.
 
 In a wheel they are package data under ``tradewise_ops/_data``; in a checkout (or an editable
 install) they are read from the repository root.
@@ -12,12 +12,13 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _REPO_ROOT = _PACKAGE_DIR.parent
 _CHECKOUT_PATHS = {
     "k8s": _REPO_ROOT / "templates" / "k8s",
+    "reports": _REPO_ROOT / "templates" / "reports",
     "tradewise.yaml": _REPO_ROOT / "tradewise.yaml",
 }
 
 
 def data_path(name: str) -> Path:
-    """Path of shipped data ``name`` (``k8s`` or ``tradewise.yaml``): package data first."""
+    """Path of shipped data ``name`` (``k8s``, ``reports`` or ``tradewise.yaml``): package first."""
     packaged = _PACKAGE_DIR / "_data" / name
     if packaged.exists():
         return packaged
@@ -27,6 +28,11 @@ def data_path(name: str) -> Path:
 def templates_dir() -> Path:
     """The directory of the Kubernetes templates."""
     return data_path("k8s")
+
+
+def report_templates_dir() -> Path:
+    """The directory of the HTML report templates (the load-test and monitor pages)."""
+    return data_path("reports")
 
 
 def repo_root() -> Path | None:

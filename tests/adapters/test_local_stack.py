@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import free_port, port_open, require_binary, wait_until
 from tradewise_ops.adapters.local import LocalStack, stack_for
-from tradewise_ops.adapters.local.common import pid_alive
+from tradewise_ops.adapters.local.common import children_of, command_line, pid_alive
 from tradewise_ops.adapters.local.processes import redis_server_binary
 from tradewise_ops.core.config import LocalSettings, load_config
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
@@ -214,6 +214,38 @@ def test_port_in_use_names_the_port_and_the_holder(tmp_path: Path) -> None:
     # redis, started before the API's port was checked, was stopped again
     assert s.status() == []
     assert not port_open("127.0.0.1", s.settings.redis_port)
+
+
+def test_process_facts_of_real_processes() -> None:
+    """Liveness (a zombie is dead), direct children, command lines: read through psutil."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, subprocess, time\n"
+        "sleeper = subprocess.Popen(['sleep', '30'])\n"
+        "done = subprocess.Popen(['true'])\n"
+        "os.waitid(os.P_PID, done.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie\n"
+        "print(sleeper.pid, done.pid, flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        sleeper, zombie = (int(p) for p in parent.stdout.readline().split())
+        assert children_of(parent.pid) == [sleeper]
+        assert pid_alive(sleeper) and not pid_alive(zombie)
+        assert command_line(sleeper) == "sleep 30"
+        assert command_line(parent.pid, limit=12) == sys.executable[:11] + "…"
+        assert children_of(sleeper) == []
+        os.kill(sleeper, signal.SIGKILL)  # a zombie of the parent from now on
+        wait_until(lambda: not pid_alive(sleeper), timeout=10, what="the killed sleep")
+        assert children_of(parent.pid) == []
+    finally:
+        parent.kill()
+        parent.wait()
+    assert not pid_alive(parent.pid) and not pid_alive(None)
+    assert children_of(parent.pid) == [] and command_line(parent.pid) == "?"
 
 
 def test_missing_redis_server_when_redis_is_required_is_a_clear_sentence(

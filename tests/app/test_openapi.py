@@ -75,6 +75,7 @@ ERROR_CASES = [
     ("POST", "/api/stock-analysis?symbol=AAPL", 405),
     ("DELETE", "/api/health", 405),
     ("PUT", "/api/health/ready", 405),
+    ("POST", "/api/health/serving", 405),
     ("POST", "/api/performance/stats", 405),
     ("POST", "/metrics", 405),
     ("PATCH", "/api/openapi.json", 405),
@@ -101,6 +102,7 @@ def test_documented_success_responses_match_real_ones(flask_app: Flask) -> None:
     doc = client.get("/api/openapi.json").get_json()
     for path, query in [
         ("/api/health", ""),
+        ("/api/health/serving", ""),
         ("/api/health/ready", ""),
         ("/api/stock-analysis", "?symbol=AAPL"),
         ("/api/stock-analysis", "?symbol=AAPL"),  # the cached answer too

@@ -50,6 +50,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.market_data_provider == "synthetic"
     assert settings.cache_ttl_seconds == 300
     assert settings.inject_latency_ms == 0
+    assert (settings.database_timeout_seconds, settings.database_retry_seconds) == (0.5, 2.0)
     assert "AAPL" in settings.popular_symbols
 
 
@@ -75,6 +76,8 @@ def test_postgres_urls_get_the_psycopg_driver() -> None:
         ("MARKET_DATA_TIMEOUT", "fast", "number"),
         ("TRADEWISE_POPULAR_SYMBOLS", "AAPL,1BAD", "symbol"),
         ("MARKET_DATA_URL", "ftp://example", "http://"),
+        ("TRADEWISE_DATABASE_TIMEOUT_SECONDS", "0", "between 0.05"),
+        ("TRADEWISE_DATABASE_RETRY_SECONDS", "forever", "number"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, fragment: str) -> None:

@@ -157,6 +157,32 @@ BAD: list[tuple[str, Any, str]] = [
      "'rabbitmq'; expected one of auto, redis, sqlite"),
     ("environments.local.local.broker", True, "environments.local.local.broker is True; "
      "expected one of auto, redis, sqlite"),
+    # replica counts: within int32 (what Kubernetes accepts) and max_replicas
+    ("environments.prod.max_replicas", 2**31, "environments.prod.max_replicas is 2147483648; "
+     "expected a whole number <= 2147483647 (the most Kubernetes accepts)"),
+    ("environments.prod.components.api.autoscaling", {"min": 3, "max": 60},
+     "environments.prod.components.api.autoscaling.max is 60; expected at most max_replicas (50)"),
+    ("environments.prod.components.api.autoscaling", {"min": 2**31, "max": 3},
+     "environments.prod.components.api.autoscaling.min is 2147483648; expected a whole number "
+     "<= 2147483647"),
+    ("environments.prod.components.precompute.replicas", 51,
+     "environments.prod.components.precompute.replicas is 51; expected at most max_replicas (50)"),
+    ("environments.prod.components.api.replicas", 25,
+     "environments.prod.components.api.replicas is 25; expected at most autoscaling.max (20)"),
+    ("defaults.components.worker.replicas", 10**12, "defaults.components.worker.replicas is "
+     "1000000000000; expected a whole number <= 2147483647"),
+    ("profiles.peak.api", 2**31, "profiles.peak.api is 2147483648; expected a whole number "
+     "<= 2147483647 (the most Kubernetes accepts)"),
+    ("profiles.peak.workers", 10**40, "profiles.peak.workers is 1000000000000000000000000000000"
+     "0000000000; expected a whole number <= 2147483647"),
+    # Secret names
+    ("defaults.secret_name", "Tradewise_Secrets", "defaults.secret_name is 'Tradewise_Secrets'; "
+     "expected the name of an existing Secret: a DNS-1123 subdomain"),
+    ("environments.prod.secret_name", "a" * 254, "environments.prod.secret_name is 'aaaaaaa"),
+    ("environments.prod.tls_secret", "tls secret", "environments.prod.tls_secret is 'tls secret'; "
+     "expected the name of an existing Secret"),
+    ("environments.prod.registry", "https://registry.example.com/tw", "environments.prod.registry "
+     "is 'https://registry.example.com/tw'; expected a registry host and path"),
 ]  # fmt: skip
 
 
@@ -237,3 +263,115 @@ def test_image_digests_are_accepted_for_third_party_images(raw: dict[str, Any]) 
     digest = "redis@sha256:" + "0f" * 32
     config = parse(raw, _set("defaults.images.redis", digest))
     assert config.environment("prod").redis_image == digest
+
+
+def test_replica_counts_at_the_limits_load(raw: dict[str, Any]) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["environments"]["prod"]["max_replicas"] = 2**31 - 1
+        doc["environments"]["prod"]["components"] = {"api": {"autoscaling": {"max": 2**31 - 1}}}
+        doc["profiles"]["peak"]["api"] = 2**31 - 1
+
+    config = parse(raw, change)
+    prod = config.environment("prod")
+    assert prod.max_replicas == 2**31 - 1
+    scaling = prod.components["api"].autoscaling
+    assert scaling is not None and scaling.max_replicas == 2**31 - 1
+    assert config.profile("peak").api == 2**31 - 1
+
+
+SECRET = "s3cr3t-Pw"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"postgresql://tradewise:{SECRET}@postgres:5432/tradewise",
+        f"redis://:{SECRET}@redis:6379/0",
+        f"password={SECRET}",
+        f"ops:{SECRET}@tradewise",
+    ],
+)
+def test_a_secret_name_holding_a_credential_is_refused_without_echoing_it(
+    raw: dict[str, Any], value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, _set("environments.prod.secret_name", value))
+    message = str(caught.value)
+    assert message.startswith(f"{SOURCE}: environments.prod.secret_name is a value that looks like")
+    assert "a DNS-1123 subdomain" in message and caught.value.exit_code == 2
+    assert SECRET not in message
+
+
+def test_a_registry_with_credentials_is_refused_without_echoing_them(raw: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, _set("defaults.registry", f"ops:{SECRET}@registry.example.com/tw"))
+    assert "defaults.registry is a value that looks like a credential (not shown)" in str(
+        caught.value
+    )
+    assert SECRET not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"TRADEWISE_REGISTRY \(environment\)") as caught:
+        parse_config(raw, source=SOURCE, environ={"TRADEWISE_REGISTRY": f"https://u:{SECRET}@r/x"})
+    assert SECRET not in str(caught.value)
+    config = parse_config(raw, source=SOURCE, environ={"TRADEWISE_REGISTRY": "127.0.0.1:5000/tw"})
+    assert config.environment("prod").registry == "127.0.0.1:5000/tw"
+
+
+def test_a_file_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "tradewise.yaml"
+    text = data_path("tradewise.yaml").read_bytes()
+    path.write_bytes(text.replace(b"# Traffic-based scaling", "# Café".encode("latin-1"), 1))
+    line = text[: text.index(b"# Traffic-based scaling")].count(b"\n") + 1
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value) == (
+        f"config file {path} is not UTF-8 text: byte 0xe9 at line {line} (invalid continuation "
+        "byte); save it as UTF-8"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_a_number_too_long_for_yaml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "tradewise.yaml"
+    text = data_path("tradewise.yaml").read_text(encoding="utf-8")
+    path.write_text(text.replace("max_replicas: 50", "max_replicas: " + "9" * 5000), "utf-8")
+    with pytest.raises(ConfigError, match=f"{path} holds a value YAML cannot read") as caught:
+        load_config(path, environ={})
+    assert len(str(caught.value)) < 400
+
+
+DUPLICATES = [
+    ("environments:\n  prod: {kind: kubernetes}\n  prod: {kind: compose}\n", "'prod'", 2, 3),
+    ("default_environment: local\nslo:\n  p95_ms: 500\n  error_rate: 0.01\n  p95_ms: 900\n",
+     "'p95_ms'", 3, 5),
+    ("profiles:\n  low: {api: 2, workers: 1, api: 3}\n", "'api'", 2, 2),
+    ("default_environment: local\ndefault_environment: prod\n", "'default_environment'", 1, 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "key", "first", "again"), DUPLICATES)
+def test_a_duplicate_key_names_the_key_and_both_lines(
+    tmp_path: Path, text: str, key: str, first: int, again: int
+) -> None:
+    path = tmp_path / "tradewise.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value).startswith(
+        f"{path}: duplicate key {key} at line {first} and again at line {again}"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_the_default_file_has_no_duplicate_and_merge_keys_still_work(tmp_path: Path) -> None:
+    text = data_path("tradewise.yaml").read_text(encoding="utf-8")
+    load_config(data_path("tradewise.yaml"), environ={})
+    assert "environments:\n  local:\n" in text and "\n  compose:\n" in text
+    text = text.replace("environments:\n  local:\n", "environments:\n  local: &local\n")
+    text = text.replace(
+        "\n  compose:\n", '\n  local2: {<<: *local, url: "http://127.0.0.1:9000"}\n  compose:\n'
+    )
+    path = tmp_path / "tradewise.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path, environ={})  # the merged "url" is overridden, not a duplicate
+    assert config.environment("local2").url == "http://127.0.0.1:9000"
+    assert config.environment("local2").kind == "local"

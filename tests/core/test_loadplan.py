@@ -16,6 +16,7 @@ from tradewise_ops.core.loadplan import (
     performance_test_spec,
     render_locust_jobs,
 )
+from tradewise_ops.core.validate import newest_version, supported_versions, validate
 from tradewise_ops.errors import BadInputError
 
 GOOD = {
@@ -121,6 +122,30 @@ def test_in_cluster_jobs_are_valid_kubernetes_objects() -> None:
     for job in (master, worker):
         assert job["spec"]["backoffLimit"] == 0
         assert job["spec"]["activeDeadlineSeconds"] >= spec.duration_seconds
+
+
+@pytest.mark.parametrize("version", [supported_versions()[0], newest_version()])
+def test_in_cluster_objects_pass_the_schema_and_policy_checks(version: str) -> None:
+    """Rendered by the manifests' engine, checked like them: schema and policy, no finding."""
+    for spec, workers in (
+        (load_test_spec(**GOOD), 3),  # type: ignore[arg-type]
+        (performance_test_spec(host="http://api:8000", perf=load_config().performance_test), 1),
+    ):
+        objects = render_locust_jobs(
+            spec,
+            namespace="tradewise-ai",
+            environment="prod",
+            image="registry.example.com/tradewise/tradewise-ai:v1.2.3",
+            run_id="20260101-abc123",
+            workers=workers,
+        )
+        assert [o["kind"] for o in objects] == ["ConfigMap", "Service", "Job", "Job"]
+        assert validate(objects, version) == []
+    # the checks do bite on these objects: an unpinned image is a finding
+    latest = render_locust_jobs(
+        spec, namespace="n", environment="e", image="reg/tradewise-ai:latest", run_id="r"
+    )
+    assert {f.rule for f in validate(latest, version)} == {"image-pinned"}
 
 
 def test_in_cluster_needs_a_worker_and_a_dns_run_id() -> None:

@@ -195,7 +195,8 @@ def test_containers_run_the_contract_commands_and_probes(prod: list[dict[str, An
     assert api["command"] == ["tradewise-api"]
     assert api["image"] == f"registry.example.com/tradewise/tradewise-ai:{TAG}"
     assert {"name": "BIND", "value": "0.0.0.0:8000"} in api["env"]
-    assert api["readinessProbe"]["httpGet"]["path"] == "/api/health/ready"
+    # pod-local readiness: a Redis or database outage must not empty the Service
+    assert api["readinessProbe"]["httpGet"]["path"] == "/api/health/serving"
     assert api["livenessProbe"]["httpGet"]["path"] == "/api/health"
     assert api["startupProbe"]["httpGet"]["path"] == "/api/health"
     worker = container(by(prod, "Deployment", "tradewise-worker-deployment"))
@@ -337,6 +338,21 @@ def test_cronjobs_scale_by_profile_with_a_narrow_role(prod: list[dict[str, Any]]
     assert resources == {"deployments", "deployments/scale", "horizontalpodautoscalers"}
     binding = by(prod, "RoleBinding", "tradewise-scaler")
     assert binding["subjects"][0]["name"] == "tradewise-scaler"
+
+
+def test_the_ingress_routes_public_routes_of_the_app_only(prod: list[dict[str, Any]]) -> None:
+    from app.api import ROUTES
+    from tradewise_ops.core.policy import OPERATOR_PATHS
+
+    routes = {rule for rule, *_ in ROUTES}
+    ingress = by(prod, "Ingress", "tradewise-ingress")
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    published = {p["path"] for p in paths}
+    assert published <= routes, published - routes  # a renamed route would 404 at the edge
+    assert {"/api/stock-analysis", "/api/health"} <= published
+    assert not published & set(OPERATOR_PATHS)
+    assert set(OPERATOR_PATHS) <= routes
+    assert all(p["pathType"] == "Exact" for p in paths)
 
 
 def test_maintenance_switches_the_ingress_backend(config: Config, prod: list[dict]) -> None:

@@ -39,6 +39,12 @@ def test_the_wheel_ships_templates_schemas_and_config(wheel: Path) -> None:
     }
     assert len(templates) >= 15
     assert templates <= names
+    reports = {
+        "tradewise_ops/_data/reports/" + p.name
+        for p in (ROOT / "templates" / "reports").glob("*.j2")
+    }
+    assert "tradewise_ops/_data/reports/monitor.html.j2" in reports
+    assert reports <= names
     assert "tradewise_ops/_data/tradewise.yaml" in names
     assert "tradewise_ops/core/schemas/servicemonitor-monitoring-v1.json" in names
     assert "tradewise_ops/core/schemas/prometheusrule-monitoring-v1.json" in names
@@ -75,3 +81,30 @@ def test_render_works_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> No
     )  # fmt: skip
     assert embedded.returncode == 0, embedded.stderr
     assert "staging, prod:" in embedded.stderr
+
+
+def test_reports_render_from_the_unpacked_wheel(wheel: Path, tmp_path: Path) -> None:
+    """The HTML report templates ship too: a frozen monitor report renders to its golden page."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEWISE_")},
+        "PYTHONPATH": str(site),
+    }
+    doc = GOLDEN / "reports" / "monitor-load-pass.json"
+    script = (
+        "import json, sys\n"
+        "import tradewise_ops.resources as r\n"
+        "from tradewise_ops.core.monitor_report import combined_html\n"
+        "print(r.report_templates_dir(), file=sys.stderr)\n"
+        f"sys.stdout.write(combined_html(json.load(open({str(doc)!r}))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == str(site / "tradewise_ops" / "_data" / "reports")
+    assert done.stdout == (GOLDEN / "reports" / "monitor-load-pass.html").read_text(
+        encoding="utf-8"
+    )

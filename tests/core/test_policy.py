@@ -127,6 +127,11 @@ def _secret(o: Objects) -> None:
     first(api(o))["env"].append({"name": "DATABASE_PASSWORD", "value": "hunter2"})
 
 
+def _ingress_public(o: Objects) -> None:
+    path = by(o, "Ingress", "tradewise-ingress")["spec"]["rules"][0]["http"]["paths"][0]
+    path.update(path="/", pathType="Prefix")
+
+
 CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "schema": (_schema, "spec.template.spec.containers[0]"),
     "schema-missing": (_schema_missing, "apiVersion"),
@@ -150,6 +155,7 @@ CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "image-pinned": (_image, "spec.template.spec.containers[0].image"),
     "qos": (_qos, "spec.template.spec.containers[0].resources"),
     "no-secret-values": (_secret, "spec.template.spec.containers[0].env[1].value"),
+    "ingress-public-paths": (_ingress_public, "spec.rules[0].http.paths[0].path"),
 }
 
 
@@ -169,6 +175,50 @@ def test_a_bad_object_fires_exactly_its_rule(good: Objects, rule: str) -> None:
     findings = validate(objects, "1.37")
     assert {f.rule for f in findings} == {rule}, [str(f) for f in findings]
     assert path in {f.path for f in findings}, [str(f) for f in findings]
+
+
+@pytest.mark.parametrize(
+    ("path", "path_type", "flagged"),
+    [
+        ("/", "Prefix", True),
+        ("/", "ImplementationSpecific", True),
+        ("/metrics", "Exact", True),
+        ("/metrics", "Prefix", True),
+        ("/api", "Prefix", True),  # reaches /api/performance/stats
+        ("/api/performance/", "Prefix", True),
+        ("/api/performance/stats", "Exact", True),
+        ("/", "Exact", False),  # only "/" itself
+        ("/api", "Exact", False),
+        ("/met", "Prefix", False),  # prefixes match whole path elements
+        ("/api/health", "Prefix", False),
+        ("/api/stock-analysis", "Exact", False),
+    ],
+)
+def test_ingress_paths_that_publish_operator_endpoints(
+    good: Objects, path: str, path_type: str, flagged: bool
+) -> None:
+    objects = copy.deepcopy(good)
+    ingress = by(objects, "Ingress", "tradewise-ingress")
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    paths.append({**copy.deepcopy(paths[0]), "path": path, "pathType": path_type})
+    findings = validate(objects, "1.37")
+    assert [f.rule for f in findings] == (["ingress-public-paths"] if flagged else [])
+    # the same path to the maintenance page is fine: it is not the API
+    paths[-1]["backend"]["service"]["name"] = "tradewise-maintenance-service"
+    assert validate(objects, "1.37") == []
+
+
+def test_the_rendered_ingress_publishes_only_public_api_paths(good: Objects) -> None:
+    ingress = by(good, "Ingress", "tradewise-ingress")
+    routed = {
+        (p["path"], p["pathType"], p["backend"]["service"]["name"])
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert routed == {
+        ("/api/stock-analysis", "Exact", "tradewise-api-service"),
+        ("/api/health", "Exact", "tradewise-api-service"),
+        ("/api/openapi.json", "Exact", "tradewise-api-service"),
+    }
 
 
 def test_latest_is_allowed_where_pinning_is_not_required(good: Objects) -> None:

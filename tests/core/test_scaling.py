@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tradewise_ops.core import scaling
-from tradewise_ops.core.config import Config, load_config
+from tradewise_ops.core.config import Config, Profile, load_config
 from tradewise_ops.core.scaling import (
     APPLIED_AT_ANNOTATION,
     EMERGENCY_DOWN,
@@ -208,7 +208,7 @@ def test_profile_above_the_configured_ceiling_raises_it_with_a_warning(config: C
 
 def test_profile_above_the_cap_is_bad_input(config: Config) -> None:
     env = config.environment("prod")
-    huge = scaling.Profile(name="huge", api=80, workers=1)
+    huge = Profile(name="huge", api=80, workers=1)
     with pytest.raises(BadInputError, match="above the cap of 50"):
         scaling.plan_profile(env, huge, live(), NOW)
 

@@ -12,6 +12,7 @@ its totals; ``run`` then returns a result marked ``aborted``. A second Ctrl-C ki
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,7 +76,15 @@ def probe(url: str, timeout: float = 5.0, insecure: bool = False) -> int:
     URL. Runs before any load is sent.
     """
     context = ssl._create_unverified_context() if insecure else None
-    request = urllib.request.Request(url, headers={"User-Agent": "tradewise-preflight"})
+    headers = {"User-Agent": "tradewise-preflight"}
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None:  # user:password@ is basic auth (as Locust sends it), not a host
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return int(response.status)

@@ -1,12 +1,13 @@
 """The render caches on disk: compiled templates and schema results, in the user's cache dir.
 
 Either cache only saves time: the output is the same without it. ``core.render`` and
-``core.validate`` take the cache objects; this module owns the files.
+``core.validate`` take a ``RenderCaches`` object as a parameter; this module owns the files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -14,40 +15,63 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tradewise_ops.core.validate import Finding
+from tradewise_ops.core.findings import Finding
 
 if TYPE_CHECKING:
     import jinja2
 
 
-def enable_caches() -> None:
-    """Cache compiled templates and schema results in the user's cache dir.
+class RenderCaches:
+    """The render caches of one run, kept in files under ``directory`` (None: nothing is kept).
 
-    ``$XDG_CACHE_HOME/tradewise`` (default ``~/.cache/tradewise``); ``TRADEWISE_NO_CACHE=1``
-    turns both off.
+    Compiled templates in ``directory/templates``, schema results in
+    ``directory/schema-results-<version>.json``. What ``render_environment`` and ``validate``
+    take as ``caches`` (``core.caches.Caches``); the CLI builds one per run
+    (``State.render_caches``). ``hits`` and ``misses`` count the objects whose schema findings came
+    from the cache, or had to be checked.
     """
-    from tradewise_ops.core.render import use_template_cache
 
-    if os.environ.get("TRADEWISE_NO_CACHE"):
-        use_template_cache(None)
-        use_result_cache_dir(None)
-        return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    use_template_cache(template_bytecode_cache(Path(base) / "tradewise" / "templates"))
-    use_result_cache_dir(Path(base) / "tradewise")
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._results: dict[str, SchemaResultCache] = {}
 
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> RenderCaches:
+        """The caches in the user's cache dir: ``$XDG_CACHE_HOME/tradewise``.
 
-def use_result_cache_dir(directory: Path | None) -> None:
-    """Keep schema results in ``directory`` (None: check every object every time).
+        The default is ``~/.cache/tradewise``; ``TRADEWISE_NO_CACHE=1`` turns both caches off.
+        """
+        env = os.environ if environ is None else environ
+        if env.get("TRADEWISE_NO_CACHE"):
+            return cls(None)
+        base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(base) / "tradewise")
 
-    Unwritable or corrupt cache files are ignored.
-    """
-    from tradewise_ops.core.validate import use_result_cache
+    @functools.cached_property
+    def templates(self) -> jinja2.BytecodeCache | None:
+        """The compiled-template cache (made on first use; None when it cannot be)."""
+        if self.directory is None:
+            return None
+        return template_bytecode_cache(self.directory / "templates")
 
-    if directory is None:
-        use_result_cache(None)
-    else:
-        use_result_cache(lambda version: SchemaResultCache(directory, version))
+    def schema_results(self, version: str) -> SchemaResultCache | None:
+        """The schema result cache of Kubernetes ``version`` (one per version and run)."""
+        if self.directory is None:
+            return None
+        cache = self._results.get(version)
+        if cache is None:
+            cache = self._results[version] = SchemaResultCache(self.directory, version)
+        return cache
+
+    @property
+    def hits(self) -> int:
+        """Objects whose schema findings came from the cache, in this run."""
+        return sum(c.hits for c in self._results.values())
+
+    @property
+    def misses(self) -> int:
+        """Objects the cache did not know, checked against the schemas in this run."""
+        return sum(c.misses for c in self._results.values())
 
 
 def template_bytecode_cache(directory: Path | None) -> jinja2.BytecodeCache | None:
@@ -89,6 +113,8 @@ class SchemaResultCache:
         self.identity = _schema_identity(version)
         self.entries: dict[str, list[dict[str, str]]] = {}
         self.dirty = False
+        self.hits = 0
+        self.misses = 0
         try:
             with open(self.path, encoding="utf-8") as f:
                 data = json.load(f)
@@ -103,13 +129,19 @@ class SchemaResultCache:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def get(self, key: str) -> list[Finding] | None:
+        """The findings stored for ``key`` (None when there are none, or they are unreadable)."""
         raw = self.entries.get(key)
-        if not isinstance(raw, list):
-            return None
-        try:
-            return [Finding(**item) for item in raw]
-        except TypeError:
-            return None
+        found = None
+        if isinstance(raw, list):
+            try:
+                found = [Finding(**item) for item in raw]
+            except TypeError:
+                found = None
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
 
     def put(self, key: str, findings: list[Finding]) -> None:
         self.entries.pop(key, None)
@@ -126,6 +158,7 @@ class SchemaResultCache:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump({"identity": self.identity, "entries": keep}, f)
             os.replace(tmp, self.path)
+            self.dirty = False
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink()

@@ -33,7 +33,6 @@ def lint(
     all_envs: bool = typer.Option(False, "--all", help="Lint every Kubernetes environment."),
 ) -> None:
     """Validate the manifests of ENV: strict schemas plus policy; exit 1 on findings."""
-    from tradewise_ops.adapters.render_cache import enable_caches
     from tradewise_ops.core.render import kubernetes_environment_names, render_environment
     from tradewise_ops.core.validate import check_version, validate
 
@@ -47,7 +46,7 @@ def lint(
         environments = [state.environment(n) for n in kubernetes_environment_names(config)]
     else:
         environments = [state.environment(env)]
-    enable_caches()
+    caches = state.render_caches()
     findings: list[Any] = []
     counted = 0
     for environment in environments:
@@ -55,9 +54,13 @@ def lint(
         if use_tag is None and environment.require_pinned_tag:
             use_tag = PLACEHOLDER_TAG
             term.info(f"{environment.name}: no --tag, images checked with {PLACEHOLDER_TAG}")
-        objects = render_environment(config, environment, tag=use_tag, k8s_version=version)
+        objects = render_environment(
+            config, environment, tag=use_tag, k8s_version=version, caches=caches
+        )
         counted += len(objects)
-        findings.extend(validate(objects, version, require_pinned=environment.require_pinned_tag))
+        findings.extend(
+            validate(objects, version, require_pinned=environment.require_pinned_tag, caches=caches)
+        )
     names = ", ".join(e.name for e in environments)
     rows = [(f.kind, f.name, f.path, f.rule, f.message) for f in findings]
     human: Any = "\n".join(str(f) for f in findings) if findings else None

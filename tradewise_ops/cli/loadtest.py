@@ -11,6 +11,7 @@ import typer
 
 from tradewise_ops.cli.state import State, get_state
 from tradewise_ops.cli.terminal import TableData
+from tradewise_ops.core.redact import mask_credentials
 from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ def _execute(
         max_error_rate=objectives[1],
     )
     report = LoadReport(
-        target=spec.host,
+        target=mask_credentials(spec.host),  # the report files travel
         kind=spec.kind,
         started_at=result.started_at,
         planned_seconds=spec.duration_seconds,

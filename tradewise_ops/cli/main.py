@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from tradewise_ops import __version__
 from tradewise_ops.cli.state import State
 from tradewise_ops.cli.terminal import OUTPUT_FORMATS, Terminal
+from tradewise_ops.core.redact import mask_credentials
 from tradewise_ops.errors import BadInputError, TradewiseError
 
 # global options that take a value / that are flags; they work before or after the command
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         print("error: unexpected failure (a bug in tradewise):", file=sys.stderr)
         for line in traceback.format_list(tb):
             print(line.rstrip(), file=sys.stderr)
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {mask_credentials(str(exc))}", file=sys.stderr)
         if os.environ.get("TRADEWISE_DEBUG"):
             traceback.print_exc()
         sys.exit(1)

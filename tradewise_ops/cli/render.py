@@ -42,7 +42,6 @@ def render(
     ),
 ) -> None:
     """Render every Kubernetes object of ENV, validated, in apply order."""
-    from tradewise_ops.adapters.render_cache import enable_caches
     from tradewise_ops.core import render as core_render
     from tradewise_ops.core.validate import check_version, validate
 
@@ -51,11 +50,13 @@ def render(
     config = state.config()
     environment = state.environment(env)
     version = check_version(k8s_version or config.kubernetes_version)
-    enable_caches()
+    caches = state.render_caches()
     objects = core_render.render_environment(
-        config, environment, tag=tag, k8s_version=version, maintenance=maintenance
+        config, environment, tag=tag, k8s_version=version, maintenance=maintenance, caches=caches
     )
-    findings = validate(objects, version, require_pinned=environment.require_pinned_tag)
+    findings = validate(
+        objects, version, require_pinned=environment.require_pinned_tag, caches=caches
+    )
     if findings:
         for finding in findings:
             term.info(str(finding))

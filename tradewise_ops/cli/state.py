@@ -13,6 +13,7 @@ from tradewise_ops.cli.terminal import Terminal
 from tradewise_ops.errors import BadInputError
 
 if TYPE_CHECKING:  # the config module loads on first use, not at start-up (--help)
+    from tradewise_ops.adapters.render_cache import RenderCaches
     from tradewise_ops.core.config import Config, Environment
 
 
@@ -67,6 +68,21 @@ class State:
             )
         if not typer.confirm(f"{action} on {env.name}?", default=False, err=True):
             raise typer.Exit(1)
+
+    # -- render caches: what render_environment and validate keep between runs ---------------
+    _render_caches: RenderCaches | None = field(default=None, repr=False)
+
+    def render_caches(self) -> RenderCaches:
+        """The render caches of this run (compiled templates, schema results), made on first use.
+
+        In ``$XDG_CACHE_HOME/tradewise``; ``TRADEWISE_NO_CACHE=1`` gives caches that keep nothing.
+        Pass it to ``render_environment(..., caches=)`` and ``validate(..., caches=)``.
+        """
+        if self._render_caches is None:
+            from tradewise_ops.adapters.render_cache import RenderCaches
+
+            self._render_caches = RenderCaches.from_environment()
+        return self._render_caches
 
 
 def get_state(ctx: typer.Context) -> State:

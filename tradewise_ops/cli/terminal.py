@@ -2,7 +2,8 @@
 
 Built once in the root callback and carried in the typer context (``ctx.obj.terminal``).
 ``NO_COLOR`` or a non-TTY stream gives plain output; ``-o json``/``-o yaml`` print exactly one
-document on stdout and send every message to stderr.
+document on stdout and send every message to stderr. Credentials in URLs are masked in every
+message and result (``tradewise_ops.core.redact``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
+
+from tradewise_ops.core.redact import mask_credentials, mask_data
 
 if TYPE_CHECKING:  # rich is imported when a Terminal is built, not at start-up (--help)
     from rich.console import RenderableType
@@ -79,7 +82,7 @@ class Terminal:
         return self.err.is_terminal
 
     def info(self, message: str) -> None:
-        self.err.print(message, markup=False)
+        self.err.print(mask_credentials(message), markup=False)
 
     def step(self, message: str) -> None:
         self.err.print(f"[bold]==>[/bold] {_escape(message)}")
@@ -100,6 +103,13 @@ class Terminal:
     # -- results (stdout) --------------------------------------------------------------------
     def result(self, data: Any, human: RenderableType | TableData | str | None = None) -> None:
         """Show a command's result: ``data`` as JSON/YAML under ``-o json|yaml``, else ``human``."""
+        data = mask_data(data)
+        if isinstance(human, str):
+            human = mask_credentials(human)
+        elif isinstance(human, TableData):
+            human = TableData(
+                human.columns, mask_data(human.rows), human.title and mask_credentials(human.title)
+            )
         if self.output == "json":
             self.out.file.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
             self.out.file.flush()
@@ -143,4 +153,4 @@ def render_table(data: TableData) -> Table:
 def _escape(message: str) -> str:
     from rich.markup import escape
 
-    return escape(message)
+    return escape(mask_credentials(message))

@@ -1,9 +1,11 @@
 """The configuration: ``tradewise.yaml`` plus ``TRADEWISE_*`` variables, as frozen dataclasses.
 
 Loaded in one place (``load_config``). Every error names the file, the key path, the bad value and
-what is allowed, and is a ``ConfigError`` (exit 2). Environments may override any key of
-``defaults``; the override is deep-merged before validation, so an error in an override names the
-environment's own key path.
+what is allowed, and is a ``ConfigError`` (exit 2); a value that looks like a credential is not
+echoed. Environments may override any key of ``defaults``; the override is deep-merged before
+validation, so an error in an override names the environment's own key path. A file that is not
+UTF-8, or a mapping with the same key twice (YAML would keep the last silently), is refused.
+Replica counts stay within what Kubernetes accepts (int32) and within ``max_replicas``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tradewise_ops.core.redact import looks_like_credential
 from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_duration
 from tradewise_ops.errors import BadInputError, ConfigError
 
@@ -25,6 +28,10 @@ SCALABLE = ("api", "worker")
 LOCAL_BROKERS = ("auto", "redis", "sqlite")
 DEFAULT_CONFIG_NAME = "tradewise.yaml"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+INT32_MAX = 2_147_483_647  # the most replicas (or any int32 field) the Kubernetes API accepts
 _K8S_VERSION = re.compile(r"^1\.(\d+)$")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
 # a third-party image pinned by a tag (not latest) or a digest: postgres:15, redis@sha256:...
@@ -272,14 +279,25 @@ def load_config(
     environ = os.environ if environ is None else environ
     resolved, chosen = resolve_config_path(path)
     try:
-        text = resolved.read_text(encoding="utf-8")
+        data = resolved.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {resolved} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"config file {resolved} cannot be read: {exc.strerror}") from None
     try:
-        # libyaml's parser when present: the pure-Python one is most of the load time
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config file {resolved} is not UTF-8 text: byte 0x{data[exc.start]:02x} at line "
+            f"{line} ({exc.reason}); save it as UTF-8"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_unique_key_loader())
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"{resolved}: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{resolved} holds a value YAML cannot read: {exc}") from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -288,6 +306,47 @@ def load_config(
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{resolved} is not valid YAML{where}: {problem}") from None
     return parse_config(raw, source=resolved, environ=environ)
+
+
+class _DuplicateKeyError(Exception):
+    """The same key twice in one mapping; the message names it and both lines."""
+
+
+_LOADERS: dict[str, Any] = {}
+
+
+def _unique_key_loader() -> Any:
+    """A safe YAML loader (libyaml's parser when present: the pure-Python one is most of the load
+    time) that refuses a mapping with the same key twice instead of keeping the last."""
+    if "unique" in _LOADERS:
+        return _LOADERS["unique"]
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class UniqueKeyLoader(base):  # type: ignore[valid-type,misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # "<<: *defaults" then an override is how merging works
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: the base constructor names it
+                        continue
+                    if first is not None:
+                        raise _DuplicateKeyError(
+                            f"duplicate key {key!r} at line {first} and again at line {line}: "
+                            "a mapping holds each key once (YAML would keep the last silently)"
+                        )
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADERS["unique"] = UniqueKeyLoader
+    return UniqueKeyLoader
 
 
 def parse_config(
@@ -340,8 +399,8 @@ def parse_config(
         pbody = v.mapping(pbody, pkey, allowed={"api", "workers", "rps"})
         profiles[str(pname)] = Profile(
             name=str(pname),
-            api=v.integer(pbody.get("api"), f"{pkey}.api", minimum=0, required=True),
-            workers=v.integer(pbody.get("workers"), f"{pkey}.workers", minimum=0, required=True),
+            api=v.replicas(pbody.get("api"), f"{pkey}.api", required=True),
+            workers=v.replicas(pbody.get("workers"), f"{pkey}.workers", required=True),
             rps=str(pbody.get("rps", "")),
         )
 
@@ -478,12 +537,13 @@ def _environment(
         network[nkey] = value
     aliases = tuple(str(a) for a in v.sequence(body.get("aliases", []), f"{key}.aliases"))
 
+    max_replicas = v.replicas(body.get("max_replicas", 50), f"{key}.max_replicas", minimum=1)
     components: dict[str, Component] = {}
     comps = v.mapping(body.get("components", {}), f"{key}.components", allowed=set(COMPONENTS))
     for cname in COMPONENTS:
         ckey = f"{key}.components.{cname}"
         craw = v.mapping(comps.get(cname), ckey, allowed=_COMPONENT_KEYS, required=True)
-        components[cname] = _component(v, cname, craw, ckey)
+        components[cname] = _component(v, cname, craw, ckey, max_replicas)
 
     local_raw = v.mapping(
         body.get("local", {}), f"{key}.local", allowed=set(LocalSettings.__dataclass_fields__)
@@ -511,16 +571,19 @@ def _environment(
         name=name,
         kind=kind,
         namespace=namespace,
-        registry=environ.get("TRADEWISE_REGISTRY")
-        or v.string(body.get("registry", "registry.example.com/tradewise"), f"{key}.registry"),
+        registry=_registry(v, body, key, environ),
         api_image=v.string(images.get("api", "tradewise-ai"), f"{key}.images.api"),
         worker_image=v.string(images.get("worker", "tradewise-ai-worker"), f"{key}.images.worker"),
-        secret_name=v.string(body.get("secret_name", "tradewise-secrets"), f"{key}.secret_name"),
-        max_replicas=v.integer(body.get("max_replicas", 50), f"{key}.max_replicas", minimum=1),
+        secret_name=_secret_name(
+            v, body.get("secret_name", "tradewise-secrets"), f"{key}.secret_name"
+        ),
+        max_replicas=max_replicas,
         components=components,
         context=environ.get("TRADEWISE_CONTEXT") or _opt_str(v, body, "context", key),
         domain=_opt_str(v, body, "domain", key),
-        tls_secret=_opt_str(v, body, "tls_secret", key),
+        tls_secret=None
+        if body.get("tls_secret") is None
+        else _secret_name(v, body["tls_secret"], f"{key}.tls_secret"),
         url=url,
         confirm=v.boolean(body.get("confirm", False), f"{key}.confirm"),
         require_pinned_tag=v.boolean(
@@ -535,6 +598,34 @@ def _environment(
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
     )
+
+
+def _secret_name(v: _Validator, value: Any, key: str) -> str:
+    """The name of an existing Secret: a DNS-1123 subdomain (never a credential itself)."""
+    name = v.string(value, key)
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        v.fail(
+            key,
+            name,
+            "the name of an existing Secret: a DNS-1123 subdomain (lower-case letters, digits, "
+            "'-' and '.', at most 253 characters); the credentials go into that Secret",
+        )
+    return name
+
+
+def _registry(v: _Validator, body: Mapping[str, Any], key: str, environ: Mapping[str, str]) -> str:
+    """``registry`` (or ``TRADEWISE_REGISTRY``): a host and path, without scheme or credentials."""
+    override = environ.get("TRADEWISE_REGISTRY")
+    where = "TRADEWISE_REGISTRY (environment)" if override else f"{key}.registry"
+    registry = override or v.string(body.get("registry", "registry.example.com/tradewise"), where)
+    if "://" in registry or "@" in registry or any(c.isspace() for c in registry):
+        v.fail(
+            where,
+            registry,
+            "a registry host and path like registry.example.com/tradewise (no scheme and no "
+            "credentials: `docker login` keeps those)",
+        )
+    return registry
 
 
 def _local_broker(v: _Validator, value: Any, key: str, environ: Mapping[str, str]) -> str:
@@ -552,7 +643,9 @@ def _local_broker(v: _Validator, value: Any, key: str, environ: Mapping[str, str
     return str(value)
 
 
-def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Component:
+def _component(
+    v: _Validator, name: str, raw: dict[str, Any], key: str, max_replicas: int
+) -> Component:
     res = v.mapping(
         raw.get("resources"), f"{key}.resources", allowed={"requests", "limits"}, required=True
     )
@@ -578,8 +671,10 @@ def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Compo
         if name not in SCALABLE:
             v.fail(f"{key}.autoscaling", raw["autoscaling"], "autoscaling only on api and worker")
         a = v.mapping(raw["autoscaling"], f"{key}.autoscaling", allowed=_AUTOSCALING_KEYS)
-        lo = v.integer(a.get("min"), f"{key}.autoscaling.min", minimum=1, required=True)
-        hi = v.integer(a.get("max"), f"{key}.autoscaling.max", minimum=1, required=True)
+        lo = v.replicas(a.get("min"), f"{key}.autoscaling.min", minimum=1, required=True)
+        hi = v.replicas(
+            a.get("max"), f"{key}.autoscaling.max", minimum=1, cap=max_replicas, required=True
+        )
         if lo > hi:
             v.fail(f"{key}.autoscaling.min", lo, f"at most autoscaling.max ({hi})")
         autoscaling = Autoscaling(
@@ -608,9 +703,12 @@ def _component(v: _Validator, name: str, raw: dict[str, Any], key: str) -> Compo
         storage = v.memory(raw.get("storage"), f"{key}.storage")
     elif name in ("postgres", "redis"):
         v.fail(f"{key}.storage", None, "a storage size like 20Gi")
+    replicas = v.replicas(raw.get("replicas", 1), f"{key}.replicas", cap=max_replicas)
+    if autoscaling is not None and replicas > autoscaling.max_replicas:
+        v.fail(f"{key}.replicas", replicas, f"at most autoscaling.max ({autoscaling.max_replicas})")
     return Component(
         name=name,
-        replicas=v.integer(raw.get("replicas", 1), f"{key}.replicas", minimum=0),
+        replicas=replicas,
         resources=resources,
         autoscaling=autoscaling,
         storage=storage,
@@ -713,7 +811,14 @@ class _Validator:
 
     def fail(self, key: str, value: Any, allowed: str) -> Any:
         where = f"{self.source}: {key}" if key else self.source
-        shown = "missing" if value is None else repr(value)
+        if value is None:
+            shown = "missing"
+        elif isinstance(value, str) and looks_like_credential(value):
+            shown = "a value that looks like a credential (not shown)"
+        else:
+            shown = repr(value)
+            if len(shown) > 120:
+                shown = f"{shown[:60]}... ({len(shown)} characters)"
         raise ConfigError(f"{where} is {shown}; expected {allowed}")
 
     def mapping(
@@ -771,6 +876,23 @@ class _Validator:
         if maximum is not None and value > maximum:
             self.fail(key, value, f"a whole number <= {maximum}")
         return int(value)
+
+    def replicas(
+        self,
+        value: Any,
+        key: str,
+        minimum: int = 0,
+        cap: int | None = None,
+        required: bool = False,
+    ) -> int:
+        """A replica count: ``minimum`` or more, at most ``cap`` (``max_replicas``) and what
+        Kubernetes accepts (int32)."""
+        count = self.integer(value, key, minimum=minimum, required=required)
+        if count > INT32_MAX:
+            self.fail(key, count, f"a whole number <= {INT32_MAX} (the most Kubernetes accepts)")
+        if cap is not None and count > cap:
+            self.fail(key, count, f"at most max_replicas ({cap})")
+        return count
 
     def number(self, value: Any, key: str, positive: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

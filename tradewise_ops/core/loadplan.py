@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tradewise_ops.core.config import PerformanceTest
+from tradewise_ops.core.render import render_objects
 from tradewise_ops.core.units import parse_duration
 from tradewise_ops.errors import BadInputError
 
@@ -331,8 +332,10 @@ def render_locust_jobs(
 ) -> list[dict[str, Any]]:
     """The in-cluster run: a ConfigMap with the spec, a master Service, master and worker Jobs.
 
-    The pods run this package's load generator (``python -m tradewise_ops.adapters._locust_child``)
-    from ``image``, which needs tradewise and Locust installed. The master reads the spec from the
+    Rendered from ``templates/k8s/loadtest/locust-jobs.yaml.j2`` by the manifests' own engine
+    (``core.render``), so ``core.validate`` checks them like every other object. The pods run
+    this package's load generator (``python -m tradewise_ops.adapters._locust_child``) from
+    ``image``, which needs tradewise and Locust installed. The master reads the spec from the
     ConfigMap, prints the interval lines on its log and leaves the run's totals in its
     termination message, where ``adapters.loadtest.run_in_cluster`` reads them.
     """
@@ -342,82 +345,38 @@ def render_locust_jobs(
     if workers < 1:
         raise BadInputError("--in-cluster needs at least one worker (--workers N)")
     base = f"tradewise-loadtest-{run_id}"
-    labels = {**LOCUST_LABELS, "tradewise.io/environment": environment, "tradewise.io/run": run_id}
     wire = spec.to_wire()
     wire["workers"] = workers
     wire["worker_start_timeout"] = 120
     port = 5557
-    deadline = int(spec.duration_seconds + 300)
-
-    def pod(role: str, command: list[str]) -> dict[str, Any]:
-        return {
-            "metadata": {"labels": {**labels, "tradewise.io/locust-role": role}},
-            "spec": {
-                "restartPolicy": "Never",
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
-                "containers": [
-                    {
-                        "name": f"locust-{role}",
-                        "image": image,
-                        "command": command,
-                        "env": [{"name": "TRADEWISE_LOCUST_MASTER_PORT", "value": str(port)}],
-                        "terminationMessagePath": "/dev/termination-log",
-                        "terminationMessagePolicy": "File",
-                        "ports": [{"containerPort": port, "name": "locust"}]
-                        if role == "master"
-                        else [],
-                        "volumeMounts": [{"name": "spec", "mountPath": "/etc/tradewise-loadtest"}],
-                        "resources": {
-                            "requests": {"cpu": "500m", "memory": "256Mi"},
-                            "limits": {"cpu": "1000m", "memory": "512Mi"},
-                        },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                        },
-                    }
-                ],
-                "volumes": [{"name": "spec", "configMap": {"name": f"{base}-spec"}}],
-            },
-        }
-
-    def job(role: str, parallelism: int, command: list[str]) -> dict[str, Any]:
-        return {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": f"{base}-{role}", "namespace": namespace, "labels": labels},
-            "spec": {
-                "parallelism": parallelism,
-                "completions": parallelism,
-                "backoffLimit": 0,
-                "activeDeadlineSeconds": deadline,
-                "ttlSecondsAfterFinished": 3600,
-                "template": pod(role, command),
-            },
-        }
-
     spec_file = "/etc/tradewise-loadtest/spec.json"
-    child = ["python", "-m", "tradewise_ops.adapters._locust_child"]
-    return [
+    child = ["python", "-m", "tradewise_ops.adapters._locust_child", "--spec-file", spec_file]
+    return render_objects(
+        "loadtest/locust-jobs.yaml.j2",
         {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{base}-spec", "namespace": namespace, "labels": labels},
-            "data": {"spec.json": json.dumps(wire, sort_keys=True)},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": f"{base}-master", "namespace": namespace, "labels": labels},
-            "spec": {
-                "selector": {"tradewise.io/run": run_id, "tradewise.io/locust-role": "master"},
-                "ports": [{"name": "locust", "port": port, "targetPort": port}],
+            "base": base,
+            "namespace": namespace,
+            "run_id": run_id,
+            "image": image,
+            "labels": {
+                **LOCUST_LABELS,
+                "tradewise.io/environment": environment,
+                "tradewise.io/run": run_id,
             },
+            "spec_json": json.dumps(wire, sort_keys=True),
+            "port": port,
+            "deadline": int(spec.duration_seconds + 300),
+            "jobs": [
+                {
+                    "role": "master",
+                    "parallelism": 1,
+                    "command": [*child, "--master-port", str(port)],
+                },
+                {
+                    "role": "worker",
+                    "parallelism": workers,
+                    "command": [*child, "--worker", f"{base}-master", str(port)],
+                },
+            ],
         },
-        job("master", 1, [*child, "--spec-file", spec_file, "--master-port", str(port)]),
-        job(
-            "worker",
-            workers,
-            [*child, "--spec-file", spec_file, "--worker", f"{base}-master", str(port)],
-        ),
-    ]
+    )

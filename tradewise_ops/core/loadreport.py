@@ -4,18 +4,20 @@ Pure. The load generator (a child process, see ``adapters/loadtest.py``) records
 time in a ``LatencyHistogram`` per interval and per endpoint and sends the histograms; everything
 here is computed from them, so the per-interval percentiles come from the interval's own samples
 (Locust's own history is cumulative) and the totals are exactly the sum of the intervals.
+The HTML report is ``templates/reports/load.html.j2`` filled with ``load_page``.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradewise_ops.core.charts import COLORS, Series, line_chart
+from tradewise_ops.core.pages import render_page
 from tradewise_ops.core.slo import Verdict
 
 # log-spaced buckets: 100 per e-fold from 0.01 ms, so a bucket is 1% wide (0.5% error at its middle)
@@ -420,170 +422,73 @@ def timeseries_csv(report: LoadReport) -> str:
     return buf.getvalue()
 
 
-_COLORS = {"p50": "#2b8cbe", "p95": "#e6550d", "p99": "#a50f15", "rps": "#31a354", "err": "#d62728"}
-
-
-def _svg_chart(
-    title: str,
-    xs: Sequence[float],
-    series: Sequence[tuple[str, str, Sequence[float | None]]],
-    unit: str,
-    hline: float | None = None,
-) -> str:
-    """A line chart as inline SVG: ``series`` of (label, colour, values); None values are gaps."""
-    w, h, left, right, top, bottom = 720, 240, 56, 16, 28, 34
-    pw, ph = w - left - right, h - top - bottom
-    values = [v for _, _, vs in series for v in vs if v is not None]
-    if hline is not None:
-        values.append(hline)
-    ymax = max(values) * 1.1 if values and max(values) > 0 else 1.0
-    xmax = max(xs) if xs and max(xs) > 0 else 1.0
-
-    def px(x: float) -> float:
-        return left + pw * x / xmax
-
-    def py(y: float) -> float:
-        return top + ph - ph * y / ymax
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
-        f'role="img" aria-label="{html.escape(title)}">',
-        f'<text x="{left}" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>',
+def load_page(report: LoadReport) -> dict[str, Any]:
+    """What the HTML report shows, as data: facts, the endpoint table, three charts, errors."""
+    rows = [iv.row() for iv in report.intervals]
+    xs = [r["second"] for r in rows]
+    charts = [
+        line_chart(
+            "Latency per interval",
+            xs,
+            [
+                Series("p50", COLORS["p50"], [r["p50_ms"] for r in rows]),
+                Series("p95", COLORS["p95"], [r["p95_ms"] for r in rows]),
+                Series("p99", COLORS["p99"], [r["p99_ms"] for r in rows]),
+            ],
+            "ms",
+            objective=_threshold(report, "p95"),
+        ),
+        line_chart(
+            "Throughput and users",
+            xs,
+            [
+                Series("req/s", COLORS["rps"], [r["rps"] for r in rows]),
+                Series("users", COLORS["users"], [float(r["users"]) for r in rows]),
+            ],
+            "req/s",
+        ),
+        line_chart(
+            "Error rate per interval",
+            xs,
+            [Series("errors %", COLORS["err"], [r["error_rate"] * 100 for r in rows])],
+            "%",
+            objective=(_threshold(report, "error_rate") or 0) * 100 or None,
+        ),
     ]
-    for i in range(5):
-        yv = ymax * i / 4
-        y = py(yv)
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{yv:.4g}</text>'
-        )
-    for i in range(6):
-        xv = xmax * i / 5
-        out.append(
-            f'<text x="{px(xv):.1f}" y="{h - 16}" font-size="11" text-anchor="middle">'
-            f"{xv:.0f}s</text>"
-        )
-    out.append(
-        f'<text x="{left - 6}" y="{top - 6}" font-size="11" text-anchor="end">'
-        f"{html.escape(unit)}</text>"
-    )
-    if hline is not None:
-        y = py(hline)
-        out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#999" '
-            f'stroke-dasharray="6 4"><title>objective {hline:g} {html.escape(unit)}</title></line>'
-        )
-    legend_x = left + 8
-    for label, colour, vs in series:
-        segments: list[list[str]] = [[]]
-        for x, v in zip(xs, vs, strict=False):
-            if v is None:
-                if segments[-1]:
-                    segments.append([])
-                continue
-            segments[-1].append(f"{px(x):.1f},{py(v):.1f}")
-        for seg in segments:
-            if len(seg) == 1:
-                cx, cy = seg[0].split(",")
-                out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
-            elif seg:
-                out.append(
-                    f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" '
-                    f'points="{" ".join(seg)}"/>'
-                )
-        out.append(
-            f'<rect x="{legend_x}" y="{top + 6}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="{top + 15}" font-size="11">{html.escape(label)}</text>'
-        )
-        legend_x += 14 + 8 * len(label) + 16
-    out.append("</svg>")
-    return "\n".join(out)
+    return {
+        "kind": report.kind,
+        "target": report.target,
+        "badge": "met" if report.verdict.met else "missed",
+        "sentence": report.verdict.sentence(),
+        "facts": [
+            ("target", report.target),
+            ("kind", report.kind),
+            (
+                "ran",
+                f"{round(report.ran_seconds, 3):.1f} s of {report.planned_seconds:.0f} s planned",
+            ),
+            ("users", f"{report.users} (spawn rate {report.spawn_rate:g}/s)"),
+            ("workers", str(report.workers or "1 process")),
+            ("stopped by", report.stopped_by + (" (aborted)" if report.aborted else "")),
+        ],
+        "endpoints": {"columns": SUMMARY_COLUMNS, "rows": summary_rows(report)},
+        "charts": charts,
+        "errors": {
+            "columns": ("endpoint", "error", "count"),
+            "rows": [
+                (str(e.get("name", "")), str(e.get("error", "")), e.get("occurrences", ""))
+                for e in report.errors
+            ],
+        },
+    }
 
 
 def report_html(report: LoadReport) -> str:
-    """A self-contained HTML report (inline CSS and SVG; no script, no network)."""
-    data = report.to_dict()
-    rows = [iv.row() for iv in report.intervals]
-    xs = [r["second"] for r in rows]
-    latency = _svg_chart(
-        "Latency per interval",
-        xs,
-        [
-            ("p50", _COLORS["p50"], [r["p50_ms"] for r in rows]),
-            ("p95", _COLORS["p95"], [r["p95_ms"] for r in rows]),
-            ("p99", _COLORS["p99"], [r["p99_ms"] for r in rows]),
-        ],
-        "ms",
-        hline=_threshold(report, "p95"),
-    )
-    throughput = _svg_chart(
-        "Throughput and users",
-        xs,
-        [
-            ("req/s", _COLORS["rps"], [r["rps"] for r in rows]),
-            ("users", "#756bb1", [float(r["users"]) for r in rows]),
-        ],
-        "req/s",
-    )
-    errors = _svg_chart(
-        "Error rate per interval",
-        xs,
-        [("errors %", _COLORS["err"], [r["error_rate"] * 100 for r in rows])],
-        "%",
-        hline=(_threshold(report, "error_rate") or 0) * 100 or None,
-    )
-    verdict = report.verdict
-    badge = "met" if verdict.met else "missed"
-    table = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-        for row in summary_rows(report)
-    )
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_COLUMNS)
-    errs = "".join(
-        f"<tr><td>{html.escape(str(e.get('name', '')))}</td>"
-        f"<td>{html.escape(str(e.get('error', '')))}</td><td>{e.get('occurrences', '')}</td></tr>"
-        for e in report.errors
-    )
-    errors_html = (
-        f"<table><tr><th>endpoint</th><th>error</th><th>count</th></tr>{errs}</table>"
-        if errs
-        else "<p>No request failed.</p>"
-    )
-    facts = [
-        ("target", report.target),
-        ("kind", report.kind),
-        ("ran", f"{data['ran_seconds']:.1f} s of {report.planned_seconds:.0f} s planned"),
-        ("users", f"{report.users} (spawn rate {report.spawn_rate:g}/s)"),
-        ("workers", str(report.workers or "1 process")),
-        ("stopped by", report.stopped_by + (" (aborted)" if report.aborted else "")),
-    ]
-    facts_html = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>tradewise {html.escape(report.kind)}: {html.escape(report.target)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 60em; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }}
-.met {{ color: #1a7f37; }} .missed {{ color: #cf222e; }}
-svg {{ display: block; margin: 1em 0; }}
-</style></head><body>
-<h1>tradewise {html.escape(report.kind)}</h1>
-<p class="{badge}"><strong>{html.escape(verdict.sentence())}</strong></p>
-<table>{facts_html}</table>
-<h2>Per endpoint</h2>
-<table><tr>{head}</tr>{table}</table>
-<h2>Over time</h2>
-{latency}
-{throughput}
-{errors}
-<h2>Errors</h2>
-{errors_html}
-</body></html>
-"""
+    """A self-contained HTML report (inline CSS and SVG; no script, no network).
+
+    The page is ``templates/reports/load.html.j2`` filled with ``load_page``.
+    """
+    return render_page("load.html.j2", **load_page(report))
 
 
 def _threshold(report: LoadReport, name: str) -> float | None:

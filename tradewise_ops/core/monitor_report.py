@@ -1,20 +1,21 @@
 """What ``tradewise monitor`` shows: live tables, the summary, and the load-vs-replicas report.
 
 Pure formatters: they return ``TableData`` rows, dicts and an HTML string (inline CSS and SVG,
-no script, no network), so they are testable without a terminal. The HTML line charts are the
-load-test report's (``core.loadreport``); this module adds the replica steps, the scaling-event
-markers and the latency tables, all on one time axis (seconds since the timeline began).
+no script, no network), so they are testable without a terminal. The HTML page is
+``templates/reports/monitor.html.j2`` filled with ``combined_page``: traffic, replica steps and
+scaling-event markers drawn by ``core.charts`` (as on the load-test report), and the latency
+tables, all on one time axis (seconds since the timeline began).
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from tradewise_ops.core.charts import COLORS, PALETTE, Marker, Series, line_chart, steps
 from tradewise_ops.core.config import Slo
+from tradewise_ops.core.pages import render_page
 from tradewise_ops.core.timeline import (
     FAIL,
     NONE,
@@ -392,13 +393,12 @@ def combined_report(
     }
 
 
-_PALETTE = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#d62728")
+def combined_page(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What the combined HTML page shows, as data, from ``combined_report``'s document.
 
-
-def combined_html(report: Mapping[str, Any]) -> str:
-    """The combined report as one self-contained HTML page (inline CSS and SVG)."""
-    from tradewise_ops.core.loadreport import _svg_chart
-
+    Charts of traffic (when there is any) and of each Deployment's replicas, every one marked
+    with the scaling events; the scale-up, recovery, alert and event tables.
+    """
     seconds = float(report["seconds"]) or 1.0
     traffic = list(report["traffic"])
     markers = _markers(report)
@@ -411,208 +411,161 @@ def combined_html(report: Mapping[str, Any]) -> str:
             return vals + [None]
 
         charts.append(
-            _svg_chart(
+            line_chart(
                 "Requests per second",
                 xs,
-                [("req/s", "#31a354", col("rps")), ("users", "#756bb1", col("users"))],
+                [
+                    Series("req/s", COLORS["rps"], col("rps")),
+                    Series("users", COLORS["users"], col("users")),
+                ],
                 "req/s",
+                markers=markers,
             )
         )
         charts.append(
-            _svg_chart(
+            line_chart(
                 "p95 response time",
                 xs,
-                [("p95", "#e6550d", col("p95_ms"))],
+                [Series("p95", COLORS["p95"], col("p95_ms"))],
                 "ms",
-                hline=float(report["slo"]["p95_ms"]),
+                objective=float(report["slo"]["p95_ms"]),
+                markers=markers,
             )
         )
         charts.append(
-            _svg_chart(
+            line_chart(
                 "Error rate",
                 xs,
-                [("errors %", "#d62728", col("error_rate", 100.0))],
+                [Series("errors %", COLORS["err"], col("error_rate", 100.0))],
                 "%",
-                hline=float(report["slo"]["error_rate"]) * 100 or None,
+                objective=float(report["slo"]["error_rate"]) * 100 or None,
+                markers=markers,
             )
         )
     for i, (name, points) in enumerate(sorted(report["replicas"].items())):
-        xs, desired, ready = _steps(points, seconds)
-        colour = _PALETTE[i % len(_PALETTE)]
+        xs, desired, ready = steps(points, seconds)
         charts.append(
-            _svg_chart(
+            line_chart(
                 f"Replicas of {name}",
                 xs,
-                [("desired", "#999999", desired), ("ready", colour, ready)],
+                [
+                    Series("desired", COLORS["desired"], desired),
+                    Series("ready", PALETTE[i % len(PALETTE)], ready),
+                ],
                 "pods",
+                markers=markers,
             )
         )
-    charts = [_with_markers(svg, markers, seconds) for svg in charts]
-
     analysis = report["analysis"]
-    verdict = report["verdict"]
-    badge = {PASS: "met", FAIL: "missed", PENDING: "pending", NONE: "none"}.get(verdict, "none")
-    ups = _html_table(
-        (
-            "hpa",
-            "replicas",
-            "metric",
-            "trigger",
-            "trigger -> rescale",
-            "rescale -> ready",
-            "total",
-            "SLO",
-            "verdict",
-        ),
-        [
-            (
-                u["hpa"],
-                f"{u['from_replicas'] if u['from_replicas'] is not None else '?'} -> "
-                f"{u['to_replicas']}",
-                u["metric"] or "-",
-                (u["trigger_at"] or "-") + ("" if u["trigger_observed"] else " (not seen)"),
-                _secs(u["trigger_to_rescale_seconds"]),
-                _secs(u["rescale_to_ready_seconds"]),
-                _secs(u["total_seconds"]),
-                f"< {format_duration(u['slo_seconds'])}",
-                u["verdict"].upper(),
-            )
-            for u in analysis["scale_ups"]
-        ],
-    )
-    recs = _html_table(
-        ("deployment", "pod", "cause", "failed at", "recovered in", "SLO", "verdict"),
-        [
-            (
-                r["deployment"],
-                r["pod"],
-                r["cause"],
-                r["failed_at"],
-                _secs(r["seconds"]),
-                f"< {format_duration(r['slo_seconds'])}",
-                r["verdict"].upper(),
-            )
-            for r in analysis["recoveries"]
-        ],
-    )
-    warns = _html_table(
-        ("at", "alert", "message"),
-        [(w["at"], w["code"], w["message"]) for w in analysis["warnings"]],
-    )
-    events = _html_table(
-        ("+s", "type", "reason", "object", "message"),
-        [
-            (f"{e['second']:.1f}", e["type"], e["reason"], e["object"], e["message"])
-            for e in report["events"]
-        ],
-    )
     load = report.get("load_test")
-    load_line = ""
-    if load:
-        sentence = ((load.get("verdict") or {}).get("sentence")) or ""
-        total = load.get("total") or {}
-        load_line = (
-            f"<p>Load test against {html.escape(str(load.get('target', '')))}: "
-            f"{html.escape(str(total.get('requests', '?')))} requests, "
-            f"{html.escape(str(total.get('rps', '?')))} req/s. {html.escape(str(sentence))}</p>"
-        )
-    title = html.escape(str(report["title"]))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 62em; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }}
-.met {{ color: #1a7f37; }} .missed {{ color: #cf222e; }} .pending, .none {{ color: #9a6700; }}
-svg {{ display: block; margin: 1em 0; }}
-</style></head><body>
-<h1>{title}</h1>
-<p class="{badge}"><strong>{html.escape(str(report["sentence"]))}</strong></p>
-<p>From {html.escape(str(report["start"]))} to {html.escape(str(report["end"]))}
-({float(report["seconds"]):.0f} s). Scaling SLOs: scale-up
-&lt; {format_duration(report["slo"]["scale_up_seconds"])} from trigger to ready pods, recovery
-&lt; {format_duration(report["slo"]["recovery_seconds"])} from a pod failure. Dashed vertical lines
-mark scaling events (hover for details).</p>
-{load_line}
-<h2>Scale-up latency</h2>
-{ups or "<p>No scale-up seen.</p>"}
-<h2>Recoveries from pod failures</h2>
-{recs or "<p>No pod failure seen.</p>"}
-<h2>Load and replicas over time</h2>
-{"".join(charts) or "<p>No data.</p>"}
-<h2>Warnings</h2>
-{warns or "<p>None of the alerts fired.</p>"}
-<h2>Events</h2>
-{events or "<p>No notable event.</p>"}
-</body></html>
-"""
+    return {
+        "title": str(report["title"]),
+        "badge": _BADGES.get(report["verdict"], "none"),
+        "sentence": str(report["sentence"]),
+        "start": str(report["start"]),
+        "end": str(report["end"]),
+        "seconds": float(report["seconds"]),
+        "scale_up_slo": format_duration(report["slo"]["scale_up_seconds"]),
+        "recovery_slo": format_duration(report["slo"]["recovery_seconds"]),
+        "load": _load_line(load) if load else None,
+        "scale_ups": {
+            "columns": (
+                "hpa",
+                "replicas",
+                "metric",
+                "trigger",
+                "trigger -> rescale",
+                "rescale -> ready",
+                "total",
+                "SLO",
+                "verdict",
+            ),
+            "rows": [
+                (
+                    u["hpa"],
+                    f"{u['from_replicas'] if u['from_replicas'] is not None else '?'} -> "
+                    f"{u['to_replicas']}",
+                    u["metric"] or "-",
+                    (u["trigger_at"] or "-") + ("" if u["trigger_observed"] else " (not seen)"),
+                    _secs(u["trigger_to_rescale_seconds"]),
+                    _secs(u["rescale_to_ready_seconds"]),
+                    _secs(u["total_seconds"]),
+                    f"< {format_duration(u['slo_seconds'])}",
+                    u["verdict"].upper(),
+                )
+                for u in analysis["scale_ups"]
+            ],
+        },
+        "recoveries": {
+            "columns": (
+                "deployment",
+                "pod",
+                "cause",
+                "failed at",
+                "recovered in",
+                "SLO",
+                "verdict",
+            ),
+            "rows": [
+                (
+                    r["deployment"],
+                    r["pod"],
+                    r["cause"],
+                    r["failed_at"],
+                    _secs(r["seconds"]),
+                    f"< {format_duration(r['slo_seconds'])}",
+                    r["verdict"].upper(),
+                )
+                for r in analysis["recoveries"]
+            ],
+        },
+        "charts": charts,
+        "warnings": {
+            "columns": ("at", "alert", "message"),
+            "rows": [(w["at"], w["code"], w["message"]) for w in analysis["warnings"]],
+        },
+        "events": {
+            "columns": ("+s", "type", "reason", "object", "message"),
+            "rows": [
+                (f"{e['second']:.1f}", e["type"], e["reason"], e["object"], e["message"])
+                for e in report["events"]
+            ],
+        },
+    }
 
 
-def _steps(
-    points: Sequence[Mapping[str, Any]], seconds: float
-) -> tuple[list[float], list[float | None], list[float | None]]:
-    """Step lines: each value holds until the next change (duplicate x for the vertical edge)."""
-    xs: list[float] = []
-    desired: list[float | None] = []
-    ready: list[float | None] = []
-    for i, p in enumerate(points):
-        if i:
-            xs.append(float(p["second"]))
-            prev = points[i - 1]
-            desired.append(None if prev["desired"] is None else float(prev["desired"]))
-            ready.append(float(prev["ready"]))
-        xs.append(float(p["second"]))
-        desired.append(None if p["desired"] is None else float(p["desired"]))
-        ready.append(float(p["ready"]))
-    if points:
-        last = points[-1]
-        xs.append(max(seconds, float(last["second"])))
-        desired.append(None if last["desired"] is None else float(last["desired"]))
-        ready.append(float(last["ready"]))
-    return xs, desired, ready
+def combined_html(report: Mapping[str, Any]) -> str:
+    """The combined report as one self-contained HTML page (inline CSS and SVG).
+
+    The page is ``templates/reports/monitor.html.j2`` filled with ``combined_page``.
+    """
+    return render_page("monitor.html.j2", **combined_page(report))
 
 
-def _markers(report: Mapping[str, Any]) -> list[tuple[float, str, str]]:
-    """(second, colour, label) of every scaling event: rescales, failures, recoveries."""
+_BADGES = {PASS: "met", FAIL: "missed", PENDING: "pending", NONE: "none"}
+
+
+def _load_line(load: Mapping[str, Any]) -> dict[str, str]:
+    """The load test's own numbers, for the line under the verdict."""
+    total = load.get("total") or {}
+    return {
+        "target": str(load.get("target", "")),
+        "requests": str(total.get("requests", "?")),
+        "rps": str(total.get("rps", "?")),
+        "sentence": str(((load.get("verdict") or {}).get("sentence")) or ""),
+    }
+
+
+def _markers(report: Mapping[str, Any]) -> list[Marker]:
+    """A marker for every scaling event: rescales, failures, recoveries."""
     out = []
     for e in report["events"]:
         colour = "#3182bd" if e["reason"] == "SuccessfulRescale" else "#d62728"
         if e["reason"] in ("SuccessfulRescale", "ScalingReplicaSet") or e["type"] == "Warning":
-            out.append((float(e["second"]), colour, f"{e['reason']} {e['object']}: {e['message']}"))
+            out.append(
+                Marker(float(e["second"]), colour, f"{e['reason']} {e['object']}: {e['message']}")
+            )
     return out
-
-
-_PLOT_RECT = re.compile(
-    r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="none"'
-)
-
-
-def _with_markers(svg: str, markers: Sequence[tuple[float, str, str]], seconds: float) -> str:
-    """Dashed vertical lines at the markers' seconds, inside the chart's plot area."""
-    m = _PLOT_RECT.search(svg)
-    if not m or not markers:
-        return svg
-    left, top, width, height = (float(g) for g in m.groups())
-    lines = []
-    for second, colour, label in markers:
-        x = left + width * min(max(second / seconds, 0.0), 1.0)
-        lines.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top:.1f}" y2="{top + height:.1f}" '
-            f'stroke="{colour}" stroke-dasharray="3 3" stroke-width="1.2">'
-            f"<title>+{second:.1f}s {html.escape(label)}</title></line>"
-        )
-    return svg.replace("</svg>", "\n".join(lines) + "\n</svg>")
-
-
-def _html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    if not rows:
-        return ""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 # --------------------------------------------------------------------------------------------

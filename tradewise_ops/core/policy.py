@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from tradewise_ops.core.units import cpu_millicores, memory_bytes
-from tradewise_ops.core.validate import Finding
+from tradewise_ops.core.findings import Finding
+from tradewise_ops.core.units import cpu_millicores, memory_bytes, parse_quantity
 
 RULES: dict[str, str] = {
     "schema": "the object matches the strict OpenAPI schema of its kind (unknown fields, types)",
@@ -36,7 +36,11 @@ RULES: dict[str, str] = {
     "image-pinned": "images carry a tag or a digest; no 'latest' where pinning is required",
     "qos": "the database's pods are QoS Guaranteed (requests equal limits)",
     "no-secret-values": "no Secret object and no literal secret value is rendered",
+    "ingress-public-paths": "an Ingress routes only public paths to the API: not '/', not "
+    "the operator paths /metrics and /api/performance/stats",
 }
+# what Prometheus and operators read inside the cluster; never published through an Ingress
+OPERATOR_PATHS = ("/metrics", "/api/performance/stats")
 
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
@@ -54,7 +58,6 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?$")
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|DATABASE_URL)", re.I)
 
 _ENUMS: dict[str, tuple[str, ...]] = {
@@ -740,6 +743,24 @@ class _Checker:
             for i, policy in enumerate(_list(rules.get("policies"))):
                 self.enum(_get(policy, "type"), "scalingPolicyType", f"{bpath}.policies[{i}].type")
 
+    def check_public_path(
+        self, path: Mapping[str, Any], service: Mapping[str, Any], ppath: str
+    ) -> None:
+        """An Ingress path that reaches an operator path of the API (``/`` reaches them all)."""
+        if _get(service, "spec", "selector", "app.kubernetes.io/component") != "api":
+            return
+        value = str(_get(path, "path") or "/")
+        prefix = value.rstrip("/")
+        exact = _get(path, "pathType") == "Exact"
+        for target in OPERATOR_PATHS:
+            if target == prefix or (not exact and target.startswith(prefix + "/")):
+                self.add(
+                    f"{ppath}.path",
+                    "ingress-public-paths",
+                    f"{value!r} publishes {target} of the API: route only its public paths",
+                )
+                return
+
     def check_ingress(self, obj: Mapping[str, Any]) -> None:
         for i, tls in enumerate(_list(_get(obj, "spec", "tls"))):
             for j, host in enumerate(_list(_get(tls, "hosts"))):
@@ -754,6 +775,8 @@ class _Checker:
                 if name is None:
                     continue
                 service = self.named("Service", name)
+                if service is not None:
+                    self.check_public_path(p, service, ppath)
                 if service is None:
                     self.add(
                         f"{ppath}.backend.service.name",
@@ -840,8 +863,8 @@ class _Checker:
             )
 
     def quantity(self, value: Any, path: str) -> None:
-        text = str(value).lstrip("+")
-        if not _QUANTITY.match(text) or float(re.sub(r"[^0-9.].*$", "", text) or 0) <= 0:
+        parsed = parse_quantity(value)
+        if parsed is None or parsed.amount <= 0:
             self.add(path, "quantity", f"{value!r} is not a quantity above zero")
 
     def memory_quantity(self, value: Any, path: str) -> None:

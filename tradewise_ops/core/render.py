@@ -20,6 +20,8 @@ from tradewise_ops.errors import BadInputError, TradewiseError
 if TYPE_CHECKING:
     import jinja2
 
+    from tradewise_ops.core.caches import Caches
+
 # The order objects are applied in, and why:
 # - the Namespace holds everything else;
 # - ServiceAccounts and RBAC before the pods that run as them;
@@ -121,6 +123,7 @@ def render_environment(
     k8s_version: str | None = None,
     image_digests: Mapping[str, str] | None = None,
     maintenance: bool = False,
+    caches: Caches | None = None,
 ) -> list[dict[str, Any]]:
     """Every object of a Kubernetes environment, as plain dicts in apply order.
 
@@ -129,16 +132,18 @@ def render_environment(
     ``require_pinned_tag`` refuses a missing or ``latest`` tag unless both digests are given
     (``BadInputError``). ``maintenance=True`` points the Ingress at the maintenance page.
     ``k8s_version`` is checked to be supported (the templates target 1.27 and later).
+    ``caches`` may keep compiled templates between runs (None: compile them in memory).
     """
     environment = _kubernetes_environment(config, env)
     if k8s_version is not None:
         from tradewise_ops.core.validate import check_version
 
         check_version(k8s_version)
-    context = _context(config, environment, tag, image_digests, maintenance)
+    jinja = _jinja(caches.templates if caches is not None else None)
+    context = _context(config, environment, tag, image_digests, maintenance, jinja)
     objects: list[dict[str, Any]] = []
     for name in _TEMPLATES:
-        objects.extend(_render_template(name, context))
+        objects.extend(_render_template(name, context, jinja))
     return sort_objects(objects)
 
 
@@ -149,9 +154,25 @@ def render_ingress(config: Config, env: Environment | str, maintenance: bool) ->
     Its annotation ``tradewise.io/maintenance`` says ``on`` or ``off``.
     """
     environment = _kubernetes_environment(config, env)
-    context = _context(config, environment, None, None, maintenance, check_tag=False)
-    (ingress,) = _render_template("ingress.yaml.j2", context)
+    jinja = _jinja(None)
+    context = _context(config, environment, None, None, maintenance, jinja, check_tag=False)
+    (ingress,) = _render_template("ingress.yaml.j2", context, jinja)
     return ingress
+
+
+def render_objects(template: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The objects one template of ``templates/k8s`` makes from ``context``, in its order.
+
+    For templates outside an environment's set, such as ``loadtest/locust-jobs.yaml.j2`` (the
+    in-cluster load test, see ``core.loadplan``). The context also offers what every workload
+    shares: ``app_uid``, ``pod_security(uid)`` and ``container_security()``.
+    """
+    shared = {
+        "app_uid": APP_UID,
+        "pod_security": _pod_security,
+        "container_security": _container_security,
+    }
+    return _render_template(template, {**shared, **context}, _jinja(None))
 
 
 def sort_objects(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -255,6 +276,7 @@ def _context(
     tag: str | None,
     image_digests: Mapping[str, str] | None,
     maintenance: bool,
+    jinja: jinja2.Environment,
     check_tag: bool = True,
 ) -> dict[str, Any]:
     digests = dict(image_digests or {})
@@ -332,7 +354,7 @@ def _context(
         "panel": _panel,
         "layout": _layout,
     }
-    context["dashboards"] = _dashboards(context)
+    context["dashboards"] = _dashboards(context, jinja)
     return context
 
 
@@ -398,11 +420,11 @@ def _layout(rows: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     return panels
 
 
-def _dashboards(context: Mapping[str, Any]) -> dict[str, str]:
+def _dashboards(context: Mapping[str, Any], jinja: jinja2.Environment) -> dict[str, str]:
     out = {}
     for name in _DASHBOARDS:
         template = f"dashboards/{name}.json.j2"
-        text = _jinja().get_template(template).render(context)
+        text = jinja.get_template(template).render(context)
         try:
             board = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -411,12 +433,14 @@ def _dashboards(context: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _render_template(name: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _render_template(
+    name: str, context: Mapping[str, Any], jinja: jinja2.Environment
+) -> list[dict[str, Any]]:
     import jinja2
     import yaml
 
     try:
-        text = _jinja().get_template(name).render(context)
+        text = jinja.get_template(name).render(context)
     except jinja2.TemplateError as exc:
         raise TradewiseError(f"template {name} failed to render: {exc}") from None
     try:
@@ -430,31 +454,20 @@ def _render_template(name: str, context: Mapping[str, Any]) -> list[dict[str, An
     return objects
 
 
-_bytecode_cache: jinja2.BytecodeCache | None = None
+@lru_cache(maxsize=4)
+def _jinja(bytecode_cache: jinja2.BytecodeCache | None) -> jinja2.Environment:
+    """The template environment, one per bytecode cache (None: templates compile in memory).
 
-
-def use_template_cache(cache: jinja2.BytecodeCache | None) -> None:
-    """Keep compiled templates in ``cache`` (None: compile in memory every run).
-
-    Compiling the templates is most of the time rendering takes; a Jinja bytecode cache is keyed
-    by each template's source, so an edited template is recompiled
-    (``adapters.render_cache`` builds a file-backed one that never fails a render).
+    A Jinja bytecode cache is keyed by each template's source, so an edited template is
+    recompiled; the environment also keeps the templates it compiled for later renders.
     """
-    global _bytecode_cache
-    if cache is not _bytecode_cache:
-        _bytecode_cache = cache
-        _jinja.cache_clear()
-
-
-@lru_cache(maxsize=1)
-def _jinja() -> jinja2.Environment:
     import jinja2
 
     from tradewise_ops.resources import templates_dir
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        bytecode_cache=_bytecode_cache,
+        bytecode_cache=bytecode_cache,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -4,20 +4,23 @@ Built-in kinds are checked against the official Kubernetes schemas that ``kubern
 ships (its strict variant: unknown fields are errors) for one Kubernetes version; the custom
 resources tradewise renders (ServiceMonitor, PrometheusRule) against the schemas in
 ``tradewise_ops/core/schemas``. A kind with no schema is a finding, never silently passed. The
-policy checks in ``tradewise_ops.core.policy`` add what schemas cannot see.
+policy checks in ``tradewise_ops.core.policy`` add what schemas cannot see. Both report
+``Finding``s (``tradewise_ops.core.findings``; importable from here too).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from tradewise_ops.core.caches import Caches, ResultCache
+from tradewise_ops.core.findings import Finding
+from tradewise_ops.core.policy import check_policy
 from tradewise_ops.errors import BadInputError, TradewiseError
 
 # The oldest Kubernetes version tradewise supports: CronJob.spec.timeZone is GA from 1.27.
@@ -28,38 +31,21 @@ _DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _MAX_MESSAGE = 240
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One problem in one object: which object, which field, which rule, what is wrong."""
-
-    kind: str
-    name: str
-    path: str
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}/{self.name} {self.path}: {self.message} [{self.rule}]"
-
-    def to_dict(self) -> dict[str, str]:
-        """The finding as a JSON-ready dict."""
-        return asdict(self)
-
-
 def validate(
     objects: Sequence[Mapping[str, Any]],
     k8s_version: str,
     require_pinned: bool = True,
+    caches: Caches | None = None,
 ) -> list[Finding]:
     """Every finding of schema and policy checks on ``objects`` for Kubernetes ``k8s_version``.
 
     ``require_pinned`` makes an image tag ``latest`` a finding (untagged images always are).
+    ``caches`` may keep schema results between runs (None: every object is checked).
     Raises ``BadInputError`` when ``k8s_version`` is not supported.
     """
-    from tradewise_ops.core.policy import check_policy
-
     version = check_version(k8s_version)
-    findings = schema_findings(objects, version)
+    results = caches.schema_results(version) if caches is not None else None
+    findings = schema_findings(objects, version, results)
     findings.extend(check_policy(objects, require_pinned=require_pinned))
     return findings
 
@@ -88,49 +74,27 @@ def newest_version() -> str:
     return supported_versions()[-1]
 
 
-class ResultCache(Protocol):
-    """Schema findings kept between runs (``adapters.render_cache`` has the file-backed one)."""
-
-    def key(self, obj: Mapping[str, Any]) -> str: ...
-
-    def get(self, key: str) -> list[Finding] | None: ...
-
-    def put(self, key: str, findings: list[Finding]) -> None: ...
-
-    def save(self) -> None: ...
-
-
-def schema_findings(objects: Iterable[Mapping[str, Any]], version: str) -> list[Finding]:
+def schema_findings(
+    objects: Iterable[Mapping[str, Any]], version: str, results: ResultCache | None = None
+) -> list[Finding]:
     """Findings of the strict schema check of each object (rules ``schema``, ``schema-missing``).
 
-    With a result cache in use (``use_result_cache``), an object checked before against the same
-    schema files is not checked again: its findings come from the cache.
+    With a result cache (``results``), an object checked before against the same schema files is
+    not checked again: its findings come from the cache. Importing jsonschema and checking ~35
+    objects is most of the time ``render`` takes; the results are a pure function of the object
+    and the schema files, so they can be kept.
     """
-    cache = _result_cache(version) if _result_cache else None
     findings: list[Finding] = []
     for obj in objects:
-        key = cache.key(obj) if cache else ""
-        cached = cache.get(key) if cache else None
+        key = results.key(obj) if results else ""
+        cached = results.get(key) if results else None
         found = cached if cached is not None else _check_schema(obj, version)
-        if cache is not None and cached is None:
-            cache.put(key, found)
+        if results is not None and cached is None:
+            results.put(key, found)
         findings.extend(found)
-    if cache is not None:
-        cache.save()
+    if results is not None:
+        results.save()
     return findings
-
-
-def use_result_cache(factory: Callable[[str], ResultCache] | None) -> None:
-    """Use ``factory(version)`` as the schema result cache (None: check every object every time).
-
-    Importing jsonschema and checking ~35 objects is most of the time ``render`` takes; the
-    results are a pure function of the object and the schema files, so they can be kept.
-    """
-    global _result_cache
-    _result_cache = factory
-
-
-_result_cache: Callable[[str], ResultCache] | None = None
 
 
 def schema_files(version: str) -> list[Path]:

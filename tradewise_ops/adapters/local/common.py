@@ -71,43 +71,34 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def port_holder(port: int) -> str | None:
-    """``pid N (command)`` of the process listening on TCP ``port``, when /proc tells."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    if not inodes:
+    """``pid N (command)`` of the process listening on TCP ``port``, when the system tells.
+
+    Another user's sockets show no pid without privileges: then None.
+    """
+    import psutil
+
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
         return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            fds = list((pid_dir / "fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(fd) in wanted:
-                    return f"pid {pid_dir.name} ({command_line(int(pid_dir.name))})"
-            except OSError:
-                continue
-    return None
+    pids = sorted(
+        c.pid
+        for c in connections
+        if c.pid and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    )
+    return f"pid {pids[0]} ({command_line(pids[0])})" if pids else None
 
 
 def command_line(pid: int, limit: int = 80) -> str:
     """The command line of ``pid`` (shortened), or ``?``."""
+    import psutil
+
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        parts = psutil.Process(pid).cmdline()
+    except psutil.Error:
         return "?"
-    text = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    # psutil decodes undecodable bytes as surrogates; show them as U+FFFD, printable
+    text = " ".join(os.fsencode(part).decode(errors="replace") for part in parts if part)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -115,26 +106,25 @@ def pid_alive(pid: int | None) -> bool:
     """True when ``pid`` exists and is not a zombie."""
     if not pid:
         return False
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except psutil.AccessDenied:  # it exists; whose it is does not matter here
+        return True
 
 
 def children_of(pid: int) -> list[int]:
     """Pids of the live direct children of ``pid``."""
-    found = []
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            fields = (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(pid_dir.name))
-    return sorted(found)
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return []
+    return sorted(c.pid for c in children if pid_alive(c.pid))
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
