@@ -129,10 +129,14 @@ class Controllers:
                         "message": message,
                     }
                 ]
+            meta: dict[str, Any] = {"name": pod_name, "namespace": ns, "labels": labels}
+            annotations = (template.get("metadata") or {}).get("annotations")
+            if annotations:  # as the ReplicaSet controller does: the template's annotations
+                meta["annotations"] = dict(annotations)
             pod = {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
+                "metadata": meta,
                 "spec": {"containers": containers},
                 "status": {
                     "phase": phase,

@@ -33,6 +33,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "maintenance",
     "diff",
     "local",
+    "restart",
 )
 
 
