@@ -104,16 +104,19 @@ class Controllers:
                     state: dict[str, Any] = {"waiting": {"reason": waiting, "message": message}}
                 else:
                     state = {"running": {"startedAt": _now()}}
-                statuses.append(
-                    {
-                        "name": c.get("name", "main"),
-                        "image": c.get("image", ""),
-                        "imageID": "",
-                        "ready": ready,
-                        "restartCount": 3 if waiting == "CrashLoopBackOff" else 0,
-                        "state": state,
+                cstatus: dict[str, Any] = {
+                    "name": c.get("name", "main"),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": ready,
+                    "restartCount": 3 if waiting == "CrashLoopBackOff" else 0,
+                    "state": state,
+                }
+                if waiting == "CrashLoopBackOff":  # as the kubelet keeps it: how the last run ended
+                    cstatus["lastState"] = {
+                        "terminated": {"reason": "Error", "exitCode": 1, "finishedAt": _now()}
                     }
-                )
+                statuses.append(cstatus)
             phase = (
                 "Pending"
                 if (waiting and waiting != "CrashLoopBackOff") or unschedulable

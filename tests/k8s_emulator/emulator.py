@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from tests.k8s_emulator.controllers import Controllers
+from tests.k8s_emulator.podlogs import PodLogs, containers_of
 from tests.k8s_emulator.server import Fault, RequestRecord, _Handler, _Server
 from tests.k8s_emulator.store import (
     CORE,
@@ -48,6 +49,7 @@ class Emulator:
         self.default_watch_timeout = 30.0
         self.stopping = False
         self.controllers = Controllers(self)
+        self.pod_logs = PodLogs()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for ns in namespaces:
@@ -69,6 +71,7 @@ class Emulator:
         """Stop the controllers, end open watches, close the server."""
         self.stopping = True
         self.controllers.stop()
+        self.pod_logs.wake()
         with self.store.lock:
             self.store.changed.notify_all()
         if self._server is not None:
@@ -149,6 +152,32 @@ class Emulator:
         if self.store.find(res, ns, name) is None:
             return self.store.create(res, ns, obj)
         return self.store.replace(res, ns, name, obj)
+
+    # -- pod logs (``GET .../pods/NAME/log``) ----------------------------------------------
+    def write_log(
+        self,
+        namespace: str,
+        pod: str,
+        lines: str | Iterable[str],
+        *,
+        container: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Append ``lines`` (a string is split on newlines) to the log of ``pod``'s
+        ``container`` (default: its first), stamped ``at`` (unix time; default now). Open
+        ``follow`` streams get them at once. The pod must exist."""
+        obj = self.get("Pod", namespace, pod)
+        if obj is None:
+            raise KeyError(f"no pod {namespace}/{pod}")
+        name = container or (containers_of(obj) or ["main"])[0]
+        items = lines.splitlines() if isinstance(lines, str) else list(lines)
+        self.pod_logs.write((namespace, pod, name), items, at)
+
+    def end_log(self, namespace: str, pod: str, container: str | None = None) -> None:
+        """The container stopped: ``follow`` streams of its log end (after what is written)."""
+        obj = self.get("Pod", namespace, pod)
+        name = container or (containers_of(obj or {}) or ["main"])[0]
+        self.pod_logs.end((namespace, pod, name))
 
     # -- faults and RBAC ------------------------------------------------------------------
     def fail_next(

@@ -197,6 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
         res = store.resource(group, version, plural)
         if not res.namespaced:
             namespace = None
+        if (group, plural, sub) == ("", "pods", "log") and name and method == "GET":
+            self._pod_log(res, namespace, name, query, record)
+            return -1, None
         if sub and sub not in res.subresources:
             raise ApiError(404, "NotFound", f"{res.plural} has no subresource {sub}")
         dry_run = query.get("dryRun") == "All"
@@ -308,6 +311,66 @@ class _Handler(BaseHTTPRequestHandler):
             return _scale_of(updated)
 
     # -------------------------------------------------------------------------------------
+    def _pod_log(
+        self,
+        res: ResourceType,
+        namespace: str | None,
+        name: str,
+        query: dict[str, str],
+        record: RequestRecord,
+    ) -> None:
+        """``GET .../pods/NAME/log``: text/plain; ``follow=true`` streams (chunked)."""
+        from tests.k8s_emulator.podlogs import check_started, render, resolve_container, select
+
+        emu = self.server.emulator
+        logs = emu.pod_logs
+        pod = emu.store.get(res, namespace, name)  # 404 when missing
+        container = resolve_container(pod, query.get("container"))
+        check_started(pod, container)
+        key = (namespace or "", name, container)
+        timestamps = query.get("timestamps") in ("true", "1")
+        with logs.changed:
+            entries = select(logs.lines.get(key, []), query)
+            sent = len(logs.lines.get(key, []))
+        record.status = 200
+        if query.get("follow") not in ("true", "1"):
+            data = b"".join(render(e, timestamps) for e in entries)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data: bytes) -> None:
+            if data:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+        try:
+            chunk(b"".join(render(e, timestamps) for e in entries))
+            while True:
+                with logs.changed:
+                    current = logs.lines.get(key, [])
+                    new = current[sent:]
+                    sent = len(current)
+                    ended = key in logs.ended
+                    if not new and not ended:
+                        logs.changed.wait(0.25)
+                if new:
+                    chunk(b"".join(render(e, timestamps) for e in new))
+                    continue
+                gone = emu.store.find(res, namespace, name) is None
+                if ended or gone or emu.stopping:
+                    break
+            self._end_chunks()
+        except OSError:
+            return
+
     def _watch(
         self, res: ResourceType, namespace: str | None, query: dict[str, str], fault: Fault | None
     ) -> None:
