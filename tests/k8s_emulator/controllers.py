@@ -299,6 +299,72 @@ class Controllers:
             res = self.emu.resource(obj["kind"])
             self.emu.store.replace(res, ns, obj["metadata"]["name"], new)
 
+    def hpa_conditions(
+        self,
+        ns: str,
+        name: str,
+        *,
+        able: bool = True,
+        active: bool = True,
+        limited: bool = False,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """The HPA controller's verdict on ``name``: its ``AbleToScale``, ``ScalingActive``
+        and ``ScalingLimited`` conditions (worded as the real controller words them), kept with
+        its current/desired replicas. ``reason``/``message`` go to the condition that is off."""
+        hpa = self.emu.get("HorizontalPodAutoscaler", ns, name)
+        if hpa is None:
+            raise KeyError(name)
+        status = copy.deepcopy(hpa.get("status") or {})
+        now = _now()
+
+        def cond(kind: str, ok: bool, good: tuple[str, str], bad: tuple[str, str]) -> dict:
+            why, text = good if ok else (reason or bad[0], message or bad[1])
+            return {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastTransitionTime": now,
+                "reason": why,
+                "message": text,
+            }
+
+        high = (hpa.get("spec") or {}).get("maxReplicas")
+        status["conditions"] = [
+            cond(
+                "AbleToScale",
+                able,
+                ("ReadyForNewScale", "recommended size matches current size"),
+                (
+                    "FailedGetScale",
+                    "the HPA controller was unable to get the target's current scale",
+                ),
+            ),
+            cond(
+                "ScalingActive",
+                active,
+                ("ValidMetricFound", "the HPA was able to successfully calculate a replica count"),
+                (
+                    "FailedGetResourceMetric",
+                    "the HPA was unable to compute the replica count: failed to get cpu "
+                    "utilization: unable to get metrics for resource cpu: no metrics returned "
+                    "from resource metrics API",
+                ),
+            ),
+            {
+                "type": "ScalingLimited",
+                "status": "True" if limited else "False",
+                "lastTransitionTime": now,
+                "reason": "TooManyReplicas" if limited else "DesiredWithinRange",
+                "message": "the desired replica count is more than the maximum replica count"
+                if limited
+                else "the desired count is within the acceptable range",
+            },
+        ]
+        if limited and high is not None:
+            status["currentReplicas"] = status["desiredReplicas"] = high
+        return self._write_status(hpa, status)
+
     # -- auto mode ------------------------------------------------------------------------
     def auto(self, delay: float = 0.05) -> None:
         """Start the background controller: workloads become ready ``delay`` s after each change."""

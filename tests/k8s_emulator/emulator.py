@@ -16,6 +16,7 @@ from tests.k8s_emulator.podlogs import PodLogs, containers_of
 from tests.k8s_emulator.server import Fault, RequestRecord, _Handler, _Server
 from tests.k8s_emulator.store import (
     CORE,
+    METRICS_API,
     PROMETHEUS_OPERATOR,
     ApiError,
     ResourceType,
@@ -50,6 +51,7 @@ class Emulator:
         self.stopping = False
         self.controllers = Controllers(self)
         self.pod_logs = PodLogs()
+        self.proxies: dict[tuple[str, str], str] = {}  # (namespace, service) -> backend URL
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for ns in namespaces:
@@ -152,6 +154,34 @@ class Emulator:
         if self.store.find(res, ns, name) is None:
             return self.store.create(res, ns, obj)
         return self.store.replace(res, ns, name, obj)
+
+    # -- the metrics API and the service proxy ---------------------------------------------
+    def serve_metrics_api(self) -> None:
+        """Serve ``metrics.k8s.io/v1beta1`` (PodMetrics, NodeMetrics), as metrics-server does."""
+        self.store.serve(METRICS_API)
+
+    def set_pod_metrics(
+        self, namespace: str, pod: str, cpu: str, memory: str, container: str | None = None
+    ) -> dict[str, Any]:
+        """The pod's usage as metrics-server would report it (``cpu`` ``250m`` or
+        ``250000000n``, ``memory`` ``900Mi``), for ``container`` (default: the pod's first)."""
+        obj = self.get("Pod", namespace, pod)
+        name = container or (containers_of(obj or {}) or ["main"])[0]
+        return self.put(
+            {
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "kind": "PodMetrics",
+                "metadata": {"name": pod, "namespace": namespace},
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "window": "15s",
+                "containers": [{"name": name, "usage": {"cpu": cpu, "memory": memory}}],
+            }
+        )
+
+    def proxy_service(self, namespace: str, service: str, url: str) -> None:
+        """``.../services/SERVICE[:PORT]/proxy/PATH`` forwards to ``url`` + PATH (a server the
+        test runs on loopback), as the API server forwards to one of the Service's endpoints."""
+        self.proxies[(namespace, service)] = url.rstrip("/")
 
     # -- pod logs (``GET .../pods/NAME/log``) ----------------------------------------------
     def write_log(

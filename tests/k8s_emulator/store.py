@@ -83,6 +83,11 @@ CORE = [
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
 ]
+# what metrics-server serves (the resource metrics API); tests write the usage
+METRICS_API = [
+    ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics"),
+    ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False),
+]
 PROMETHEUS_OPERATOR = [
     ResourceType("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor"),
     ResourceType("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule"),
