@@ -13,12 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from app import create_app
+from tests.app_data import SYMBOLS, store_analyses
 from tests.helpers import free_port
 from tradewise_ops.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
-SYMBOLS = ("AAPL", "MSFT", "NVDA", "IBM", "ORCL")
 
 
 def run(config: Path, *args: str) -> Result:
@@ -36,24 +35,6 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "tradewise.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def store_analyses(database_url: str, symbols: tuple[str, ...] = SYMBOLS) -> None:
-    """Let the real service store analyses in the database (one row per symbol)."""
-    flask_app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": "none",
-            "CELERY_BROKER_URL": "memory://",
-            "CELERY_RESULT_BACKEND": "none",
-        }
-    )
-    try:
-        client = flask_app.test_client()
-        for symbol in symbols:
-            assert client.get(f"/api/stock-analysis?symbol={symbol}").status_code == 200
-    finally:
-        flask_app.extensions["tradewise"].close()  # its pools: the database may be dropped
 
 
 def sqlite_rows(path: Path) -> list[Any]:

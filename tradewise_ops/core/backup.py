@@ -174,3 +174,47 @@ class Verification:
 
     def rows(self) -> list[list[str]]:
         return [[w, "ok" if ok else "FAILED", d] for w, ok, d in self.steps]
+
+
+# -- the in-cluster CronJobs' scripts (templates/k8s/backups.yaml.j2) ---------------------------
+# Both run under `sh -c` in the postgres image (Debian: GNU date, sha256sum). The connection
+# comes from PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD; the names match ``backup_name``.
+BACKUP_SCRIPT = """set -eu
+cd "$BACKUP_DIR"
+name="tradewise-$(date -u +%Y%m%dT%H%M%S%N | cut -c1-21)Z.dump"
+pg_dump --format=custom --no-owner --no-privileges --file="$name.partial"
+mv "$name.partial" "$name"
+sha256sum "$name" > "$name.sha256"
+echo "backup $name: $(wc -c < "$name") bytes"
+ls -1 tradewise-*.dump | sort -r | tail -n +$((KEEP + 1)) | while read -r old; do
+  rm -f -- "$old" "$old.sha256"
+  echo "removed $old (keeping the newest $KEEP)"
+done
+"""
+
+VERIFY_SCRIPT = r"""set -eu
+latest="$(ls -1 "$BACKUP_DIR"/tradewise-*.dump 2>/dev/null | sort | tail -n 1)"
+if [ -z "$latest" ]; then echo "no backup in $BACKUP_DIR" >&2; exit 1; fi
+name="$(basename "$latest")"
+(cd "$BACKUP_DIR" && sha256sum -c "$name.sha256")
+pg_restore --list "$latest" > /dev/null
+rm -rf "$SCRATCH"
+mkdir -p "$SCRATCH"
+initdb -D "$SCRATCH/data" -U verify -A trust --no-sync > "$SCRATCH/initdb.log"
+opts="-k $SCRATCH -c listen_addresses= -c fsync=off"
+pg_ctl -D "$SCRATCH/data" -l "$SCRATCH/server.log" -w -o "$opts" start > /dev/null
+trap 'pg_ctl -D "$SCRATCH/data" -m fast -w stop > /dev/null' EXIT
+createdb -h "$SCRATCH" -U verify restored
+pg_restore -h "$SCRATCH" -U verify -d restored --no-owner --no-privileges --exit-on-error "$latest"
+psql -h "$SCRATCH" -U verify -d restored -v ON_ERROR_STOP=1 -At <<'SQL'
+SELECT format('SELECT %L || count(*) FROM %I.%I', 'rows ' || tablename || ' ', schemaname,
+              tablename)
+FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename \gexec
+SQL
+echo "verified $name: restored into a throwaway server"
+"""
+
+BACKUP_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"cpu": "500m", "memory": "512Mi"},
+}

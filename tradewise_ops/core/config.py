@@ -99,6 +99,23 @@ class LocalSettings:
 
 
 @dataclass(frozen=True)
+class Backups:
+    """In-cluster database backups (``backups:`` of an environment; off unless ``enabled``).
+
+    A CronJob runs ``pg_dump -Fc`` into the ``tradewise-backups`` claim on ``schedule`` and keeps
+    the newest ``keep`` dumps; another restores the newest into a throwaway server on
+    ``verify_schedule`` (the guide's weekly backup verification).
+    """
+
+    enabled: bool = False
+    schedule: str = "0 2 * * *"
+    verify_schedule: str = "0 3 * * 0"
+    timezone: str = "America/New_York"
+    keep: int = 7
+    storage: str = "10Gi"
+
+
+@dataclass(frozen=True)
 class Environment:
     """A place tradewise deploys to."""
 
@@ -127,6 +144,7 @@ class Environment:
     ingress_class: str = "nginx"
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
+    backups: Backups = field(default_factory=Backups)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -491,6 +509,7 @@ _ENV_KEYS = {
     "ingress_class",
     "ingress_namespace",
     "monitoring_namespace",
+    "backups",
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -562,6 +581,7 @@ def _environment(
         ),
         broker=_local_broker(v, local_raw.get("broker", "auto"), f"{key}.local.broker", environ),
     )
+    backups = _backups(v, body.get("backups", {}), f"{key}.backups")
     url = body.get("url")
     if url is not None:
         url = v.string(url, f"{key}.url")
@@ -597,6 +617,27 @@ def _environment(
         ingress_class=network["ingress_class"],
         ingress_namespace=network["ingress_namespace"],
         monitoring_namespace=network["monitoring_namespace"],
+        backups=backups,
+    )
+
+
+def _backups(v: _Validator, raw: Any, key: str) -> Backups:
+    body = v.mapping(raw, key, allowed=set(Backups.__dataclass_fields__))
+    crons = {}
+    for name, default in (("schedule", "0 2 * * *"), ("verify_schedule", "0 3 * * 0")):
+        cron = v.string(body.get(name, default), f"{key}.{name}").strip()
+        if not _CRON.match(cron):
+            v.fail(f"{key}.{name}", cron, "a five-field cron expression like '0 2 * * *'")
+        crons[name] = cron
+    timezone = v.string(body.get("timezone", "America/New_York"), f"{key}.timezone")
+    _check_timezone(v, f"{key}.timezone", timezone)
+    return Backups(
+        enabled=v.boolean(body.get("enabled", False), f"{key}.enabled"),
+        schedule=crons["schedule"],
+        verify_schedule=crons["verify_schedule"],
+        timezone=timezone,
+        keep=v.integer(body.get("keep", 7), f"{key}.keep", minimum=1),
+        storage=v.memory(body.get("storage", "10Gi"), f"{key}.storage"),
     )
 
 
