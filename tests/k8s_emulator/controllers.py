@@ -104,16 +104,19 @@ class Controllers:
                     state: dict[str, Any] = {"waiting": {"reason": waiting, "message": message}}
                 else:
                     state = {"running": {"startedAt": _now()}}
-                statuses.append(
-                    {
-                        "name": c.get("name", "main"),
-                        "image": c.get("image", ""),
-                        "imageID": "",
-                        "ready": ready,
-                        "restartCount": 3 if waiting == "CrashLoopBackOff" else 0,
-                        "state": state,
+                cstatus: dict[str, Any] = {
+                    "name": c.get("name", "main"),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": ready,
+                    "restartCount": 3 if waiting == "CrashLoopBackOff" else 0,
+                    "state": state,
+                }
+                if waiting == "CrashLoopBackOff":  # as the kubelet keeps it: how the last run ended
+                    cstatus["lastState"] = {
+                        "terminated": {"reason": "Error", "exitCode": 1, "finishedAt": _now()}
                     }
-                )
+                statuses.append(cstatus)
             phase = (
                 "Pending"
                 if (waiting and waiting != "CrashLoopBackOff") or unschedulable
@@ -129,10 +132,14 @@ class Controllers:
                         "message": message,
                     }
                 ]
+            meta: dict[str, Any] = {"name": pod_name, "namespace": ns, "labels": labels}
+            annotations = (template.get("metadata") or {}).get("annotations")
+            if annotations:  # as the ReplicaSet controller does: the template's annotations
+                meta["annotations"] = dict(annotations)
             pod = {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
+                "metadata": meta,
                 "spec": {"containers": containers},
                 "status": {
                     "phase": phase,
@@ -291,6 +298,72 @@ class Controllers:
             new["metadata"].pop("resourceVersion", None)
             res = self.emu.resource(obj["kind"])
             self.emu.store.replace(res, ns, obj["metadata"]["name"], new)
+
+    def hpa_conditions(
+        self,
+        ns: str,
+        name: str,
+        *,
+        able: bool = True,
+        active: bool = True,
+        limited: bool = False,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """The HPA controller's verdict on ``name``: its ``AbleToScale``, ``ScalingActive``
+        and ``ScalingLimited`` conditions (worded as the real controller words them), kept with
+        its current/desired replicas. ``reason``/``message`` go to the condition that is off."""
+        hpa = self.emu.get("HorizontalPodAutoscaler", ns, name)
+        if hpa is None:
+            raise KeyError(name)
+        status = copy.deepcopy(hpa.get("status") or {})
+        now = _now()
+
+        def cond(kind: str, ok: bool, good: tuple[str, str], bad: tuple[str, str]) -> dict:
+            why, text = good if ok else (reason or bad[0], message or bad[1])
+            return {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastTransitionTime": now,
+                "reason": why,
+                "message": text,
+            }
+
+        high = (hpa.get("spec") or {}).get("maxReplicas")
+        status["conditions"] = [
+            cond(
+                "AbleToScale",
+                able,
+                ("ReadyForNewScale", "recommended size matches current size"),
+                (
+                    "FailedGetScale",
+                    "the HPA controller was unable to get the target's current scale",
+                ),
+            ),
+            cond(
+                "ScalingActive",
+                active,
+                ("ValidMetricFound", "the HPA was able to successfully calculate a replica count"),
+                (
+                    "FailedGetResourceMetric",
+                    "the HPA was unable to compute the replica count: failed to get cpu "
+                    "utilization: unable to get metrics for resource cpu: no metrics returned "
+                    "from resource metrics API",
+                ),
+            ),
+            {
+                "type": "ScalingLimited",
+                "status": "True" if limited else "False",
+                "lastTransitionTime": now,
+                "reason": "TooManyReplicas" if limited else "DesiredWithinRange",
+                "message": "the desired replica count is more than the maximum replica count"
+                if limited
+                else "the desired count is within the acceptable range",
+            },
+        ]
+        if limited and high is not None:
+            status["currentReplicas"] = status["desiredReplicas"] = high
+        return self._write_status(hpa, status)
 
     # -- auto mode ------------------------------------------------------------------------
     def auto(self, delay: float = 0.05) -> None:

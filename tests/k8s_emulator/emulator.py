@@ -13,9 +13,11 @@ from typing import Any
 import yaml
 
 from tests.k8s_emulator.controllers import Controllers
+from tests.k8s_emulator.podlogs import PodLogs, containers_of
 from tests.k8s_emulator.server import Fault, RequestRecord, _Handler, _Server
 from tests.k8s_emulator.store import (
     CORE,
+    METRICS_API,
     PROMETHEUS_OPERATOR,
     ApiError,
     ResourceType,
@@ -51,6 +53,8 @@ class Emulator:
         self.default_watch_timeout = 30.0
         self.stopping = False
         self.controllers = Controllers(self)
+        self.pod_logs = PodLogs()
+        self.proxies: dict[tuple[str, str], str] = {}  # (namespace, service) -> backend URL
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for ns in namespaces:
@@ -74,6 +78,7 @@ class Emulator:
         """Stop the controllers, end open watches, close the server."""
         self.stopping = True
         self.controllers.stop()
+        self.pod_logs.wake()
         with self.store.lock:
             self.store.changed.notify_all()
         if self._server is not None:
@@ -154,6 +159,52 @@ class Emulator:
         if self.store.find(res, ns, name) is None:
             return self.store.create(res, ns, obj)
         return self.store.replace(res, ns, name, obj)
+
+    # -- the metrics API and the service proxy ---------------------------------------------
+    def serve_metrics_api(self) -> None:
+        """Serve ``metrics.k8s.io/v1beta1`` (PodMetrics, NodeMetrics), as metrics-server does."""
+        self.store.serve(METRICS_API)
+
+    def set_pod_metrics(
+        self, namespace: str, pod: str, cpu: str, memory: str, container: str | None = None
+    ) -> dict[str, Any]:
+        """The pod's usage as metrics-server would report it (``cpu`` ``250m`` or
+        ``250000000n``, ``memory`` ``900Mi``), for ``container`` (default: the pod's first)."""
+        obj = self.get("Pod", namespace, pod) or {}
+        name = container or (containers_of(obj) or ["main"])[0]
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return self.put_pod_metrics(namespace, pod, labels, {name: (cpu, memory)})
+
+    def proxy_service(self, namespace: str, service: str, url: str) -> None:
+        """``.../services/SERVICE[:PORT]/proxy/PATH`` forwards to ``url`` + PATH (a server the
+        test runs on loopback), as the API server forwards to one of the Service's endpoints."""
+        self.proxies[(namespace, service)] = url.rstrip("/")
+
+    # -- pod logs (``GET .../pods/NAME/log``) ----------------------------------------------
+    def write_log(
+        self,
+        namespace: str,
+        pod: str,
+        lines: str | Iterable[str],
+        *,
+        container: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Append ``lines`` (a string is split on newlines) to the log of ``pod``'s
+        ``container`` (default: its first), stamped ``at`` (unix time; default now). Open
+        ``follow`` streams get them at once. The pod must exist."""
+        obj = self.get("Pod", namespace, pod)
+        if obj is None:
+            raise KeyError(f"no pod {namespace}/{pod}")
+        name = container or (containers_of(obj) or ["main"])[0]
+        items = lines.splitlines() if isinstance(lines, str) else list(lines)
+        self.pod_logs.write((namespace, pod, name), items, at)
+
+    def end_log(self, namespace: str, pod: str, container: str | None = None) -> None:
+        """The container stopped: ``follow`` streams of its log end (after what is written)."""
+        obj = self.get("Pod", namespace, pod)
+        name = container or (containers_of(obj or {}) or ["main"])[0]
+        self.pod_logs.end((namespace, pod, name))
 
     # -- faults and RBAC ------------------------------------------------------------------
     def fail_next(
@@ -253,13 +304,6 @@ class Emulator:
         """Install the Prometheus operator's kinds (as if its CRDs were applied)."""
         self.store.serve(PROMETHEUS_OPERATOR)
 
-    def serve_metrics_api(self) -> None:
-        """Serve ``metrics.k8s.io/v1beta1`` PodMetrics, as metrics-server does (``put_pod_metrics``
-        sets what it reports)."""
-        from tests.k8s_emulator.store import METRICS_SERVER
-
-        self.store.serve(METRICS_SERVER)
-
     def put_pod_metrics(
         self,
         namespace: str,
@@ -274,7 +318,7 @@ class Emulator:
                 "apiVersion": "metrics.k8s.io/v1beta1",
                 "kind": "PodMetrics",
                 "metadata": {"name": pod, "namespace": namespace, "labels": dict(labels)},
-                "timestamp": "2026-03-09T14:00:00Z",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "window": "15s",
                 "containers": [
                     {"name": name, "usage": {"cpu": cpu, "memory": memory}}

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -199,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             or (method == "GET" and re.fullmatch(r"/api/v1|/apis/[^/]+(/[^/]+)?", path))
         ):
             return 200, emu.discovery(path)
+        proxied = _PROXY.match(unquote(path))  # the client may send ``web%3Ahttp``
+        if proxied is not None:
+            return self._proxy(method, proxied, query, raw, ctype, record)
         parsed = _parse_resource_path(path)
         if parsed is None:
             raise ApiError(
@@ -211,6 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
         res = store.resource(group, version, plural)
         if not res.namespaced:
             namespace = None
+        if (group, plural, sub) == ("", "pods", "log") and name and method == "GET":
+            self._pod_log(res, namespace, name, query, record)
+            return -1, None
         if sub and sub not in res.subresources:
             raise ApiError(404, "NotFound", f"{res.plural} has no subresource {sub}")
         dry_run = query.get("dryRun") == "All"
@@ -325,6 +331,118 @@ class _Handler(BaseHTTPRequestHandler):
             return _scale_of(updated)
 
     # -------------------------------------------------------------------------------------
+    def _proxy(
+        self,
+        method: str,
+        match: re.Match[str],
+        query: dict[str, str],
+        raw: bytes,
+        ctype: str,
+        record: RequestRecord,
+    ) -> tuple[int, Any]:
+        """The service proxy: forward to the backend the test registered; answer with its
+        status and body (a real API server forwards to one endpoint of the Service)."""
+        import urllib.error
+        import urllib.request
+        from urllib.parse import urlencode
+
+        emu = self.server.emulator
+        namespace, service = match.group("ns"), match.group("svc")
+        port = match.group("port")
+        svc = emu.store.get(emu.resource("Service"), namespace, service)  # 404 when missing
+        ports = (svc.get("spec") or {}).get("ports") or []
+        if port and not any(port in (str(p.get("name")), str(p.get("port"))) for p in ports):
+            raise ApiError(
+                503, "ServiceUnavailable", f'no service port "{port}" found for service "{service}"'
+            )
+        backend = emu.proxies.get((namespace, service))
+        if backend is None:
+            raise ApiError(
+                503, "ServiceUnavailable", f'no endpoints available for service "{service}"'
+            )
+        url = backend + (match.group("rest") or "/") + (f"?{urlencode(query)}" if query else "")
+        request = urllib.request.Request(url, data=raw or None, method=method)
+        if ctype:
+            request.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+                status, body, kind = answer.status, answer.read(), answer.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            status, body, kind = exc.code, exc.read(), exc.headers.get_content_type()
+        except (urllib.error.URLError, OSError) as exc:
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f"error trying to reach service: {getattr(exc, 'reason', exc)}",
+            ) from None
+        record.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return -1, None
+
+    def _pod_log(
+        self,
+        res: ResourceType,
+        namespace: str | None,
+        name: str,
+        query: dict[str, str],
+        record: RequestRecord,
+    ) -> None:
+        """``GET .../pods/NAME/log``: text/plain; ``follow=true`` streams (chunked)."""
+        from tests.k8s_emulator.podlogs import check_started, render, resolve_container, select
+
+        emu = self.server.emulator
+        logs = emu.pod_logs
+        pod = emu.store.get(res, namespace, name)  # 404 when missing
+        container = resolve_container(pod, query.get("container"))
+        check_started(pod, container)
+        key = (namespace or "", name, container)
+        timestamps = query.get("timestamps") in ("true", "1")
+        with logs.changed:
+            entries = select(logs.lines.get(key, []), query)
+            sent = len(logs.lines.get(key, []))
+        record.status = 200
+        if query.get("follow") not in ("true", "1"):
+            data = b"".join(render(e, timestamps) for e in entries)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def chunk(data: bytes) -> None:
+            if data:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+        try:
+            chunk(b"".join(render(e, timestamps) for e in entries))
+            while True:
+                with logs.changed:
+                    current = logs.lines.get(key, [])
+                    new = current[sent:]
+                    sent = len(current)
+                    ended = key in logs.ended
+                    if not new and not ended:
+                        logs.changed.wait(0.25)
+                if new:
+                    chunk(b"".join(render(e, timestamps) for e in new))
+                    continue
+                gone = emu.store.find(res, namespace, name) is None
+                if ended or gone or emu.stopping:
+                    break
+            self._end_chunks()
+        except OSError:
+            return
+
     def _watch(
         self, res: ResourceType, namespace: str | None, query: dict[str, str], fault: Fault | None
     ) -> None:
@@ -437,6 +555,10 @@ def _scale_of(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_PROXY = re.compile(
+    r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?:https?:)?(?P<svc>[^/:]+)(?::(?P<port>[^/]+))?"
+    r"/proxy(?P<rest>/.*)?$"
+)
 _CORE = re.compile(r"^/api/(?P<version>v1)(?P<rest>/.*)$")
 _GROUP = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)(?P<rest>/.*)$")
 

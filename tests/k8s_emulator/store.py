@@ -97,7 +97,6 @@ CORE = [
 ]
 # served on demand (``Emulator.serve_metrics_api``, ``serve_vpa``): metrics-server's read-only
 # PodMetrics (the test puts them), and the VerticalPodAutoscaler CRD
-METRICS_SERVER = [ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics")]
 VPA = [
     ResourceType(
         "autoscaling.k8s.io",
@@ -107,6 +106,11 @@ VPA = [
         subresources=("status",),
         short=("vpa",),
     )
+]
+# what metrics-server serves (the resource metrics API); tests write the usage
+METRICS_API = [
+    ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics"),
+    ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", namespaced=False),
 ]
 PROMETHEUS_OPERATOR = [
     ResourceType("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor"),

@@ -47,9 +47,13 @@ def wait_for_rollout(
     timeout: float,
     since_rv: str | None = None,
     on_change: Callable[[WorkloadStatus], None] | None = None,
+    pod_filter: Callable[[dict[str, Any]], bool] | None = None,
 ) -> RolloutOutcome:
     """Watch (not poll) workloads, their pods and events until all are done, one fails, or
-    ``timeout`` s pass. ``workloads`` are the objects as the apply answered them."""
+    ``timeout`` s pass. ``workloads`` are the objects as the apply answered them.
+
+    ``pod_filter`` (when given) says which pods count: a restart ignores the old pods, so an
+    old pod that was crash-looping (the reason for the restart) is not its failure."""
     start = time.monotonic()
     state = {(w["kind"], w["metadata"]["name"]): w for w in workloads}
     pods: dict[str, dict[str, Any]] = {}
@@ -97,6 +101,8 @@ def wait_for_rollout(
                 ):
                     state[key] = event.obj  # (older ones were replayed from before our apply)
             elif event.kind == "Pod":
+                if pod_filter is not None and not pod_filter(event.obj):
+                    continue
                 if event.type == "DELETED":
                     pods.pop(event.name, None)
                 else:

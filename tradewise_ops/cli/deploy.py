@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from tradewise_ops.cli.state import State, get_state
-from tradewise_ops.cli.terminal import TableData
+from tradewise_ops.cli.terminal import RolloutProgress, TableData
 from tradewise_ops.core.units import parse_duration
 from tradewise_ops.errors import BadInputError, GoalMissedError
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
-    from tradewise_ops.core.rollout import WorkloadStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -45,62 +44,8 @@ _RESET_SCALING = typer.Option(
 )
 
 
-class LiveProgress:
-    """Per-workload progress on stderr: a refreshing table on a terminal, else one line per change.
-
-    Use as a context manager around the deploy so the live table is always closed.
-    """
-
-    def __init__(self, state: State) -> None:
-        self.term = state.terminal
-        self.rows: dict[tuple[str, str], WorkloadStatus] = {}
-        self._live: Any = None
-
-    def __call__(self, status: WorkloadStatus) -> None:
-        if not self.term.interactive or self.term.machine_output:
-            self.term.info("  " + status.line())
-            return
-        self.rows[(status.kind, status.name)] = status
-        if self._live is None:
-            from rich.live import Live
-
-            self._live = Live(console=self.term.err, refresh_per_second=8, transient=True)
-            self._live.start()
-        self._live.update(self._table())
-
-    def _table(self) -> Any:
-        from tradewise_ops.cli.terminal import render_table
-
-        return render_table(
-            TableData(
-                ["WORKLOAD", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS"],
-                [
-                    [
-                        f"{w.kind}/{w.name}",
-                        f"{w.ready}/{w.desired}",
-                        w.updated,
-                        w.available,
-                        w.state,
-                    ]
-                    for w in self.rows.values()
-                ],
-            )
-        )
-
-    def close(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-
-    def __enter__(self) -> LiveProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def deployer_for(
-    state: State, env: Environment, gw: KubeGateway, progress: LiveProgress | None = None
+    state: State, env: Environment, gw: KubeGateway, progress: RolloutProgress | None = None
 ) -> Deployer:
     """A ``Deployer`` that reports its steps and live progress on stderr (with --verbose, each
     step of the plan as it is carried out, numbered as the dry run prints them)."""
@@ -114,7 +59,7 @@ def deployer_for(
         namespace=env.namespace,
         user=os.environ.get("USER") or gw.user or "unknown",
         on_step=term.step,
-        on_progress=progress if progress is not None else LiveProgress(state),
+        on_progress=progress if progress is not None else RolloutProgress(state.terminal),
         on_warning=term.warn,
         on_execute=lambda number, step: term.debug(step_line(number, step)),
     )
@@ -181,7 +126,7 @@ def deploy(
 
     term = state.terminal
     gw = state.kube_gateway(env)
-    progress = LiveProgress(state)
+    progress = RolloutProgress(state.terminal)
     deployer = deployer_for(state, env, gw, progress)
     if not dry_run:  # one writer at a time: refused (or waits) before anything changes
         _take_lock(state, env, gw, wait_for_lock)
@@ -369,7 +314,7 @@ def rollback(
     env = state.environment(env_name)
     seconds = parse_duration(timeout, what="--timeout")
     gw = state.kube_gateway(env)
-    progress = LiveProgress(state)
+    progress = RolloutProgress(state.terminal)
     deployer = deployer_for(state, env, gw, progress)
     _take_lock(state, env, gw, wait_for_lock)
     target = rollback_target(deployer.records.list(), to_revision)

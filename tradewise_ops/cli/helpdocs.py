@@ -56,6 +56,51 @@ DOCS: dict[str, HelpDoc] = {
         ),
         "Release",
     ),
+    "restart": HelpDoc(
+        "Restart a component's pods one by one and wait.",
+        (
+            ("tradewise restart api --env prod --yes", "a rolling restart of the live slot"),
+            ("tradewise restart all --env local", "the local processes, the API without a drop"),
+            ("tradewise restart worker --env staging --dry-run", "the steps only"),
+        ),
+        "Release",
+    ),
+    "db": HelpDoc(
+        "Back up, list, verify and restore the database.",
+        (
+            ("tradewise db backup --env local", "a consistent copy with its row counts"),
+            ("tradewise db verify --env local", "restore the newest into a scratch database"),
+        ),
+        "Release",
+    ),
+    "db backup": HelpDoc(
+        "Back up the database now and record its row counts.",
+        (
+            ("tradewise db backup --env local", "the local stack's SQLite file"),
+            ("tradewise db backup --database-url postgresql://u@127.0.0.1/tw", "pg_dump -Fc"),
+        ),
+    ),
+    "db backups": HelpDoc(
+        "List the backups with their size and verification.",
+        (
+            ("tradewise db backups --env local", "oldest first"),
+            ("tradewise db backups --env local -o json", "as one JSON document"),
+        ),
+    ),
+    "db verify": HelpDoc(
+        "Check that a backup restores to the recorded counts.",
+        (
+            ("tradewise db verify --env local", "the newest backup"),
+            ("tradewise db verify NAME --env local", "one backup by name"),
+        ),
+    ),
+    "db restore": HelpDoc(
+        "Replace the database with a verified backup.",
+        (
+            ("tradewise db restore NAME --env local", "asks first; checks the result"),
+            ("tradewise db restore NAME --env local --yes", "without asking"),
+        ),
+    ),
     "unlock": HelpDoc(
         "Break the stale release lock of ENV after confirmation.",
         (
@@ -202,6 +247,22 @@ DOCS: dict[str, HelpDoc] = {
         "Load",
     ),
     # -- Observe ---------------------------------------------------------------------------
+    "doctor": HelpDoc(
+        "Run the troubleshooting checklist and show the fixes.",
+        (
+            ("tradewise doctor --env prod", "findings worst first, with evidence and the fix"),
+            ("tradewise doctor --env local -o json", "the local stack, as one JSON document"),
+        ),
+        "Observe",
+    ),
+    "logs": HelpDoc(
+        "Show the logs of every pod of a component.",
+        (
+            ("tradewise logs api --env prod --since 10m", "each line prefixed by its pod"),
+            ("tradewise logs worker -f --env staging", "follow, new pods too, until Ctrl-C"),
+        ),
+        "Observe",
+    ),
     "status": HelpDoc(
         "Show the release, workloads and health of ENV.",
         (

@@ -40,6 +40,10 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "capacity",
     "completion",
     "rightsize",  # issue 16
+    "restart",
+    "logs",
+    "doctor",
+    "db",
 )
 
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # rich is imported when a Terminal is built, not at start-up 
     from rich.console import RenderableType
     from rich.table import Table
 
+    from tradewise_ops.core.rollout import WorkloadStatus
+
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
 
@@ -154,3 +156,55 @@ def _escape(message: str) -> str:
     from rich.markup import escape
 
     return escape(mask_credentials(message))
+
+
+class RolloutProgress:
+    """Per-workload progress on stderr: a refreshing table on a terminal, else one line per change.
+
+    Use as a context manager around the wait so the live table is always closed.
+    """
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.term = terminal
+        self.rows: dict[tuple[str, str], WorkloadStatus] = {}
+        self._live: Any = None
+
+    def __call__(self, status: WorkloadStatus) -> None:
+        if not self.term.interactive or self.term.machine_output:
+            self.term.info("  " + status.line())
+            return
+        self.rows[(status.kind, status.name)] = status
+        if self._live is None:
+            from rich.live import Live
+
+            self._live = Live(console=self.term.err, refresh_per_second=8, transient=True)
+            self._live.start()
+        self._live.update(self._table())
+
+    def _table(self) -> Any:
+        return render_table(
+            TableData(
+                ["WORKLOAD", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS"],
+                [
+                    [
+                        f"{w.kind}/{w.name}",
+                        f"{w.ready}/{w.desired}",
+                        w.updated,
+                        w.available,
+                        w.state,
+                    ]
+                    for w in self.rows.values()
+                ],
+            )
+        )
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __enter__(self) -> RolloutProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -132,6 +132,23 @@ class KubeClientSettings:
 
 
 @dataclass(frozen=True)
+class Backups:
+    """In-cluster database backups (``backups:`` of an environment; off unless ``enabled``).
+
+    A CronJob runs ``pg_dump -Fc`` into the ``tradewise-backups`` claim on ``schedule`` and keeps
+    the newest ``keep`` dumps; another restores the newest into a throwaway server on
+    ``verify_schedule`` (the guide's weekly backup verification).
+    """
+
+    enabled: bool = False
+    schedule: str = "0 2 * * *"
+    verify_schedule: str = "0 3 * * 0"
+    timezone: str = "America/New_York"
+    keep: int = 7
+    storage: str = "10Gi"
+
+
+@dataclass(frozen=True)
 class Environment:
     """A place tradewise deploys to."""
 
@@ -165,6 +182,7 @@ class Environment:
     monitoring_labels: Mapping[str, str] = field(default_factory=dict)
     cloud: str = "none"  # issue 16: whose spot-pool labels and taints (core.placement.CLOUDS)
     prometheus_url: str | None = None  # issue 16: monitoring.prometheus_url (`rightsize`)
+    backups: Backups = field(default_factory=Backups)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -562,6 +580,7 @@ _ENV_KEYS = {
     "kubernetes",
     "monitoring",  # {labels, prometheus_url}
     "cloud",  # issue 16
+    "backups",
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -634,6 +653,7 @@ def _environment(
         ),
         broker=_local_broker(v, local_raw.get("broker", "auto"), f"{key}.local.broker", environ),
     )
+    backups = _backups(v, body.get("backups", {}), f"{key}.backups")
     url = body.get("url")
     if url is not None:
         url = v.string(url, f"{key}.url")
@@ -673,6 +693,27 @@ def _environment(
         monitoring_labels=_monitoring_labels(v, body.get("monitoring"), f"{key}.monitoring"),
         cloud=_cloud(v, body.get("cloud", "none"), f"{key}.cloud"),
         prometheus_url=_prometheus_url(v, body.get("monitoring", {}), f"{key}.monitoring"),
+        backups=backups,
+    )
+
+
+def _backups(v: _Validator, raw: Any, key: str) -> Backups:
+    body = v.mapping(raw, key, allowed=set(Backups.__dataclass_fields__))
+    crons = {}
+    for name, default in (("schedule", "0 2 * * *"), ("verify_schedule", "0 3 * * 0")):
+        cron = v.string(body.get(name, default), f"{key}.{name}").strip()
+        if not _CRON.match(cron):
+            v.fail(f"{key}.{name}", cron, "a five-field cron expression like '0 2 * * *'")
+        crons[name] = cron
+    timezone = v.string(body.get("timezone", "America/New_York"), f"{key}.timezone")
+    _check_timezone(v, f"{key}.timezone", timezone)
+    return Backups(
+        enabled=v.boolean(body.get("enabled", False), f"{key}.enabled"),
+        schedule=crons["schedule"],
+        verify_schedule=crons["verify_schedule"],
+        timezone=timezone,
+        keep=v.integer(body.get("keep", 7), f"{key}.keep", minimum=1),
+        storage=v.memory(body.get("storage", "10Gi"), f"{key}.storage"),
     )
 
 

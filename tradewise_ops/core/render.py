@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from tradewise_ops.core.backup import BACKUP_RESOURCES, BACKUP_SCRIPT, VERIFY_SCRIPT
 from tradewise_ops.core.config import Config, Environment
 from tradewise_ops.errors import BadInputError, TradewiseError
 
@@ -40,6 +41,7 @@ APPLY_ORDER: tuple[str, ...] = (
     "Role",
     "RoleBinding",
     "ConfigMap",
+    "PersistentVolumeClaim",
     "Service",
     "StatefulSet",
     "Deployment",
@@ -71,6 +73,7 @@ _TEMPLATES: tuple[str, ...] = (
     "cronjobs.yaml.j2",
     "priorityclasses.yaml.j2",
     "vpa.yaml.j2",
+    "backups.yaml.j2",  # only when backups.enabled
 )
 _DASHBOARDS: tuple[str, ...] = (
     "application-performance",
@@ -361,6 +364,9 @@ def _context(
         "container_security": _container_security,
         "panel": _panel,
         "layout": _layout,
+        "backup_script": BACKUP_SCRIPT,
+        "verify_script": VERIFY_SCRIPT,
+        "backup_resources": BACKUP_RESOURCES,
     }
     context["dashboards"] = _dashboards(context, jinja)
     return context

@@ -17,6 +17,7 @@ from typing import Any
 
 from tradewise_ops.adapters.kube import kubeconfig
 from tradewise_ops.adapters.kube.discovery import Discovery, KindInfo
+from tradewise_ops.adapters.kube.streams import TextStream, read_json
 from tradewise_ops.adapters.kube.transport import RequestLog, Transport
 from tradewise_ops.adapters.kube.watching import WatchEvent, watch
 from tradewise_ops.errors import BadInputError, ConflictError, NotFoundError
@@ -480,3 +481,67 @@ class KubeGateway:
             namespace=namespace,
             stop=stop,
         )
+
+    # -- text and proxied answers (``kube.streams``) ------------------------------------------
+    def pod_log(
+        self,
+        name: str,
+        *,
+        container: str | None = None,
+        follow: bool = False,
+        since_seconds: int | None = None,
+        tail_lines: int | None = None,
+        timestamps: bool = False,
+        namespace: str | None = None,
+        read_timeout: float | None = None,
+    ) -> TextStream:
+        """The log of pod ``name`` (``GET .../pods/NAME/log``) as a ``TextStream`` of lines.
+
+        ``follow`` keeps it open for new lines (``close()`` it from any thread to stop);
+        ``read_timeout`` defaults to the request timeout, a day when following. A container
+        waiting to start is ``BadInputError`` (the server's 400), a missing pod ``NotFoundError``.
+        """
+        info = self.kind_info("Pod")
+        query = {
+            "container": container,
+            "follow": "true" if follow else None,
+            "sinceSeconds": since_seconds,
+            "tailLines": tail_lines,
+            "timestamps": "true" if timestamps else None,
+        }
+        read = read_timeout or (86400.0 if follow else self.transport.request_timeout)
+        response = self._send(
+            "GET",
+            self._path(info, name, namespace) + "/log",
+            query,
+            stream=True,
+            timeout=(5.0, read),
+            what=("get", "pods/log", name),
+        )
+        return TextStream(response)
+
+    def proxy_get_json(
+        self,
+        service: str,
+        port: str | int,
+        path: str,
+        *,
+        namespace: str | None = None,
+        timeout: float = 10.0,
+    ) -> Any:
+        """``GET path`` on ``service:port`` through the API server's service proxy, as JSON.
+
+        ``/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH``: the application's own answer,
+        reached with the kubeconfig's credentials (no port-forward). A non-2xx answer is an error
+        like any other (5xx retried first), so read endpoints that answer 200.
+        """
+        info = self.kind_info("Service")
+        base = self._path(info, service, namespace) + f":{port}"
+        response = self._send(
+            "GET",
+            f"{base}/proxy/{path.lstrip('/')}",
+            stream=True,
+            timeout=(5.0, timeout),
+            what=("get", "services/proxy", service),
+        )
+        return read_json(response)

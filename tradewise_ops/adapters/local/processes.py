@@ -702,6 +702,93 @@ class LocalStack:
             if not self._running(name, entry):
                 self._start(self._spec(name, state), state)
 
+    # -- restarts (``tradewise restart --env local``) ------------------------------------------
+    def reload_api(self, timeout: float = 60.0) -> tuple[list[int], list[int]]:
+        """Gracefully reload the API: SIGHUP to the gunicorn master. (old, new) worker pids.
+
+        gunicorn starts new workers and TERMs the old ones, which finish the request in hand;
+        the master keeps the listening socket, so no connection is refused meanwhile. A worker
+        count set by ``scale`` (TTIN/TTOU) is restored after the reload (a reload resets it to
+        the configured one). Done when no old worker is left, the count is right and
+        ``/api/health/ready`` answers 200; else ``GoalMissedError`` with the log tail.
+        """
+        with self._locked():
+            state = self._read_state()
+            if not self._running("api", state["processes"].get("api", {})):
+                raise BadInputError("the local API is not running: run `tradewise local up` first")
+            master = self._pid("api")
+            assert master is not None
+            old = set(children_of(master))
+            want = int(state.get("api_processes", self.settings.api_processes))
+            os.kill(master, signal.SIGHUP)
+            deadline = time.monotonic() + timeout
+            resized = False
+            while True:
+                now = set(children_of(master))
+                if not pid_alive(master):
+                    raise GoalMissedError(self._failure(state) or "the gunicorn master died")
+                if not (now & old) and now:
+                    if len(now) == want:
+                        break
+                    if not resized:  # back to the count `scale` set
+                        sig = signal.SIGTTIN if want > len(now) else signal.SIGTTOU
+                        for _ in range(abs(want - len(now))):
+                            os.kill(master, sig)
+                            time.sleep(0.05)
+                        resized = True
+                if time.monotonic() > deadline:
+                    log = self.log_dir / "api.log"
+                    raise GoalMissedError(
+                        f"the API reload did not finish in {timeout:.0f}s ({len(now & old)} old "
+                        f"and {len(now - old)} new workers); its log ({log}) ends:\n"
+                        + "\n".join(tail(log, 15))
+                    )
+                time.sleep(0.05)
+            self._wait_api(state, max(1.0, deadline - time.monotonic()))
+            return sorted(old), sorted(now)
+
+    def restart_process(self, name: str, timeout: float = 60.0, grace: float = 10.0) -> int:
+        """Restart one worker or the scheduler: TERM (its task in hand finishes), start again,
+        wait until its heartbeat file is fresh (Celery is ready). The new pid.
+
+        ``BadInputError`` when ``name`` is not a process of the running stack; a process that
+        exits or never beats -> ``GoalMissedError`` with its log tail.
+        """
+        with self._locked():
+            state = self._read_state()
+            entry = state["processes"].get(name)
+            if entry is None or name in ("api", "redis"):
+                raise BadInputError(
+                    f"{name!r} is not a worker or scheduler process of the local stack"
+                )
+            began = time.time()
+            heartbeat = self.run_dir / f"{name}.heartbeat"
+            self._stop(name, entry, grace)
+            self._start(self._spec(name, state), state)
+            deadline = time.monotonic() + timeout
+            log = self.log_dir / f"{name}.log"
+            while True:
+                try:
+                    if heartbeat.stat().st_mtime >= began:
+                        break
+                except OSError:
+                    pass
+                code = self._exit_code(name)
+                if code is not None or not pid_alive(state["processes"][name]["supervisor"]):
+                    raise GoalMissedError(
+                        f"{name} exited ({code}) after its restart; its log ({log}) ends:\n"
+                        + "\n".join(tail(log, 15))
+                    )
+                if time.monotonic() > deadline:
+                    raise GoalMissedError(
+                        f"{name} gave no heartbeat {timeout:.0f}s after its restart; its log "
+                        f"({log}) ends:\n" + "\n".join(tail(log, 15))
+                    )
+                time.sleep(0.1)
+            pid = self._pid(name)
+            assert pid is not None
+            return pid
+
     def logs(
         self, service: str | None = None, follow: bool = False, lines: int = 100
     ) -> Iterator[str]:
