@@ -122,7 +122,11 @@ def stock_analysis() -> Response:
         except InvalidSymbolError as exc:
             code = "missing_symbol" if raw is None or not raw.strip() else "invalid_symbol"
             raise ApiError(400, code, str(exc)) from None
-    payload = service.cached(symbol)
+    if "uncached" in service.settings.faults and request.args.get("cache") == "bypass":
+        payload = None  # stress-test knob (TRADEWISE_FAULTS=uncached): compute, as on a miss
+        metrics.count_cache(False)
+    else:
+        payload = service.cached(symbol)
     if payload is not None:  # the hot path: one Redis GET, the stored bytes as they are
         return Response(payload, headers=[("Content-Type", JSON), ("X-Cache", "HIT")])
     try:
