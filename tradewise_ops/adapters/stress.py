@@ -182,3 +182,318 @@ class DbStress:
                 sampler.stop()
         after = self.scraper.pool() if before is not None else None
         return DbRun(result, before, after, samples, result.aborted or term[0])
+
+
+# --------------------------------------------------------------------------------------------
+# cpu
+# --------------------------------------------------------------------------------------------
+class LocalCpuSampler:
+    """The local stack's API processes sampled as if an HPA watched them.
+
+    Every second: the CPU each gunicorn worker used (``psutil``) as a percentage of the API's
+    CPU request (``components.api.resources.requests.cpu``), averaged over the workers and over
+    the last ``window`` samples (metrics-server averages too), against the HPA's CPU target; the
+    processes running (ready) and wanted (what ``tradewise local scale`` set: desired). They
+    join the monitor's timeline as an ``HpaSample`` named ``LOCAL_HPA`` and a
+    ``DeploymentSample`` named ``LOCAL_DEPLOYMENT``, so the timeline analysis measures the
+    scale-up (trigger -> rescale -> ready) of processes as it does for pods.
+    """
+
+    def __init__(self, env: Any, session: Any, stack: Any = None, window: int = 3) -> None:
+        from tradewise_ops.adapters.local import LocalStack
+        from tradewise_ops.core.units import cpu_millicores
+
+        api = env.components["api"]
+        self.stack = stack or LocalStack(env)
+        self.session = session
+        self.request_cores = (cpu_millicores(api.resources.cpu_request) or 1000) / 1000.0
+        self.target = float(api.autoscaling.cpu_percent if api.autoscaling else 70)
+        self.floor = int(env.local.api_processes)
+        self.ceiling = int(env.max_replicas)
+        self.window = window
+        self._last: dict[int, tuple[float, float]] = {}  # pid -> (wall, cpu seconds)
+        self._recent: list[float] = []
+        self._periodic: Periodic | None = None
+
+    def sample(self) -> None:
+        """One sample: CPU, running and wanted API processes, into the session."""
+        import psutil
+
+        from tradewise_ops.core.stress import CPU_METRIC, LOCAL_DEPLOYMENT, LOCAL_HPA
+        from tradewise_ops.core.timeline import DeploymentSample, HpaSample, MetricValue
+
+        master = next((p.pid for p in self.stack.status() if p.component == "api"), None)
+        children = []
+        if master:
+            try:
+                children = psutil.Process(master).children()
+            except psutil.Error:
+                children = []
+        now = time.monotonic()
+        shares = []
+        seen: dict[int, tuple[float, float]] = {}
+        for child in children:
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            used = times.user + times.system
+            seen[child.pid] = (now, used)
+            if child.pid in self._last:
+                wall, before = self._last[child.pid]
+                if now > wall:
+                    shares.append((used - before) / (now - wall) / self.request_cores * 100.0)
+        self._last = seen
+        if shares:
+            self._recent = (self._recent + [sum(shares) / len(shares)])[-self.window :]
+        value = round(sum(self._recent) / len(self._recent), 1) if self._recent else None
+        wanted = int(self.stack.wanted().get("api", self.floor))
+        t = self.session.clock()
+        cpu = MetricValue(CPU_METRIC, "Resource", value, self.target, "%")
+        self.session.add(
+            HpaSample(t, LOCAL_HPA, LOCAL_DEPLOYMENT, self.floor, self.ceiling, len(children),
+                      wanted, (cpu,))
+        )  # fmt: skip
+        self.session.add(
+            DeploymentSample(t, LOCAL_DEPLOYMENT, wanted, len(children), len(children),
+                             len(children))
+        )  # fmt: skip
+
+    def start(self) -> LocalCpuSampler:
+        """Sample now and then every second in a thread."""
+        self.sample()
+        self._periodic = Periodic(self.sample, 1.0).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        if self._periodic is not None:
+            self._periodic.stop()
+
+
+@dataclass
+class CpuRun:
+    """What the cpu scenario produced: the load (climb and hold on one clock) and the monitor."""
+
+    started_at: float
+    intervals: list[Interval]
+    climb_result: RunResult
+    hold_result: RunResult | None
+    crossed_users: int | None
+    peak_cpu: float | None
+    ready_at: float | None
+    load_ended_at: float
+    interrupted: bool
+    scale_down: dict[str, Any] | None
+    monitor: Any = None  # the LoadMonitor, finished by the caller
+
+
+class CpuStress:
+    """The cpu scenario's side: the monitor (and locally the CPU sampler), the climb, the hold,
+    and with ``through_scale_down`` the wait for the floor after the load.
+
+    The climb (``run_steps``) stops at the end of the step in which the API's CPU went above
+    its target; the hold keeps those users until the scale-up it triggered is ready (then
+    ``settle`` seconds more) or the bound. Ctrl-C or SIGTERM end whichever phase runs.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        slo: Any,
+        target: str,
+        report_dir: Path | None,
+        messages: Any,
+        *,
+        hpa: str,
+        bound: float,
+        settle: float = 3.0,
+        runner: LoadRunner | None = None,
+    ) -> None:
+        self.env = env
+        self.slo = slo
+        self.target = target
+        self.report_dir = report_dir
+        self.messages = messages
+        self.hpa = hpa
+        self.bound = bound
+        self.settle = settle
+        self.runner = runner or LoadRunner()
+        self.crossed = threading.Event()
+        self.crossed_at: float | None = None
+        self.peak: float | None = None
+        self._early = False
+
+    def _watch_cpu(self, records: list[Any]) -> None:
+        from tradewise_ops.core.stress import cpu_above
+        from tradewise_ops.core.timeline import HpaSample
+
+        for record in records:
+            if isinstance(record, HpaSample) and record.name == self.hpa:
+                for metric in record.metrics:
+                    if metric.name == "cpu" and metric.value is not None:
+                        self.peak = max(self.peak or 0.0, metric.value)
+            if cpu_above(record, self.hpa) is not None and not self.crossed.is_set():
+                self.crossed_at = record.t
+                self.crossed.set()
+                self.messages.info(f"{self.hpa}: CPU above its target")
+
+    def _ready_at(self, monitor: Any) -> float | None:
+        """When the first scale-up of the API's HPA since the load began was ready."""
+        from tradewise_ops.core.timeline import analyze
+
+        analysis = analyze(monitor.mon.session.records(), self.slo)
+        done = [u for u in analysis.scale_ups if u.hpa == self.hpa and u.ready_at is not None]
+        return done[0].ready_at if done else None
+
+    def run(
+        self,
+        climb: LoadSpec,
+        through_scale_down: bool,
+        on_interval: Callable[[Interval], None] | None = None,
+    ) -> CpuRun:
+        """Climb, hold, (wait for the floor); the monitor is returned unfinished."""
+        from tradewise_ops.adapters.monitor import LoadMonitor
+        from tradewise_ops.core.stress import cpu_hold_spec, shifted
+
+        monitor = LoadMonitor(
+            self.env, self.slo, self.bound * 2 + 3600, self.report_dir, self.messages
+        )
+        sampler = None
+        try:
+            monitor.mon.session.listeners.append(self._watch_cpu)
+            if not self.env.is_kubernetes:
+                sampler = LocalCpuSampler(self.env, monitor.mon.session).start()
+            return self._phases(monitor, climb, through_scale_down, on_interval, cpu_hold_spec,
+                                shifted)  # fmt: skip
+        except BaseException:
+            monitor.abandon()
+            raise
+        finally:
+            if sampler is not None:
+                sampler.stop()
+
+    def _phases(
+        self,
+        monitor: Any,
+        climb: LoadSpec,
+        through_scale_down: bool,
+        on_interval: Callable[[Interval], None] | None,
+        hold_spec: Callable[..., LoadSpec],
+        shifted: Callable[..., list[Interval]],
+    ) -> CpuRun:
+        began = time.monotonic()
+        load_t0: list[float] = []  # when the climb's load began (epoch)
+
+        def both(interval: Interval) -> None:
+            if not load_t0:
+                load_t0.append(time.time() - interval.end)
+            monitor.on_interval(interval)
+            if on_interval is not None:
+                on_interval(interval)
+
+        crossed_users: list[int] = []
+
+        def users_at(t: float | None) -> int:
+            """The users of the climb's step that ran at ``t`` (the one that crossed)."""
+            if t is None or not load_t0:
+                return climb.stages[0].users
+            step = int(max(0.0, t - load_t0[0]) // climb.stages[0].duration_seconds)
+            return climb.stages[min(step, len(climb.stages) - 1)].users
+
+        def on_step(stage: str, intervals: list[Interval]) -> bool:
+            if self.crossed.is_set():
+                crossed_users.append(users_at(self.crossed_at))
+                return False
+            return True
+
+        hold: RunResult | None = None
+        ready_at: float | None = None
+        with stop_on_sigterm(self.runner.stop) as term:
+            first = self.runner.run_steps(climb, on_step, on_interval=both)
+            intervals = list(first.intervals)
+            interrupted = first.aborted or term[0]
+            if not crossed_users and self.crossed.is_set() and not interrupted:
+                crossed_users.append(users_at(self.crossed_at))
+            remaining = self.bound - (time.monotonic() - began)
+            if crossed_users and not interrupted and remaining >= 2:
+                users = crossed_users[0]
+                self.messages.step(
+                    f"holding {users} users until the scale-up is ready (at most {remaining:.0f}s)"
+                )
+                hold_ready: list[float] = []
+
+                def on_hold(interval: Interval) -> None:
+                    both(interval)
+                    if not hold_ready:
+                        at = self._ready_at(monitor)
+                        if at is not None:
+                            hold_ready.append(at)
+                    elif time.time() - hold_ready[0] >= self.settle and not self._early:
+                        self._early = True
+                        self.runner.stop()
+
+                hold = self.runner.run(hold_spec(climb, users, remaining), on_interval=on_hold)
+                intervals += shifted(hold.intervals, hold.started_at - first.started_at,
+                                     len(intervals))  # fmt: skip
+                interrupted = (hold.aborted and not self._early) or term[0]
+                if self._early:
+                    hold.aborted, hold.stopped_by = False, "scaled"
+            ready_at = self._ready_at(monitor)
+            load_ended = time.time()
+            scale_down = None
+            if through_scale_down and not interrupted:
+                scale_down, stopped = self._wait_floor(monitor, load_ended, term)
+                interrupted = interrupted or stopped
+        return CpuRun(
+            started_at=first.started_at,
+            intervals=intervals,
+            climb_result=first,
+            hold_result=hold,
+            crossed_users=crossed_users[0] if crossed_users else None,
+            peak_cpu=self.peak,
+            ready_at=ready_at,
+            load_ended_at=load_ended,
+            interrupted=interrupted,
+            scale_down=scale_down,
+            monitor=monitor,
+        )
+
+    def _wait_floor(
+        self, monitor: Any, since: float, term: list[bool]
+    ) -> tuple[dict[str, Any], bool]:
+        """After the load: until the API is back at its floor, at most the behavior's window."""
+        from tradewise_ops.core.render import HPA_BEHAVIOR
+        from tradewise_ops.core.stress import scale_down_window
+
+        view, _, _ = monitor.mon.session.snapshot()
+        hpa = view.hpas.get(self.hpa)
+        floor = hpa.min_replicas if hpa is not None else int(self.env.local.api_processes)
+        deployment = hpa.target if hpa is not None else ""
+        peak = max(floor, view.desired(deployment) or floor, view.ready(deployment))
+        window = scale_down_window(HPA_BEHAVIOR, peak, floor)
+        self.messages.step(
+            f"load stopped: waiting for {deployment or 'the API'} to go from {peak} back to "
+            f"{floor} replicas (at most {window:.0f}s, the HPA's scale-down behavior)"
+        )
+        seconds: float | None = None
+        stopped = False
+        try:
+            while not term[0]:
+                view, _, _ = monitor.mon.session.snapshot()
+                desired = view.desired(deployment)
+                if desired is not None and desired <= floor and view.ready(deployment) <= floor:
+                    seconds = time.time() - since
+                    break
+                if time.time() - since > window:
+                    break
+                time.sleep(0.25)
+            stopped = term[0]
+        except KeyboardInterrupt:
+            stopped = True
+        return {
+            "floor": floor,
+            "from_replicas": peak,
+            "seconds": None if seconds is None else round(seconds, 3),
+            "window_seconds": window,
+        }, stopped

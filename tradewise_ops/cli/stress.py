@@ -21,6 +21,7 @@ from tradewise_ops.errors import AbortedError, GoalMissedError
 
 if TYPE_CHECKING:
     from tradewise_ops.adapters.loadtest import RunResult
+    from tradewise_ops.core.config import Slo
     from tradewise_ops.core.loadplan import LoadSpec
     from tradewise_ops.core.loadreport import LoadReport
     from tradewise_ops.core.stress import StressOutcome
@@ -91,11 +92,82 @@ def db(
         uncached=uncached,
         interrupted=run.interrupted,
     )
-    load = _load_report(spec, run.result, outcome)
+    load = _load_report(spec, [run.result], run.result.intervals, cfg.slo)
     start = run.result.started_at
     doc = {**outcome.to_dict(), "pool_series": core.pool_series(run.samples, start)}
     doc["load"] = load.to_dict()
     _finish(state, outcome, doc, load, report_dir, {"pool.csv": _csv(doc["pool_series"])})
+
+
+@stress_app.command("cpu")
+def cpu(
+    ctx: typer.Context,
+    duration: str = _DURATION_OPT,
+    report: str = _REPORT_OPT,
+    host: str = _HOST_OPT,
+    through_scale_down: bool = typer.Option(
+        False, "--through-scale-down", help="After the load, wait for the return to the floor."
+    ),
+) -> None:
+    """Push the API's CPU past the HPA target; verdict on trigger -> rescale -> ready.
+
+    Users double every stress.step_seconds (uncached analyses of the cold symbols) until the
+    CPU is above target, then hold until the scale-up is ready. Also judged: p95 and errors
+    during the climb, and with --through-scale-down the return to the floor within the HPA's
+    scale-down window. The local stack's API processes stand in for pods.
+    """
+    from tradewise_ops.adapters.loadtest import probe
+    from tradewise_ops.adapters.stress import CpuStress
+    from tradewise_ops.core import stress as core
+    from tradewise_ops.errors import BadInputError
+
+    state = get_state(ctx)
+    cfg, env = state.config(), state.environment()
+    if env.kind == "compose":
+        raise BadInputError(
+            f"{env.name} is a compose environment: its containers have no CPU target to cross; "
+            "run stress cpu against a kubernetes or local environment"
+        )
+    target = core.stress_target(env, host)
+    bound = core.scenario_seconds(cfg.stress, "cpu", duration)
+    report_dir = _report_dir(report)
+    probe(target + "/api/health")
+    climb = core.cpu_climb_spec(
+        target, cfg.performance_test, cfg.stress, bound, "uncached" in env.faults
+    )
+    hpa = core.API_HPA if env.is_kubernetes else core.LOCAL_HPA
+    scaling = env.components["api"].autoscaling
+    cpu_target = float(scaling.cpu_percent) if scaling else None
+    state.terminal.step(
+        f"stress cpu: {', '.join(str(s.users) for s in climb.stages)} users, "
+        f"{cfg.stress.step_seconds:g}s a step, until the API's CPU is above "
+        f"{cpu_target or 0:g}% (at most {bound:g}s)"
+    )
+    side = CpuStress(env, cfg.slo, target, report_dir, state.terminal, hpa=hpa, bound=bound)
+    run = side.run(climb, through_scale_down, on_interval=_progress(state, bound))
+    results = [r for r in (run.climb_result, run.hold_result) if r is not None]
+    load = _load_report(
+        climb, results, run.intervals, cfg.slo, planned=bound, users=run.crossed_users
+    )
+    scaling_doc = run.monitor.finish(load.to_dict(), run.interrupted)
+    outcome = core.cpu_outcome(
+        env,
+        cfg.slo,
+        target,
+        analysis=scaling_doc,
+        hpa=hpa,
+        cpu_target=cpu_target,
+        peak_cpu=run.peak_cpu,
+        crossed_users=run.crossed_users,
+        climb=core.climb_intervals(run.intervals, run.started_at, run.ready_at),
+        scale_down=run.scale_down,
+        interrupted=run.interrupted,
+    )
+    doc = {**outcome.to_dict(), "load": load.to_dict(), "monitor": scaling_doc}
+    summary = run.monitor.summary
+    if summary is not None and not state.terminal.machine_output:
+        state.terminal.out.print(state.tables_view(summary.tables, summary.sentence))
+    _finish(state, outcome, doc, load, report_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,33 +198,50 @@ def _progress(state: State, planned: float) -> Any:
     return show
 
 
-def _load_report(spec: LoadSpec, result: RunResult, outcome: StressOutcome) -> LoadReport:
+def _load_report(
+    spec: LoadSpec,
+    results: list[RunResult],
+    intervals: list[Any],
+    slo: Slo,
+    *,
+    planned: float | None = None,
+    users: int | None = None,
+) -> LoadReport:
+    """The load of a scenario (one run, or several on the first one's clock) as a report."""
     from tradewise_ops.core.loadreport import LoadReport, run_totals
     from tradewise_ops.core.redact import mask_credentials
     from tradewise_ops.core.slo import evaluate
 
-    totals = run_totals(result.intervals)
-    slo = outcome.slo
+    totals = run_totals(intervals)
+    last = results[-1]
+    generator: dict[str, Any] = {}
+    for r in results:
+        for key, value in r.generator().items():
+            generator[key] = generator.get(key, 0) + value
+    if len(results) > 1:
+        cpu = sum(r.cpu_seconds + r.worker_cpu_seconds for r in results)
+        ran = sum(r.ran_seconds for r in results)
+        generator["cpu_percent"] = round(100.0 * cpu / max(ran, 1e-9), 1)
     return LoadReport(
         target=mask_credentials(spec.host),
         kind=spec.kind,
-        started_at=result.started_at,
-        planned_seconds=spec.duration_seconds,
-        users=spec.users,
+        started_at=results[0].started_at,
+        planned_seconds=spec.duration_seconds if planned is None else planned,
+        users=max([iv.users for iv in intervals], default=users or spec.users),
         spawn_rate=spec.spawn_rate,
         workers=spec.workers,
-        intervals=result.intervals,
+        intervals=intervals,
         verdict=evaluate(
             requests=totals.requests,
             failures=totals.failures,
             p95_ms=totals.latency.percentile(95),
-            max_p95_ms=float(slo["p95_ms"]),
-            max_error_rate=float(slo["error_rate"]),
+            max_p95_ms=slo.p95_ms,
+            max_error_rate=slo.error_rate,
         ),
-        aborted=result.aborted,
-        stopped_by=result.stopped_by,
-        errors=result.errors,
-        generator=result.generator(),
+        aborted=any(r.aborted for r in results),
+        stopped_by=last.stopped_by,
+        errors=[e for r in results for e in r.errors],
+        generator=generator,
         settings=spec.settings(),
     )
 
@@ -192,7 +281,8 @@ def _finish(
             **(extra_files or {}),
         }
         write_files(report_dir, files)
-        term.info(f"report written to {report_dir}/ ({', '.join(sorted(files))})")
+        names = sorted(p.name for p in report_dir.iterdir() if p.is_file())
+        term.info(f"report written to {report_dir}/ ({', '.join(names)})")
     title = f"stress {outcome.scenario} against {outcome.target}"
     term.result(doc, TableData(CHECK_COLUMNS, outcome.rows(), title=title))
     for note in outcome.notes:

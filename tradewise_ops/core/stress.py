@@ -177,7 +177,9 @@ CHECK_COLUMNS = ("check", "objective", "measured", "verdict")
 def _actual(check: SloCheck) -> str:
     if check.actual is None:
         return "no data"
-    if check.name in ("error_rate", "error_rate_during_climb"):
+    if check.name == "cpu_target":
+        return f"peak {check.actual:.0f}%"
+    if check.name.startswith("error_rate"):
         return f"{check.actual * 100:.2f}%"
     if check.name.endswith("_seconds") or check.name in ("scale_up", "scale_down", "recovery"):
         return f"{check.actual:.1f}s"
@@ -498,3 +500,233 @@ def _seconds(x: Any) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "the pool timeout"
     return f"{float(x):g}s"
+
+
+# --------------------------------------------------------------------------------------------
+# cpu: the autoscaler
+# --------------------------------------------------------------------------------------------
+API_HPA = "tradewise-api-hpa"  # the API's HPA (its target is whichever API Deployment is live)
+LOCAL_HPA = "api-processes"  # the local stack: its API processes, sampled as if an HPA
+LOCAL_DEPLOYMENT = "api"
+CPU_METRIC = "cpu"
+# after the HPA's stabilization and rate limits, one sync period and a metrics window pass
+# before a scale-down is seen (15 s each by default)
+SCALE_DOWN_MARGIN_SECONDS = 30.0
+
+
+def climb_users(settings: StressSettings, bound: float) -> list[int]:
+    """Users of each climb step: 1, 2, 4, ... up to ``max_users``, as many steps as leave a
+    third of the bound to hold the load once the CPU target is crossed."""
+    steps = max(1, int((bound * 2 / 3) // settings.step_seconds))
+    users: list[int] = []
+    for i in range(steps):
+        n = min(2**i, settings.max_users)
+        if users and n == users[-1]:
+            break
+        users.append(n)
+    return users
+
+
+def cpu_climb_spec(
+    host: str, perf: PerformanceTest, settings: StressSettings, bound: float, uncached: bool
+) -> LoadSpec:
+    """The climb: uncached analyses of the cold symbols, users doubling every step, no wait."""
+    from tradewise_ops.core.loadplan import StageSpec
+
+    users = climb_users(settings, bound)
+    stages = tuple(
+        StageSpec(f"climb-{i + 1}", settings.step_seconds, n, float(max(n, 1) * 4))
+        for i, n in enumerate(users)
+    )
+    return LoadSpec(
+        host=host,
+        tasks=(TaskSpec("analysis_cold", uncached_paths(perf.cold_symbols, uncached)),),
+        duration_seconds=settings.step_seconds * len(stages),
+        users=users[-1],
+        spawn_rate=float(users[-1] * 4),
+        stages=stages,
+        wait=WaitSpec(),
+        interval_seconds=1.0,
+        kind="stress-cpu",
+    )
+
+
+def cpu_hold_spec(climb: LoadSpec, users: int, seconds: float) -> LoadSpec:
+    """The hold: the climb's requests at the users that crossed the target, for ``seconds``."""
+    from tradewise_ops.core.loadplan import StageSpec
+
+    return LoadSpec(
+        host=climb.host,
+        tasks=climb.tasks,
+        duration_seconds=seconds,
+        users=users,
+        spawn_rate=float(users * 4),
+        stages=(StageSpec("hold", seconds, users, float(users * 4)),),
+        wait=climb.wait,
+        interval_seconds=climb.interval_seconds,
+        kind=climb.kind,
+    )
+
+
+def shifted(intervals: Sequence[Any], offset: float, first_index: int) -> list[Any]:
+    """``intervals`` of a later run on the first run's clock (``offset`` seconds after it)."""
+    from tradewise_ops.core.loadreport import Interval
+
+    return [
+        Interval(
+            index=first_index + i,
+            start=iv.start + offset,
+            end=iv.end + offset,
+            users=iv.users,
+            endpoints=iv.endpoints,
+            stage=iv.stage,
+        )
+        for i, iv in enumerate(intervals)
+    ]
+
+
+def cpu_above(record: Any, hpa: str) -> float | None:
+    """The CPU utilization of an HPA sample of ``hpa`` when it is above its target, else None."""
+    from tradewise_ops.core.timeline import HpaSample
+
+    if not isinstance(record, HpaSample) or record.name != hpa or record.deleted:
+        return None
+    for metric in record.metrics:
+        if metric.name == CPU_METRIC and metric.above:
+            return metric.value
+    return None
+
+
+def scale_down_window(behavior: Mapping[str, Any], peak: int, floor: int) -> float:
+    """How long the HPA's ``behavior`` takes from ``peak`` replicas to ``floor`` at most.
+
+    The stabilization window, then one policy period per step (as the HPA controller rate
+    limits: a Percent policy allows ``int(start * (1 - value/100))``, a Pods policy
+    ``start - value``; ``selectPolicy: Max`` takes the larger change), plus
+    ``SCALE_DOWN_MARGIN_SECONDS`` for a sync period and the metrics window.
+    """
+    rules = dict(behavior.get("scaleDown") or {})
+    window = float(rules.get("stabilizationWindowSeconds", 300))
+    policies = list(
+        rules.get("policies") or [{"type": "Percent", "value": 100, "periodSeconds": 15}]
+    )
+    select_min = rules.get("selectPolicy") == "Min"
+    current, steps, period = peak, 0, 0.0
+    while current > floor and steps < 10_000:
+        proposals = []
+        for policy in policies:
+            value = float(policy.get("value", 100))
+            if policy.get("type") == "Pods":
+                proposals.append(int(current - value))
+            else:
+                proposals.append(int(current * (1 - value / 100)))
+            period = max(period, float(policy.get("periodSeconds", 60)))
+        proposed = max(proposals) if select_min else min(proposals)
+        current = max(floor, min(current - 1, proposed)) if proposed < current else current - 1
+        steps += 1
+    return window + max(0, steps - 1) * period + SCALE_DOWN_MARGIN_SECONDS
+
+
+def climb_intervals(intervals: Sequence[Any], started_at: float, until: float | None) -> list[Any]:
+    """The intervals of the climb: from the start until ``until`` (epoch; None: all)."""
+    if until is None:
+        return list(intervals)
+    return [iv for iv in intervals if started_at + iv.start < until]
+
+
+def cpu_outcome(
+    env: Environment,
+    slo: Slo,
+    target: str,
+    *,
+    analysis: Mapping[str, Any],
+    hpa: str,
+    cpu_target: float | None,
+    peak_cpu: float | None,
+    crossed_users: int | None,
+    climb: Sequence[Any],
+    scale_down: Mapping[str, Any] | None,
+    interrupted: bool = False,
+) -> StressOutcome:
+    """The cpu verdict: the target crossed, trigger -> rescale -> ready within
+    ``slo.scale_up_seconds``, p95 and errors of the ``climb`` intervals (start to ready), and
+    with ``scale_down`` (``seconds``, ``window_seconds``, ``floor``) the return to the floor."""
+    from tradewise_ops.core.loadreport import run_totals
+
+    ups = [u for u in analysis.get("scale_ups", []) if u.get("hpa") == hpa]
+    done = [u for u in ups if u.get("total_seconds") is not None]
+    first = done[0] if done else (ups[0] if ups else None)
+    checks = [
+        check(
+            "cpu_target",
+            f"API CPU above its {cpu_target:g}% target" if cpu_target else "API CPU above target",
+            peak_cpu,
+            cpu_target or 0.0,
+            crossed_users is not None,
+        ),
+        check(
+            "scale_up",
+            f"scale-up (trigger -> ready) < {format_duration(slo.scale_up_seconds)}",
+            None if first is None else first.get("total_seconds"),
+            slo.scale_up_seconds,
+            first is not None and first.get("verdict") == PASS,
+        ),
+    ]
+    totals = run_totals(climb)
+    checks += load_checks(
+        totals.requests, totals.failures, totals.latency.percentile(95), slo, "_during_climb"
+    )
+    notes: list[str] = []
+    if scale_down is not None:
+        seconds, window = scale_down.get("seconds"), float(scale_down["window_seconds"])
+        checks.append(
+            check(
+                "scale_down",
+                f"back to {scale_down['floor']} replicas within {format_duration(window)} "
+                "(the HPA's scale-down behavior)",
+                seconds,
+                window,
+                seconds is not None and seconds <= window,
+            )
+        )
+    if crossed_users is None:
+        notes.append(
+            "the API's CPU never went above its target: more users (stress.max_users), a "
+            "longer --duration, or the `uncached` fault knob make the load heavier"
+        )
+    elif not ups:
+        notes.append(
+            "the CPU crossed its target but no scale-up was seen"
+            + (
+                ": the local stack has no autoscaler (scale it with `tradewise local scale api "
+                "N` while the scenario runs)"
+                if not env.is_kubernetes
+                else " within the bound"
+            )
+        )
+    figures: dict[str, Any] = {
+        "hpa": hpa,
+        "cpu_target_percent": cpu_target,
+        "peak_cpu_percent": None if peak_cpu is None else round(peak_cpu, 1),
+        "users_at_crossing": crossed_users,
+        "scale_ups": ups,
+        "climb": {
+            "requests": totals.requests,
+            "failures": totals.failures,
+            "p95_ms": None
+            if totals.latency.percentile(95) is None
+            else round(float(totals.latency.percentile(95) or 0), 2),
+            "seconds": round(sum(iv.seconds for iv in climb), 3),
+        },
+        "scale_down": None if scale_down is None else dict(scale_down),
+    }
+    return StressOutcome(
+        scenario="cpu",
+        environment=env.name,
+        target=target,
+        slo=slo_data(slo),
+        checks=checks,
+        figures=figures,
+        interrupted=interrupted,
+        notes=notes,
+    )

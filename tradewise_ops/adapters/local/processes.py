@@ -586,6 +586,14 @@ class LocalStack:
             )
         return infos
 
+    def wanted(self) -> dict[str, int]:
+        """The counts the stack wants running: what ``scale`` last set, else the config's."""
+        state = self._read_state()
+        return {
+            "api": int(state.get("api_processes", self.settings.api_processes)),
+            "worker": int(state.get("worker_processes", self.settings.worker_processes)),
+        }
+
     def counts(self) -> dict[str, int]:
         """Running processes per component; ``api`` counts gunicorn workers."""
         counts = dict.fromkeys(SERVICES, 0)
