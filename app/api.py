@@ -234,8 +234,13 @@ def prometheus_metrics() -> Response:
 
 
 def openapi() -> Response:
-    """The OpenAPI 3 document of this API."""
-    return jsonify(openapi_document())
+    """The OpenAPI 3 document of this API (with the fault routes when they are enabled)."""
+    doc = openapi_document()
+    if "memory" in _service().settings.faults:
+        from app.faults import openapi_paths
+
+        doc = {**doc, "paths": {**doc["paths"], **openapi_paths()}}  # the shared one unchanged
+    return jsonify(doc)
 
 
 class RequestMetrics:
@@ -339,6 +344,9 @@ def register_api(flask_app: Flask) -> None:
         flask_app.add_url_rule(rule, endpoint, view, methods=list(methods))
         for method in methods:
             metrics.init_endpoint(method, endpoint)
+    from app.faults import register_faults  # stress-test knobs, only when enabled
+
+    register_faults(flask_app, flask_app.config["TRADEWISE_SETTINGS"].faults)
     flask_app.wsgi_app = RequestMetrics(flask_app)  # type: ignore[method-assign]
     flask_app.register_error_handler(ApiError, _handle_api_error)
     flask_app.register_error_handler(HTTPException, _handle_http_error)

@@ -120,3 +120,62 @@ def test_uncached_knob_only_when_enabled(tmp_path: Path, redis_url: str) -> None
     assert knob.get("/api/stock-analysis?symbol=IBM").headers["X-Cache"] == "HIT"
     assert knob.get(url).headers["X-Cache"] == "MISS"
     assert knob.get(url).headers["X-Cache"] == "MISS"
+
+
+def test_memory_fault_routes_only_with_the_knob(tmp_path: Path, redis_url: str) -> None:
+    plain = _app(tmp_path, redis_url)
+    assert plain.test_client().post("/api/faults/memory", json={}).status_code == 404
+    assert (
+        "/api/faults/memory" not in plain.test_client().get("/api/openapi.json").get_json()["paths"]
+    )
+    from app.faults import fault_memory
+
+    with plain.app_context(), pytest.raises(RuntimeError, match="not enabled"):
+        fault_memory.run(16, 0.01, 16, 1)
+    plain.extensions["tradewise"].close()
+
+    knob = _app(tmp_path, redis_url, TRADEWISE_FAULTS="memory")
+    client = knob.test_client()
+    doc = client.get("/api/openapi.json").get_json()
+    rules = {r.rule for r in knob.url_map.iter_rules()}
+    assert {"/api/faults/memory", "/api/faults/tasks"} <= rules
+    assert {"/api/faults/memory", "/api/faults/tasks"} <= set(doc["paths"])
+    assert set(doc["paths"]["/api/faults/memory"]) == {"post"}
+    # in this process: a thread grows 2 x 8 MiB (no limit here) and gives it back
+    answer = client.post(
+        "/api/faults/memory",
+        json={"target": "api", "step_mb": 8, "max_mb": 16, "interval_seconds": 0.01},
+    )
+    import os
+
+    assert answer.status_code == 202 and answer.get_json()["pid"] == os.getpid()
+    # the worker's fault and the tasks behind it are queued in Redis (no worker runs here)
+    answer = client.post("/api/faults/memory", json={"target": "worker", "tasks": 3})
+    body = answer.get_json()
+    assert answer.status_code == 202 and len(body["tasks"]) == 3 and body["fault_task"]
+    states = client.get("/api/faults/tasks?ids=" + ",".join(body["tasks"])).get_json()["states"]
+    assert states == dict.fromkeys(body["tasks"], "PENDING")
+    for bad in ({"target": "db"}, {"step_mb": 0}, {"max_mb": "x"}):
+        reply = client.post("/api/faults/memory", json=bad)
+        assert reply.status_code == 400 and reply.get_json()["error"]["code"] == "bad_request"
+    assert client.get("/api/faults/tasks").status_code == 400
+    knob.extensions["tradewise"].close()
+
+
+def test_the_fault_kills_its_process_at_an_address_space_limit() -> None:
+    """Under RLIMIT_AS the allocation fails; the fault ends the process as the OOM killer would."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, psutil\n"
+        "vms = psutil.Process().memory_info().vms\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vms + 64 * 2**20,) * 2)\n"
+        "from app.faults import grow_memory\n"
+        "grow_memory(8, 0.0, 4096, 30)\n"
+        "print('not killed')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert "not killed" not in proc.stdout
+    assert "hit its memory limit" in proc.stderr

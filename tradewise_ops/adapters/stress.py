@@ -497,3 +497,311 @@ class CpuStress:
             "seconds": None if seconds is None else round(seconds, 3),
             "window_seconds": window,
         }, stopped
+
+
+# --------------------------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------------------------
+def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """POST ``body`` as JSON; the JSON answer. ``UnreachableError`` when nothing answers,
+    ``GoalMissedError`` naming the status when the app refuses."""
+    from tradewise_ops.errors import GoalMissedError, UnreachableError
+
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
+            return dict(json.loads(response.read() or b"{}"))
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:300]
+        hint = (
+            "the fault routes exist only where the service runs with TRADEWISE_FAULTS=memory, "
+            "and a cluster's Ingress routes only the public paths (port-forward the API "
+            "Service and set the environment's url to it)"
+            if exc.code == 404
+            else None
+        )
+        raise GoalMissedError(f"{url} answered {exc.code}: {detail}", hint=hint) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise UnreachableError(f"{url} does not answer: {getattr(exc, 'reason', exc)}") from None
+
+
+def get_json(url: str, timeout: float = 10.0) -> dict[str, Any] | None:
+    """GET a JSON document; None when it cannot be had (the caller tries again)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return dict(json.loads(response.read() or b"{}"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+class LocalPodSampler:
+    """The local stack's API workers and Celery workers sampled as pods of two Deployments.
+
+    Every ``interval``: each running gunicorn worker (children of the API master) and Celery
+    worker process is a serving ``PodSample`` (``api-PID``, ``worker-PID``); one that is gone
+    becomes a failed one (cause ``OOMKilled`` when it was a fault's target: it ended itself at
+    its address-space limit, as the OOM killer ends a process at its cgroup limit), then a
+    deleted one. With a ``DeploymentSample`` per group (wanted and running), the timeline
+    analysis measures each recovery as it does for pods.
+    """
+
+    def __init__(self, env: Any, session: Any, stack: Any = None, interval: float = 0.5) -> None:
+        from tradewise_ops.adapters.local import LocalStack
+
+        self.stack = stack or LocalStack(env)
+        self.session = session
+        self.interval = interval
+        self.faulted: set[int] = set()
+        self._alive: dict[int, str] = {}
+        self._periodic: Periodic | None = None
+
+    def pids(self) -> dict[int, str]:
+        """Running processes now: pid -> ``api`` | ``worker``."""
+        import psutil
+
+        out: dict[int, str] = {}
+        for info in self.stack.status():
+            if info.state != "running" or not info.pid:
+                continue
+            if info.component == "api":
+                try:
+                    out.update({c.pid: "api" for c in psutil.Process(info.pid).children()})
+                except psutil.Error:
+                    continue
+            elif info.component == "worker":
+                out[info.pid] = "worker"
+        return out
+
+    def sample(self) -> None:
+        """One sample into the session."""
+        from tradewise_ops.core.timeline import DeploymentSample, PodSample
+
+        alive = self.pids()
+        t = self.session.clock()
+        for pid, component in alive.items():
+            if pid not in self._alive:
+                self.session.add(PodSample(t, f"{component}-{pid}", component, "Running", True, 0))
+        for pid, component in self._alive.items():
+            if pid not in alive:
+                cause = "OOMKilled" if pid in self.faulted else "exited"
+                name = f"{component}-{pid}"
+                self.session.add(PodSample(t, name, component, "Failed", False, 0, cause))
+                self.session.add(
+                    PodSample(t, name, component, "Failed", False, 0, cause, deleted=True)
+                )
+        self._alive = alive
+        wanted = self.stack.wanted()
+        for component in ("api", "worker"):
+            running = sum(1 for c in alive.values() if c == component)
+            self.session.add(
+                DeploymentSample(t, component, wanted.get(component), running, running, running)
+            )
+
+    def start(self) -> LocalPodSampler:
+        """Sample now and then every ``interval`` in a thread."""
+        self.sample()
+        self._periodic = Periodic(self.sample, self.interval).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        if self._periodic is not None:
+            self._periodic.stop()
+
+
+def limit_address_space(pids: list[int], headroom_mb: int) -> dict[str, Any]:
+    """Give each process an address-space limit (``RLIMIT_AS``, as ``prlimit`` sets it)
+    ``headroom_mb`` above what it maps now; what was set, per pid."""
+    import psutil
+
+    out: dict[str, Any] = {}
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            vms = proc.memory_info().vms
+            limit = vms + headroom_mb * 2**20
+            proc.rlimit(psutil.RLIMIT_AS, (limit, limit))
+        except psutil.Error:
+            continue
+        out[str(pid)] = {"mapped_mb": round(vms / 2**20), "limit_mb": round(limit / 2**20)}
+    return out
+
+
+@dataclass
+class MemoryRun:
+    """What the memory scenario produced."""
+
+    result: RunResult
+    tasks: dict[str, str] | None
+    limits: dict[str, Any] | None
+    interrupted: bool
+    monitor: Any = None
+    error: BaseException | None = None
+
+
+class MemoryStress:
+    """The memory scenario's side: the monitor (locally the process sampler and the limits),
+    a light load for the whole bound, the faults, and the wait for the kills and recoveries.
+
+    Locally nothing restarts a killed Celery worker: ``tradewise local up`` does here, as the
+    kubelet restarts an OOM-killed container (gunicorn restarts its own workers).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        slo: Any,
+        target: str,
+        report_dir: Path | None,
+        messages: Any,
+        *,
+        targets: tuple[str, ...],
+        bound: float,
+        step_mb: int,
+        step_seconds: float,
+        symbols: tuple[str, ...],
+        settle: float = 2.0,
+        runner: LoadRunner | None = None,
+    ) -> None:
+        self.env = env
+        self.slo = slo
+        self.target = target.rstrip("/")
+        self.report_dir = report_dir
+        self.messages = messages
+        self.targets = targets
+        self.bound = bound
+        self.step_mb = step_mb
+        self.step_seconds = step_seconds
+        self.symbols = symbols
+        self.settle = settle
+        self.runner = runner or LoadRunner()
+        self._stop = threading.Event()
+        self._early = False
+        self.task_ids: list[str] = []
+        self.tasks: dict[str, str] | None = None
+        self.limits: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+    def run(self, spec: LoadSpec, on_interval: Callable[[Interval], None] | None) -> MemoryRun:
+        """The load for the bound while the faults run; stops once every target is back."""
+        from tradewise_ops.adapters.monitor import LoadMonitor
+
+        monitor = LoadMonitor(self.env, self.slo, self.bound + 3600, self.report_dir,
+                              self.messages)  # fmt: skip
+        sampler = None
+        driver = None
+        try:
+            if not self.env.is_kubernetes:
+                sampler = LocalPodSampler(self.env, monitor.mon.session).start()
+
+            def both(interval: Interval) -> None:
+                monitor.on_interval(interval)
+                if on_interval is not None:
+                    on_interval(interval)
+
+            driver = threading.Thread(
+                target=self._drive, args=(monitor, sampler), name="tradewise-fault", daemon=True
+            )
+            with stop_on_sigterm(self.runner.stop) as term:
+                driver.start()
+                result = self.runner.run(spec, on_interval=both)
+            interrupted = (result.aborted and not self._early) or term[0]
+            if self._early:
+                result.aborted, result.stopped_by = False, "recovered"
+        except BaseException:
+            monitor.abandon()
+            raise
+        finally:
+            self._stop.set()
+            if driver is not None:
+                driver.join(30)
+            if sampler is not None:
+                sampler.stop()
+        return MemoryRun(result, self.tasks, self.limits, interrupted, monitor, self.error)
+
+    def _drive(self, monitor: Any, sampler: LocalPodSampler | None) -> None:
+        try:
+            self._faults(monitor, sampler)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller after the load
+            self.error = exc
+            self.messages.warn(f"the memory fault stopped: {exc}")
+            self.runner.stop()
+
+    def _faults(self, monitor: Any, sampler: LocalPodSampler | None) -> None:
+        from tradewise_ops.core.stress import LOCAL_HEADROOM_MB, MEMORY_TASKS, memory_max_mb
+
+        if self._stop.wait(2.0):  # some load first: the error rate before the faults
+            return
+        if sampler is not None:
+            pids = [p for p, c in sampler.pids().items() if c in self.targets]
+            self.limits = limit_address_space(pids, LOCAL_HEADROOM_MB)
+            sampler.faulted.update(int(p) for p in self.limits)
+            self.messages.info(
+                f"address-space limits (RLIMIT_AS) {LOCAL_HEADROOM_MB} MiB above what each "
+                f"target maps now: {', '.join(f'pid {p}' for p in self.limits)}"
+            )
+        url = f"{self.target}/api/faults/memory"
+        for component in self.targets:
+            body = {
+                "target": component,
+                "step_mb": self.step_mb,
+                "interval_seconds": self.step_seconds,
+                "max_mb": memory_max_mb(self.env, component),
+                "seconds": self.bound,
+            }
+            if component == "worker":
+                body.update(tasks=MEMORY_TASKS, symbols=list(self.symbols))
+            answer = post_json(url, body)
+            self.task_ids += [str(t) for t in answer.get("tasks") or []]
+            self.messages.step(
+                f"memory fault started in the {component}"
+                + (f" (pid {answer['pid']})" if answer.get("pid") else "")
+                + (f", {len(self.task_ids)} tasks queued behind it" if self.task_ids else "")
+            )
+        if self.task_ids:
+            self.tasks = dict.fromkeys(self.task_ids, "PENDING")
+        while not self._stop.wait(0.5):
+            if sampler is not None:
+                self._restart_workers()
+            if self.task_ids:
+                self._poll_tasks()
+            if self._all_back(monitor):
+                if not self._stop.wait(self.settle):
+                    self._early = True
+                    self.runner.stop()
+                return
+
+    def _restart_workers(self) -> None:
+        """Locally: start a Celery worker that exited (as the kubelet restarts a container)."""
+        from tradewise_ops.adapters.local import LocalStack
+
+        stack = LocalStack(self.env)
+        gone = [p for p in stack.status() if p.component == "worker" and p.state == "exited"]
+        if gone:
+            shown = ", ".join(f"{p.name} (exit {p.exit_code})" for p in gone)
+            self.messages.info(f"{shown}: restarting it, as the kubelet restarts a container")
+            stack.up(timeout=60)
+
+    def _poll_tasks(self) -> None:
+        ids = ",".join(self.task_ids)
+        answer = get_json(f"{self.target}/api/faults/tasks?ids={ids}")
+        if answer is not None and self.tasks is not None:
+            self.tasks.update({str(k): str(v) for k, v in (answer.get("states") or {}).items()})
+
+    def _all_back(self, monitor: Any) -> bool:
+        """Every target OOM-killed and recovered, every queued task done."""
+        from tradewise_ops.core.stress import component_of
+        from tradewise_ops.core.timeline import analyze
+
+        analysis = analyze(monitor.mon.session.records(), self.slo)
+        back = {
+            component_of(r.deployment)
+            for r in analysis.recoveries
+            if "OOMKilled" in r.cause and r.recovered_at is not None
+        }
+        if not set(self.targets) <= back:
+            return False
+        return self.tasks is None or all(s == "SUCCESS" for s in self.tasks.values())

@@ -170,6 +170,84 @@ def cpu(
     _finish(state, outcome, doc, load, report_dir)
 
 
+@stress_app.command("memory")
+def memory(
+    ctx: typer.Context,
+    duration: str = _DURATION_OPT,
+    report: str = _REPORT_OPT,
+    host: str = _HOST_OPT,
+    target: str = typer.Option("both", "--target", help="Grow the api, the worker, or both."),
+    i_mean_prod: bool = typer.Option(
+        False, "--i-mean-prod", help="Allow it in production (it OOM-kills pods there)."
+    ),
+) -> None:
+    """Grow an API process and a worker toward their memory limits; verdict on OOM handling.
+
+    Needs the memory fault knob (faults: [memory] in the environment's config). Judged: each
+    target OOM-killed (its pod, not the node) and back within slo.recovery_seconds, no task
+    lost (tasks queued behind the worker's fault all done), errors of a light load during it
+    all under the error objective. Locally each target process gets an address-space limit
+    (RLIMIT_AS) instead of a cgroup limit.
+    """
+    from tradewise_ops.adapters.loadtest import probe
+    from tradewise_ops.adapters.stress import MemoryStress
+    from tradewise_ops.core import stress as core
+    from tradewise_ops.core.loadreport import run_totals
+    from tradewise_ops.errors import BadInputError
+
+    state = get_state(ctx)
+    cfg, env = state.config(), state.environment()
+    targets = core.MEMORY_TARGETS if target == "both" else (target,)
+    if not set(targets) <= set(core.MEMORY_TARGETS):
+        raise BadInputError(f"--target {target!r}: use api, worker or both")
+    if env.kind == "compose":
+        raise BadInputError(f"{env.name} is a compose environment: use a local or kubernetes one")
+    core.memory_allowed(env, i_mean_prod)
+    state.confirm(env, "stress memory (OOM-kills processes)")
+    url = core.stress_target(env, host)
+    bound = core.scenario_seconds(cfg.stress, "memory", duration)
+    report_dir = _report_dir(report)
+    probe(url + "/api/health")
+    spec = core.memory_load_spec(url, cfg.performance_test, bound)
+    state.terminal.step(
+        f"stress memory: growing the {' and the '.join(targets)} by "
+        f"{cfg.stress.memory_step_mb} MiB every {cfg.stress.memory_step_seconds:g}s toward "
+        f"their limits, {spec.users} users of traffic, at most {bound:g}s"
+    )
+    side = MemoryStress(
+        env, cfg.slo, url, report_dir, state.terminal, targets=targets, bound=bound,
+        step_mb=cfg.stress.memory_step_mb, step_seconds=cfg.stress.memory_step_seconds,
+        symbols=cfg.performance_test.cold_symbols,
+    )  # fmt: skip
+    run = side.run(spec, on_interval=_progress(state, bound))
+    load = _load_report(spec, [run.result], run.result.intervals, cfg.slo)
+    scaling_doc = run.monitor.finish(load.to_dict(), run.interrupted)
+    totals = run_totals(run.result.intervals)
+    outcome = core.memory_outcome(
+        env,
+        cfg.slo,
+        url,
+        analysis=scaling_doc,
+        targets=targets,
+        tasks=run.tasks,
+        requests=totals.requests,
+        failures=totals.failures,
+        p95_ms=totals.latency.percentile(95),
+        limits=run.limits,
+        interrupted=run.interrupted,
+    )
+    if run.error is not None:
+        hint = getattr(run.error, "hint", None)
+        outcome.notes.append(
+            f"the fault stopped early: {run.error}" + (f" ({hint})" if hint else "")
+        )
+    doc = {**outcome.to_dict(), "load": load.to_dict(), "monitor": scaling_doc}
+    summary = run.monitor.summary
+    if summary is not None and not state.terminal.machine_output:
+        state.terminal.out.print(state.tables_view(summary.tables, summary.sentence))
+    _finish(state, outcome, doc, load, report_dir)
+
+
 # --------------------------------------------------------------------------------------------
 # shared by the scenarios
 # --------------------------------------------------------------------------------------------

@@ -730,3 +730,190 @@ def cpu_outcome(
         interrupted=interrupted,
         notes=notes,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# memory: OOM handling
+# --------------------------------------------------------------------------------------------
+MEMORY_TARGETS = ("api", "worker")
+# the local stack has no cgroup limit: each target process gets an address-space limit
+# (RLIMIT_AS) this far above what it has mapped when the fault starts
+LOCAL_HEADROOM_MB = 256
+MEMORY_TASKS = 5  # analysis tasks queued behind the worker's fault: none may be lost
+# what a node-level memory problem looks like in the events (an OOM of the node, an eviction)
+NODE_MEMORY_REASONS = frozenset(
+    {"SystemOOM", "Evicted", "Evicting", "NodeHasInsufficientMemory", "EvictionThresholdMet"}
+)
+
+
+def is_production(env: Environment) -> bool:
+    """True for the production environment: named (or aliased) prod/production."""
+    names = {env.name.lower(), *(a.lower() for a in env.aliases)}
+    return bool(names & {"prod", "production"})
+
+
+def memory_allowed(env: Environment, i_mean_prod: bool) -> None:
+    """Refuse (``BadInputError``) unless ``env`` enables the memory fault; never production
+    unless ``--i-mean-prod``."""
+    if is_production(env) and not i_mean_prod:
+        raise BadInputError(
+            f"{env.name} is production: stress memory OOM-kills its pods; add --i-mean-prod "
+            "if that is what you want"
+        )
+    if "memory" not in env.faults:
+        raise BadInputError(
+            f"{env.name} does not enable the memory fault: add memory to "
+            f"environments.{env.name}.faults in the config (and deploy, so the service gets "
+            "TRADEWISE_FAULTS=memory)"
+        )
+
+
+def component_of(deployment: str) -> str | None:
+    """``api`` or ``worker`` for a Deployment (or the local stack's process group) name."""
+    if "worker" in deployment:
+        return "worker"
+    if "api" in deployment:
+        return "api"
+    return None
+
+
+def memory_max_mb(env: Environment, component: str) -> int:
+    """How far the fault may grow a process: past its limit (1.5x the container's memory limit;
+    locally twice the address-space headroom), so that it meets the limit, but bounded."""
+    from tradewise_ops.core.units import memory_bytes
+
+    if not env.is_kubernetes:
+        return 2 * LOCAL_HEADROOM_MB
+    limit = memory_bytes(env.components[component].resources.memory_limit) or 0
+    return max(64, int(math.ceil(limit / 2**20 * 1.5)))
+
+
+def memory_load_spec(host: str, perf: PerformanceTest, seconds: float, users: int = 4) -> LoadSpec:
+    """The traffic during the memory scenario: health and hot analyses, a few users, short
+    waits (what the error objective is held against while processes are killed)."""
+    hot = tuple(f"/api/stock-analysis?symbol={s}" for s in perf.hot_symbols)
+    return LoadSpec(
+        host=host,
+        tasks=(TaskSpec("health", ("/api/health",), 1), TaskSpec("analysis_hot", hot, 2)),
+        duration_seconds=seconds,
+        users=users,
+        spawn_rate=float(users * 4),
+        wait=WaitSpec(kind="between", low=0.05, high=0.2),
+        interval_seconds=1.0,
+        kind="stress-memory",
+    )
+
+
+def memory_outcome(
+    env: Environment,
+    slo: Slo,
+    target: str,
+    *,
+    analysis: Mapping[str, Any],
+    targets: Sequence[str],
+    tasks: Mapping[str, str] | None,
+    requests: int,
+    failures: int,
+    p95_ms: float | None,
+    limits: Mapping[str, Any] | None = None,
+    interrupted: bool = False,
+) -> StressOutcome:
+    """The memory verdict, per target: OOM-killed (the process or container, not the node),
+    back within ``slo.recovery_seconds``; no task lost (every analysis task queued behind the
+    worker's fault succeeded); errors under the error objective during it all.
+
+    ``analysis`` is the monitor's document (``recoveries``, ``events``); ``tasks`` the state of
+    each queued task at the end.
+    """
+    recoveries = list(analysis.get("recoveries") or [])
+    node_events = [
+        e for e in analysis.get("events") or [] if e.get("reason") in NODE_MEMORY_REASONS
+    ]
+    checks: list[SloCheck] = []
+    kills: dict[str, list[Mapping[str, Any]]] = {}
+    for component in targets:
+        oom = [
+            r
+            for r in recoveries
+            if component_of(str(r.get("deployment", ""))) == component
+            and "OOMKilled" in str(r.get("cause", ""))
+        ]
+        kills[component] = oom
+        checks.append(
+            check(
+                f"{component}_oom_killed",
+                f"the {component} is OOM-killed at its limit, not the node",
+                float(len(oom)),
+                1.0,
+                bool(oom) and not node_events,
+            )
+        )
+        seconds = [r.get("seconds") for r in oom]
+        worst = max(float(x) for x in seconds) if oom and None not in seconds else None
+        checks.append(
+            check(
+                f"{component}_recovery_seconds",
+                f"the {component} back within {format_duration(slo.recovery_seconds)}",
+                worst,
+                slo.recovery_seconds,
+                bool(oom) and all(r.get("verdict") == PASS for r in oom),
+            )
+        )
+    if tasks is not None:
+        done = sum(1 for s in tasks.values() if s == "SUCCESS")
+        checks.append(
+            check(
+                "no_task_lost",
+                f"every task queued behind the fault done ({len(tasks)})",
+                float(done),
+                float(len(tasks)),
+                bool(tasks) and done == len(tasks),
+            )
+        )
+    error = [c for c in load_checks(requests, failures, p95_ms, slo) if c.name == "error_rate"]
+    checks += error
+    notes: list[str] = []
+    findings: list[StressFinding] = []
+    if node_events:
+        findings.append(
+            StressFinding(
+                "node-memory",
+                "the node ran out of memory or evicted pods ("
+                + ", ".join(f"{e.get('reason')} {e.get('object')}" for e in node_events[:3])
+                + "): the memory limits of the pods on it add up to more than it has",
+                f"environments.{env.name}.components.*.resources.limits.memory",
+            )
+        )
+    if tasks is not None and any(s == "STARTED" for s in tasks.values()):
+        notes.append(
+            "a task was running when its worker was killed: the broker gives it back after "
+            "CELERY_VISIBILITY_TIMEOUT (default 3600 s), later than this scenario waits"
+        )
+    for component in targets:
+        if not kills.get(component):
+            notes.append(
+                f"no OOM kill of the {component} was seen: its limit was not reached within the "
+                "bound (a larger stress.memory_step_mb, or a longer --duration)"
+            )
+    figures: dict[str, Any] = {
+        "targets": list(targets),
+        "oom_kills": {c: [dict(r) for r in kills.get(c, [])] for c in targets},
+        "tasks": None if tasks is None else dict(tasks),
+        "requests": requests,
+        "failures": failures,
+        "error_rate": round(failures / requests, 5) if requests else None,
+        "p95_ms": None if p95_ms is None else round(p95_ms, 2),
+        "node_events": node_events,
+        "limits": None if limits is None else dict(limits),
+    }
+    return StressOutcome(
+        scenario="memory",
+        environment=env.name,
+        target=target,
+        slo=slo_data(slo),
+        checks=checks,
+        figures=figures,
+        findings=findings,
+        interrupted=interrupted,
+        notes=notes,
+    )
