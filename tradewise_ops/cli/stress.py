@@ -74,7 +74,7 @@ def db(
     spec = core.db_spec(target, cfg.performance_test, seconds, max(n, 1), uncached)
     state.terminal.step(
         f"stress db: {spec.users} users of uncached analyses against {target} for "
-        f"{seconds:g}s" + (f" (the pools hold {capacity} connections)" if capacity else "")
+        f"{seconds:g}s" + (f" (the pools hold {capacity} connection(s))" if capacity else "")
     )
     run = side.run(spec, before, on_interval=_progress(state, seconds))
     totals = run_totals(run.result.intervals)

@@ -444,8 +444,8 @@ def db_outcome(
                 StressFinding(
                     "pool-settings-differ",
                     f"the app runs pools of {size} + {overflow} overflow, the config says "
-                    f"{configured.size} + {configured.overflow} ({key}): deploy it again to "
-                    "apply the config",
+                    f"{configured.size} + {configured.overflow} ({key}): deploy it again (or "
+                    "restart the local stack) to apply the config",
                     key,
                 )
             )
