@@ -53,7 +53,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     flask_app.config.update({k: v for k, v in overrides.items() if k.isupper()})
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        settings.db_pool_size,
+        settings.db_pool_overflow,
+        settings.db_pool_timeout,
+    )
     cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.redis_retry_seconds)
     service = AnalysisService(settings, engine, cache)
     service.prepare_schema()

@@ -122,7 +122,11 @@ def stock_analysis() -> Response:
         except InvalidSymbolError as exc:
             code = "missing_symbol" if raw is None or not raw.strip() else "invalid_symbol"
             raise ApiError(400, code, str(exc)) from None
-    payload = service.cached(symbol)
+    if "uncached" in service.settings.faults and request.args.get("cache") == "bypass":
+        payload = None  # stress-test knob (TRADEWISE_FAULTS=uncached): compute, as on a miss
+        metrics.count_cache(False)
+    else:
+        payload = service.cached(symbol)
     if payload is not None:  # the hot path: one Redis GET, the stored bytes as they are
         return Response(payload, headers=[("Content-Type", JSON), ("X-Cache", "HIT")])
     try:
@@ -230,8 +234,13 @@ def prometheus_metrics() -> Response:
 
 
 def openapi() -> Response:
-    """The OpenAPI 3 document of this API."""
-    return jsonify(openapi_document())
+    """The OpenAPI 3 document of this API (with the fault routes when they are enabled)."""
+    doc = openapi_document()
+    if "memory" in _service().settings.faults:
+        from app.faults import openapi_paths
+
+        doc = {**doc, "paths": {**doc["paths"], **openapi_paths()}}  # the shared one unchanged
+    return jsonify(doc)
 
 
 class RequestMetrics:
@@ -335,6 +344,9 @@ def register_api(flask_app: Flask) -> None:
         flask_app.add_url_rule(rule, endpoint, view, methods=list(methods))
         for method in methods:
             metrics.init_endpoint(method, endpoint)
+    from app.faults import register_faults  # stress-test knobs, only when enabled
+
+    register_faults(flask_app, flask_app.config["TRADEWISE_SETTINGS"].faults)
     flask_app.wsgi_app = RequestMetrics(flask_app)  # type: ignore[method-assign]
     flask_app.register_error_handler(ApiError, _handle_api_error)
     flask_app.register_error_handler(HTTPException, _handle_http_error)

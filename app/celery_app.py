@@ -19,6 +19,7 @@ def celery_init_app(flask_app: Flask) -> Celery:
     celery_app = Celery(flask_app.name, task_cls=FlaskTask)
     celery_app.config_from_object(flask_app.config["CELERY"])
     celery_app.set_default()
+    import app.faults  # noqa: F401  (the stress-test fault task, refused unless enabled)
     import app.tasks  # noqa: F401  (registers the shared tasks)
 
     flask_app.extensions["celery"] = celery_app

@@ -22,6 +22,8 @@ def default_workers() -> int:
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers())
 worker_class = "sync"
+# WEB_THREADS > 1: that many threads per worker (gunicorn then runs its gthread worker)
+threads = int(os.environ.get("WEB_THREADS") or 1)
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", "/tmp")
 control_socket_disable = True
 timeout = 30

@@ -24,6 +24,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -60,6 +61,41 @@ ANALYSIS_COMPUTE = Histogram(
 )
 DEPENDENCY_ERRORS = Counter(
     "tradewise_dependency_errors_total", "Errors talking to a dependency", ["dependency"]
+)
+
+# -- the database connection pool of each process (summed over live processes at scrape time) --
+# what `tradewise stress db` reads: how full the pools were and how long calls waited on them
+DB_POOL_CHECKOUTS = Counter(
+    "tradewise_db_pool_checkouts_total", "Connections taken from the database pool"
+)
+DB_POOL_WAITS = Counter(
+    "tradewise_db_pool_waits_total",
+    "Connections asked for while every connection of the pool was taken (the call waited)",
+)
+DB_POOL_WAIT = Histogram(
+    "tradewise_db_pool_wait_seconds",
+    "How long a call that found the pool full waited for a connection",
+    buckets=LATENCY_BUCKETS,
+)
+DB_POOL_TIMEOUTS = Counter(
+    "tradewise_db_pool_timeouts_total",
+    "Calls that gave up waiting for a pool connection (the pool timeout passed)",
+)
+DB_POOL_CHECKED_OUT = Gauge(
+    "tradewise_db_pool_checked_out",
+    "Database connections in use now, over the live processes",
+    multiprocess_mode="livesum",
+)
+DB_POOL_CAPACITY = Gauge(
+    "tradewise_db_pool_capacity",
+    "Connections the live processes' pools may open (size + overflow, summed)",
+    multiprocess_mode="livesum",
+)
+DB_POOL_SETTING = Gauge(
+    "tradewise_db_pool_setting",
+    "The pool settings of a process: size, overflow, timeout_seconds",
+    ["setting"],
+    multiprocess_mode="livemax",
 )
 
 _hit = CACHE_LOOKUPS.labels("hit")

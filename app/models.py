@@ -8,6 +8,9 @@ analysis twice (a retried or redelivered task) leaves one row.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -43,14 +46,35 @@ class AnalysisRecord(Base):
     updated_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(
+    url: str,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    pool_timeout: float | None = None,
+) -> Engine:
     """Create the engine: WAL and a busy timeout for SQLite, pre-ping and short timeouts else.
 
     The connect timeout is libpq's shortest (2 s): what a request waits is bounded by the API's
     database gate (``app.dbgate``), this bounds how long a call keeps trying in the background.
+    The pool settings (``TRADEWISE_DB_POOL_*``) replace the defaults (PostgreSQL: 5 + 5
+    overflow, 5 s; a SQLite file: SQLAlchemy's 5 + 10, 30 s) where given; the pool is
+    instrumented for ``/metrics`` (``instrument_pool``).
     """
+    pool_args = {
+        k: v
+        for k, v in (
+            ("pool_size", pool_size),
+            ("max_overflow", max_overflow),
+            ("pool_timeout", pool_timeout),
+        )
+        if v is not None
+    }
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite+pysqlite:"):
+            pool_args = {}  # one shared in-memory connection: no queue pool to size
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 15, "check_same_thread": False}, **pool_args
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -60,15 +84,78 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=15000")
             cursor.close()
 
+        instrument_pool(engine)
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=5,
+        **{"pool_size": 5, "max_overflow": 5, "pool_timeout": 5, **pool_args},
         connect_args={"connect_timeout": 2},
     )
+    instrument_pool(engine)
+    return engine
+
+
+# -- the pool's metrics: connections in use, calls that waited for one, how long ---------------
+def instrument_pool(engine: Engine) -> None:
+    """Count the pool's connections in use (``checkout``/``checkin`` events) and publish its
+    settings; a pool without a queue (one shared SQLite connection) publishes nothing."""
+    from app import metrics
+
+    pool = engine.pool
+    if not isinstance(pool, sa.pool.QueuePool):
+        return
+    overflow = max(0, int(getattr(pool, "_max_overflow", 0)))
+    metrics.DB_POOL_CAPACITY.set(pool.size() + overflow)
+    metrics.DB_POOL_SETTING.labels("size").set(pool.size())
+    metrics.DB_POOL_SETTING.labels("overflow").set(overflow)
+    metrics.DB_POOL_SETTING.labels("timeout_seconds").set(float(getattr(pool, "_timeout", 0)))
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(*_: Any) -> None:
+        metrics.DB_POOL_CHECKOUTS.inc()
+        metrics.DB_POOL_CHECKED_OUT.inc()
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(*_: Any) -> None:
+        metrics.DB_POOL_CHECKED_OUT.dec()
+
+
+def _pool_full(engine: Engine) -> bool:
+    """True when every connection the pool may open is taken: the next call waits."""
+    pool = engine.pool
+    if not isinstance(pool, sa.pool.QueuePool):
+        return False
+    overflow = max(0, int(getattr(pool, "_max_overflow", 0)))
+    return bool(pool.checkedout() >= pool.size() + overflow)
+
+
+@contextmanager
+def pooled(engine: Engine, begin: bool = False) -> Iterator[sa.Connection]:
+    """A connection from the pool (in a transaction with ``begin``), its wait measured.
+
+    A call that found the pool full is counted and its wait observed; one that gave up after
+    the pool timeout is counted as a timeout (and raises SQLAlchemy's ``TimeoutError``).
+    """
+    from app import metrics
+
+    full = _pool_full(engine)
+    started = time.perf_counter()
+    try:
+        conn = engine.connect()
+    except sa.exc.TimeoutError:
+        metrics.DB_POOL_TIMEOUTS.inc()
+        raise
+    finally:
+        if full:
+            metrics.DB_POOL_WAITS.inc()
+            metrics.DB_POOL_WAIT.observe(time.perf_counter() - started)
+    with conn:
+        if begin:
+            with conn.begin():
+                yield conn
+        else:
+            yield conn
 
 
 def create_schema(engine: Engine) -> None:
@@ -112,5 +199,5 @@ def upsert_analysis(engine: Engine, document: dict[str, Any], payload: bytes) ->
             "updated_count": table.c.updated_count + 1,
         },
     )
-    with engine.begin() as conn:
+    with pooled(engine, begin=True) as conn:
         conn.execute(stmt)

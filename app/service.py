@@ -27,7 +27,7 @@ from app import metrics
 from app.analysis import analyse
 from app.cache import AnalysisCache, DisabledCache
 from app.dbgate import DatabaseGate, DatabaseUnavailableError
-from app.models import create_schema, upsert_analysis
+from app.models import create_schema, pooled, upsert_analysis
 from app.providers import HttpProvider, MarketDataProvider, SyntheticProvider
 from app.settings import Settings
 
@@ -66,8 +66,11 @@ class AnalysisService:
         self.cache = cache
         self.provider = make_provider(settings)
         self._schema_ready = False
+        # with gunicorn threads, as many healthy calls as threads may run at once
         self.db_gate = DatabaseGate(
-            settings.database_timeout_seconds, settings.database_retry_seconds
+            settings.database_timeout_seconds,
+            settings.database_retry_seconds,
+            max_pending=max(2, settings.web_threads),
         )
         self.broker: redis.Redis | None = None
         if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
@@ -174,7 +177,7 @@ class AnalysisService:
         return True, None
 
     def _select_one(self) -> None:
-        with self.engine.connect() as conn:
+        with pooled(self.engine) as conn:
             conn.execute(sa.text("SELECT 1"))
 
     def queue_length(self, queue: str = "celery") -> int | None:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlparse
 
 from app.redact import mask_credentials
@@ -23,6 +24,8 @@ DEFAULT_POPULAR = (
     "AAPL,MSFT,GOOGL,AMZN,NVDA,META,TSLA,JPM,V,JNJ,WMT,PG,MA,UNH,HD,XOM,KO,PEP,NFLX,AMD,SPY,QQQ"
 )
 PROVIDERS = ("synthetic", "http")
+# fault knobs a stress test may use (``TRADEWISE_FAULTS``); none unless the environment enables them
+FAULTS = ("memory", "uncached")
 
 
 class ConfigError(ValueError):
@@ -56,6 +59,12 @@ class Settings:
     redis_retry_seconds: float = 2.0
     database_timeout_seconds: float = 0.5
     database_retry_seconds: float = 2.0
+    # the database connection pool of each process (None: the dialect's defaults, see models)
+    db_pool_size: int | None = None
+    db_pool_overflow: int | None = None
+    db_pool_timeout: float | None = None
+    web_threads: int = 1  # gunicorn threads per worker process (1: the sync worker)
+    faults: tuple[str, ...] = ()  # enabled fault knobs (``TRADEWISE_FAULTS``), for stress tests
 
     @classmethod
     def from_env(
@@ -134,7 +143,40 @@ class Settings:
             database_retry_seconds=_number(
                 env, "TRADEWISE_DATABASE_RETRY_SECONDS", 2.0, 0.0, 300.0
             ),
+            **_pool_and_faults(env),
         )
+
+
+class _PoolAndFaults(TypedDict):
+    db_pool_size: int | None
+    db_pool_overflow: int | None
+    db_pool_timeout: float | None
+    web_threads: int
+    faults: tuple[str, ...]
+
+
+def _pool_and_faults(env: Mapping[str, str]) -> _PoolAndFaults:
+    """The pool settings, ``WEB_THREADS`` and ``TRADEWISE_FAULTS`` (stress tests' knobs)."""
+
+    def optional(name: str, low: float, high: float, integer: bool) -> float | None:
+        return _number(env, name, 0, low, high, integer) if env.get(name, "").strip() else None
+
+    size = optional("TRADEWISE_DB_POOL_SIZE", 1, 1000, True)
+    overflow = optional("TRADEWISE_DB_POOL_OVERFLOW", 0, 1000, True)
+    faults = tuple(
+        f.strip().lower() for f in env.get("TRADEWISE_FAULTS", "").split(",") if f.strip()
+    )
+    for fault in faults:
+        if fault not in FAULTS:
+            raise ConfigError("TRADEWISE_FAULTS", env.get("TRADEWISE_FAULTS"),
+                              "a comma-separated list of " + ", ".join(FAULTS))  # fmt: skip
+    return {
+        "db_pool_size": None if size is None else int(size),
+        "db_pool_overflow": None if overflow is None else int(overflow),
+        "db_pool_timeout": optional("TRADEWISE_DB_POOL_TIMEOUT_SECONDS", 0.1, 300, False),
+        "web_threads": int(_number(env, "WEB_THREADS", 1, 1, 64, True)),
+        "faults": tuple(dict.fromkeys(faults)),
+    }
 
 
 def _default_backend(redis_url: str | None, broker_url: str) -> str:

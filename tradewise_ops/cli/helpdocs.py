@@ -230,6 +230,35 @@ DOCS: dict[str, HelpDoc] = {
         ),
         "Load",
     ),
+    "stress": HelpDoc(
+        "Run a stress scenario and judge it against the SLOs.",
+        (
+            ("tradewise stress cpu --env local --report out/", "prove the CPU autoscaling"),
+            ("tradewise stress db --env staging -o json", "more requests than the pool holds"),
+        ),
+        "Load",
+    ),
+    "stress cpu": HelpDoc(
+        "Push the API past its CPU target and time the scale-up.",
+        (
+            ("tradewise stress cpu --env local", "climb, trigger, rescale, ready"),
+            ("tradewise stress cpu --env staging --through-scale-down", "and back to the floor"),
+        ),
+    ),
+    "stress memory": HelpDoc(
+        "Grow processes to their memory limit and judge recovery.",
+        (
+            ("tradewise stress memory --env local", "API and worker, OOM kill and recovery"),
+            ("tradewise stress memory --env staging --target worker", "the workers only"),
+        ),
+    ),
+    "stress db": HelpDoc(
+        "Send more uncached requests than the database pool holds.",
+        (
+            ("tradewise stress db --env local", "pool waits, p95 and errors, and what to change"),
+            ("tradewise stress db --env local --duration 30s -o json", "shorter, as JSON"),
+        ),
+    ),
     "compare": HelpDoc(
         "Say whether a load result regressed beyond the noise.",
         (

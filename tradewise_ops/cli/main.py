@@ -44,6 +44,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "logs",
     "doctor",
     "db",
+    "stress",
 )
 
 

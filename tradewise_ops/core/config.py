@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from tradewise_ops.core.redact import looks_like_credential
 from tradewise_ops.core.schedule_runs import Schedule, parse_calendar_keys
@@ -183,6 +183,9 @@ class Environment:
     cloud: str = "none"  # issue 16: whose spot-pool labels and taints (core.placement.CLOUDS)
     prometheus_url: str | None = None  # issue 16: monitoring.prometheus_url (`rightsize`)
     backups: Backups = field(default_factory=Backups)
+    # `tradewise stress`: the pool it checks (rendered into the ConfigMap), the knobs it may use
+    database_pool: DatabasePool = field(default_factory=lambda: DatabasePool())
+    faults: tuple[str, ...] = ()
 
     @property
     def is_kubernetes(self) -> bool:
@@ -287,6 +290,7 @@ class Config:
     compare: CompareThresholds = field(default_factory=CompareThresholds)
     capacity: CapacitySettings = field(default_factory=CapacitySettings)
     cost: CostSettings = field(default_factory=lambda: _cost_settings(None, {}))  # issue 16
+    stress: StressSettings = field(default_factory=lambda: StressSettings())
 
     @property
     def source(self) -> str:
@@ -529,6 +533,7 @@ def parse_config(
 
     performance_test = _performance_test(v, top.get("performance_test", {}))
     compare, capacity = _evidence(v, top)
+    stress = _stress(v, top.get("stress", {}))
 
     return Config(
         path=source,
@@ -543,6 +548,7 @@ def parse_config(
         compare=compare,
         capacity=capacity,
         cost=_cost_settings(v, top.get("cost", {})),
+        stress=stress,
     )
 
 
@@ -559,6 +565,7 @@ _TOP_KEYS = {
     "compare",
     "capacity",
     "cost",  # issue 16: prices and right-sizing margins (core.rightsize)
+    "stress",
 }
 _ENV_KEYS = {
     "namespace",
@@ -581,6 +588,8 @@ _ENV_KEYS = {
     "monitoring",  # {labels, prometheus_url}
     "cloud",  # issue 16
     "backups",
+    "database_pool",
+    "faults",
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -694,6 +703,7 @@ def _environment(
         cloud=_cloud(v, body.get("cloud", "none"), f"{key}.cloud"),
         prometheus_url=_prometheus_url(v, body.get("monitoring", {}), f"{key}.monitoring"),
         backups=backups,
+        **_stress_environment(v, body, key),
     )
 
 
@@ -1181,3 +1191,112 @@ class _Validator:
         if value is None or memory_bytes(value) is None or (memory_bytes(value) or 0) <= 0:
             self.fail(key, value, "a memory quantity like 512Mi or 2Gi")
         return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# `tradewise stress`: the database pool and fault knobs of an environment, the scenarios' bounds
+# --------------------------------------------------------------------------------------------
+FAULT_KNOBS = ("memory", "uncached")  # what the service's TRADEWISE_FAULTS accepts
+
+
+@dataclass(frozen=True)
+class DatabasePool:
+    """The database connection pool of each service process (``TRADEWISE_DB_POOL_*``)."""
+
+    size: int = 5
+    overflow: int = 5
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class StressSettings:
+    """``tradewise stress cpu|memory|db``: each scenario's time bound and how hard it pushes.
+
+    ``step_seconds``/``max_users``: the cpu scenario doubles its users every step until the CPU
+    target is crossed; ``db_users``: the db scenario's users (0: twice the pools' capacity);
+    ``memory_step_mb``/``memory_step_seconds``: how fast the memory fault grows a process.
+    """
+
+    cpu_seconds: float = 300.0
+    memory_seconds: float = 120.0
+    db_seconds: float = 60.0
+    step_seconds: float = 15.0
+    max_users: int = 200
+    db_users: int = 0
+    memory_step_mb: int = 16
+    memory_step_seconds: float = 0.25
+
+
+class _StressEnvironment(TypedDict):
+    database_pool: DatabasePool
+    faults: tuple[str, ...]
+
+
+def _stress_environment(v: _Validator, body: Mapping[str, Any], key: str) -> _StressEnvironment:
+    """``database_pool: {size, overflow, timeout (seconds)}`` and ``faults: [memory, uncached]``."""
+    raw = v.mapping(
+        body.get("database_pool", {}), f"{key}.database_pool",
+        allowed={"size", "overflow", "timeout"},
+    )  # fmt: skip
+    pool = DatabasePool(
+        size=v.integer(raw.get("size", 5), f"{key}.database_pool.size", minimum=1, maximum=1000),
+        overflow=v.integer(
+            raw.get("overflow", 5), f"{key}.database_pool.overflow", minimum=0, maximum=1000
+        ),
+        timeout_seconds=v.number(raw.get("timeout", 5), f"{key}.database_pool.timeout"),
+    )
+    if not 0.1 <= pool.timeout_seconds <= 300:
+        v.fail(f"{key}.database_pool.timeout", raw.get("timeout"), "seconds from 0.1 to 300")
+    faults = tuple(str(f) for f in v.sequence(body.get("faults", []), f"{key}.faults"))
+    for fault in faults:
+        if fault not in FAULT_KNOBS:
+            v.fail(f"{key}.faults", fault, "a list of fault knobs: " + ", ".join(FAULT_KNOBS))
+    return {"database_pool": pool, "faults": tuple(dict.fromkeys(faults))}
+
+
+def _stress(v: _Validator, raw: Any) -> StressSettings:
+    key = "stress"
+    body = v.mapping(
+        raw, key,
+        allowed={"duration", "step_seconds", "max_users", "db_users", "memory_step_mb",
+                 "memory_step_seconds"},
+    )  # fmt: skip
+    defaults = StressSettings()
+    durations = v.mapping(
+        body.get("duration", {}), f"{key}.duration", allowed={"cpu", "memory", "db"}
+    )
+    seconds = {
+        name: v.duration(durations.get(name, int(getattr(defaults, f"{name}_seconds"))),
+                         f"{key}.duration.{name}")
+        for name in ("cpu", "memory", "db")
+    }  # fmt: skip
+    for name, value in seconds.items():
+        if not 5 <= value <= 3600:
+            v.fail(f"{key}.duration.{name}", durations.get(name), "a duration from 5s to 1h")
+    step = v.duration(body.get("step_seconds", int(defaults.step_seconds)), f"{key}.step_seconds")
+    if not 2 <= step <= 600:
+        v.fail(f"{key}.step_seconds", body.get("step_seconds"), "a duration from 2s to 10m")
+    memory_step = v.number(
+        body.get("memory_step_seconds", defaults.memory_step_seconds), f"{key}.memory_step_seconds"
+    )
+    if not 0.05 <= memory_step <= 60:
+        v.fail(f"{key}.memory_step_seconds", memory_step, "seconds from 0.05 to 60")
+    return StressSettings(
+        cpu_seconds=seconds["cpu"],
+        memory_seconds=seconds["memory"],
+        db_seconds=seconds["db"],
+        step_seconds=step,
+        max_users=v.integer(
+            body.get("max_users", defaults.max_users), f"{key}.max_users", minimum=1, maximum=5000
+        ),
+        db_users=v.integer(
+            body.get("db_users", defaults.db_users), f"{key}.db_users", minimum=0, maximum=5000
+        ),
+        memory_step_mb=v.integer(
+            body.get("memory_step_mb", defaults.memory_step_mb),
+            f"{key}.memory_step_mb",
+            minimum=1,
+            maximum=1024,
+        ),  # fmt: skip
+        memory_step_seconds=memory_step,
+    )

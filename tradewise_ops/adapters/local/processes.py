@@ -255,6 +255,10 @@ class LocalStack:
             }
         )
         env.pop("BIND", None)
+        # the database pool and the fault knobs of the environment (`tradewise stress`)
+        from tradewise_ops.core.stress import service_environment
+
+        env.update(service_environment(self.env))
         return env
 
     def _spec(self, name: str, state: dict[str, Any]) -> _Spec:
