@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
+    from tradewise_ops.core.release_steps import ReleaseOptions
     from tradewise_ops.core.rollout import WorkloadStatus
 
 
@@ -30,6 +31,19 @@ def register(app: typer.Typer) -> None:
 _ENV_ARG = typer.Argument(None, metavar="ENV", help="Environment (default: --env or the config's).")
 _TIMEOUT = typer.Option("5m", "--timeout", help="How long to wait for a healthy rollout.")
 _WAIT = typer.Option(True, "--wait/--no-wait", help="Wait until every workload is healthy.")
+_VERIFY_URL = typer.Option(
+    None,
+    "--verify-url",
+    metavar="URL",
+    help="Blue-green: verify the new slot at this http(s) URL (a preview host, a port-forward) "
+    "instead of the preview Ingress host or an in-cluster Job.",
+)
+_NO_VERIFY = typer.Option(
+    False,
+    "--no-verify",
+    help="Blue-green: switch once the new slot is ready, without smoke checks and load test "
+    "(the release record says so).",
+)
 _RESET_SCALING = typer.Option(
     False,
     "--reset-scaling",
@@ -143,9 +157,11 @@ def deploy(
         "--strategy",
         metavar="rolling|blue-green",
         help="rolling: update the API in place; blue-green: start the new version beside the "
-        "live one, switch the Service once it is ready, delete the old (default: the running "
-        "release's strategy, else rolling).",
+        "live one, verify it through a preview, switch the Service, keep the old slot for "
+        "release.keep_previous (default: the running release's strategy, else rolling).",
     ),
+    verify_url: str = _VERIFY_URL,
+    no_verify: bool = _NO_VERIFY,
 ) -> None:
     """Render, validate, apply in order (server-side apply), prune, wait for a healthy rollout.
 
@@ -179,6 +195,7 @@ def deploy(
             term.info(f"no --strategy: keeping the running release's strategy {strategy}")
     if check_strategy(strategy) != ROLLING and not wait:
         raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
+    _check_verify_options(strategy, verify_url, no_verify)
     digests = _build(state, env, tag) if build and not dry_run else None
     maintenance = maintenance_is_on(gw)
     if maintenance:
@@ -195,6 +212,7 @@ def deploy(
         reset_scaling=reset_scaling,
         strategy=strategy,
         wait=wait,
+        release=_release_options(state, env, strategy, tag, digests, verify_url, no_verify),
     )
     if dry_run:
         _show_plan(state, plan, atomic=atomic)
@@ -203,9 +221,91 @@ def deploy(
     cause = change_cause or " ".join(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
-    with progress:
+    deployer.verifier = _verifier(state, env, gw)
+    with progress, state.sigterm_as_ctrl_c():
         outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic)
     _show_outcome(state, outcome)
+
+
+def _check_verify_options(strategy: str, verify_url: str | None, no_verify: bool) -> None:
+    """``--verify-url`` and ``--no-verify``: blue-green only, not together, an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    from tradewise_ops.core.bluegreen import ROLLING
+
+    if verify_url is None and not no_verify:
+        return
+    given = "--verify-url" if verify_url is not None else "--no-verify"
+    if strategy == ROLLING:
+        raise BadInputError(f"{given} goes with --strategy blue-green (a rolling deploy does not "
+                            "verify)")  # fmt: skip
+    if verify_url is not None and no_verify:
+        raise BadInputError("--verify-url and --no-verify contradict each other: give one")
+    if verify_url is not None:
+        parts = urlsplit(verify_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadInputError(f"--verify-url {verify_url!r} is not an http:// or https:// URL")
+
+
+def _release_options(
+    state: State,
+    env: Environment,
+    strategy: str,
+    tag: str | None,
+    digests: dict[str, str] | None,
+    verify_url: str | None,
+    no_verify: bool,
+) -> ReleaseOptions | None:
+    """Blue-green: how the new slot is previewed, verified and the old one kept (``release``
+    of the environment, ``slo``); None for a rolling deploy."""
+    from tradewise_ops.core.bluegreen import BLUE_GREEN
+    from tradewise_ops.core.preview import preview_hostname
+    from tradewise_ops.core.release_steps import ReleaseOptions
+    from tradewise_ops.core.render import image_reference
+    from tradewise_ops.core.verify import verify_plan
+
+    if strategy != BLUE_GREEN:
+        return None
+    cfg = state.config()
+    settings = env.release
+    verify = verify_plan(
+        settings.verify,
+        cfg.slo,
+        namespace=env.namespace,
+        verify_url=verify_url,
+        preview_host=preview_hostname(env.domain, settings.preview_host),
+        skip_reason="--no-verify" if no_verify else None,
+        perf=cfg.performance_test,
+        image=image_reference(env, "api", tag, (digests or {}).get("api")),
+    )
+    return ReleaseOptions(
+        verify,
+        keep_seconds=settings.keep_previous_seconds,
+        domain=env.domain,
+        preview_host=settings.preview_host,
+        preview_tls_secret=settings.preview_tls_secret,
+    )
+
+
+def _verifier(state: State, env: Environment, gw: KubeGateway) -> Any:
+    """The verifier of the release's verify steps: its progress on stderr (a line every few
+    seconds, every second with --verbose)."""
+    import time
+
+    from tradewise_ops.adapters.verifier import ReleaseVerifier
+    from tradewise_ops.core.loadreport import live_line
+
+    term = state.terminal
+    planned = env.release.verify.duration_seconds
+    last = [0.0]
+
+    def on_interval(interval: Any) -> None:
+        now = time.monotonic()
+        if term.verbose or now - last[0] >= 5:
+            last[0] = now
+            term.info("  " + live_line(interval, planned))
+
+    return ReleaseVerifier(gw, env.name, env.namespace, on_line=term.info, on_interval=on_interval)
 
 
 def _build(state: State, env: Environment, tag: str | None) -> dict[str, str]:
@@ -275,6 +375,8 @@ def _show_plan(state: State, plan: DeployPlan, *, atomic: bool = False) -> None:
         term.info("(--reset-scaling applies the config's bounds instead)")
     if atomic and plan.wait:
         term.info("--atomic: if the rollout fails, the previous healthy release is restored")
+    if plan.verification is not None:
+        term.info(f"verification: {plan.verification.describe()}")
     term.info("dry run: nothing was changed")
 
 
@@ -293,6 +395,10 @@ def _show_outcome(state: State, outcome: DeployOutcome) -> None:
     term.result(outcome.to_dict(), human)
     for ref in outcome.progress.pruned:
         term.info(f"pruned {ref}")
+    if outcome.verification and not term.machine_output:
+        from tradewise_ops.core.release import verification_cell
+
+        term.info(f"verification: {verification_cell(outcome.verification)}")
     if outcome.status == "deployed":
         term.success(outcome.message)
         return
@@ -313,11 +419,21 @@ def rollback(
     wait: bool = _WAIT,
     timeout: str = _TIMEOUT,
     reset_scaling: bool = _RESET_SCALING,
+    instant: bool = typer.Option(
+        True,
+        "--instant/--no-instant",
+        help="Within release.keep_previous of a blue-green switch, only move the Service and "
+        "HPA back to the kept previous slot (seconds, no new pods); --no-instant restores the "
+        "whole release.",
+    ),
 ) -> None:
     """Restore a whole earlier release (images, config, HPA settings) and wait like deploy.
 
     A traffic profile in effect keeps its HPA bounds, as with deploy, unless --reset-scaling.
+    Within release.keep_previous of a blue-green switch the previous slot still runs: the
+    rollback only switches back to it.
     """
+    from tradewise_ops.core.bluegreen import BLUE_GREEN
     from tradewise_ops.core.release import rollback_target
 
     state = get_state(ctx)
@@ -326,9 +442,34 @@ def rollback(
     gw = state.kube_gateway(env)
     progress = LiveProgress(state)
     deployer = deployer_for(state, env, gw, progress)
-    target = rollback_target(deployer.records.list(), to_revision)
+    releases = deployer.records.list()
+    target = rollback_target(releases, to_revision)
+    if target.strategy == BLUE_GREEN and not wait:
+        raise BadInputError(
+            f"rollback --no-wait cannot restore revision {target.revision}: it is a blue-green "
+            "release, switched to only once its slot is ready"
+        )
+    term = state.terminal
+    plan = None
+    if instant and not reset_scaling:
+        plan, why = deployer.instant_plan(
+            target, keep_seconds=env.release.keep_previous_seconds, releases=releases
+        )
+        if plan is None:
+            term.debug(f"no instant rollback: {why}")
     state.confirm(env, f"roll back to revision {target.revision} ({target.tag or 'latest'})")
-    state.terminal.step(f"rolling back {env.name} to revision {target.revision} ({target.tag})")
+    if plan is not None:
+        term.step(
+            f"instant rollback of {env.name} to revision {target.revision} ({target.tag}): {why}; "
+            "only the Service and the HPA move back (no new pods; workers and config stay)"
+        )
+        with state.sigterm_as_ctrl_c():
+            outcome = deployer.apply(
+                plan, f"instant rollback to revision {target.revision}", timeout=seconds
+            )
+        _show_outcome(state, outcome)
+        return
+    term.step(f"rolling back {env.name} to revision {target.revision} ({target.tag})")
     with progress:
         outcome = deployer.rollback_to(
             target, wait=wait, timeout=seconds, reset_scaling=reset_scaling
@@ -338,7 +479,7 @@ def rollback(
 
 def history(ctx: typer.Context, env_name: str = _ENV_ARG) -> None:
     """Every release of ENV: revision, time, status, tag, who, change cause."""
-    from tradewise_ops.core.release import history_rows
+    from tradewise_ops.core.release import history_entry, history_rows
 
     state = get_state(ctx)
     env = state.environment(env_name)
@@ -348,9 +489,9 @@ def history(ctx: typer.Context, env_name: str = _ENV_ARG) -> None:
         state.terminal.result([], f"no releases of {env.name} in namespace {env.namespace}")
         return
     state.terminal.result(
-        [r.summary() for r in releases],
+        [history_entry(r) for r in releases],
         TableData(
-            ["REVISION", "TIME", "STATUS", "TAG", "USER", "CHANGE-CAUSE"],
+            ["REVISION", "TIME", "STATUS", "TAG", "USER", "VERIFIED", "CHANGE-CAUSE"],
             history_rows(releases),
             title=f"releases of {env.name} ({env.namespace})",
         ),

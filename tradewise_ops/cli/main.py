@@ -35,6 +35,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "local",
     "compare",
     "capacity",
+    "release",
 )
 
 

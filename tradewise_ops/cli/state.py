@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +144,26 @@ class State:
         if footer is not None:
             parts.append(Text(footer))
         return Group(*parts)
+
+    @contextlib.contextmanager
+    def sigterm_as_ctrl_c(self) -> Iterator[None]:
+        """While the block runs (in the main thread), SIGTERM raises ``KeyboardInterrupt``, so a
+        release that is told to stop cleans up as it does on Ctrl-C; the old handler after."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     # -- render caches: what render_environment and validate keep between runs ---------------
     _render_caches: RenderCaches | None = field(default=None, repr=False)
