@@ -519,16 +519,21 @@ class Deployer:
             if run.switched:  # the new slot serves: keep it, record it as deployed
                 with contextlib.suppress(Exception):
                     note += self._settle_switched(run, note)
-                raise AbortedError(f"{note}; revision {revision} is recorded as deployed") from None
+                raise AbortedError(note) from None
+            undone = ""
             if plan.slot is not None:
                 with contextlib.suppress(Exception):
-                    note += self._abandon(plan, run)
+                    undone = self._abandon(plan, run)
             if run.recorded:
                 with contextlib.suppress(Exception):
-                    self.records.set_status(revision, rel.FAILED, note, run.verification)
+                    self.records.set_status(revision, rel.FAILED, note + undone, run.verification)
             message = _interrupted_message(revision, progress, run.recorded)
-            if plan.slot is not None and progress.phase not in ("apply", "prune", "wait"):
-                message = note + (f"; revision {revision} is recorded as failed" * run.recorded)
+            if plan.slot is not None:
+                recorded = f"; revision {revision} is recorded as failed" if run.recorded else ""
+                if progress.phase in ("apply", "prune", "wait"):
+                    message = message.removesuffix(recorded) + undone + recorded
+                else:
+                    message = note + undone + recorded
             raise AbortedError(message) from None
         except TradewiseError as exc:
             if run.switched:  # never delete the slot that now serves
@@ -706,6 +711,9 @@ class Deployer:
         switch = next((s for s in plan.steps if isinstance(s, SwitchTraffic)), None)
         if run.switch_started and switch is not None:
             self._restore(switch, run)
+            service = self.gw.find("Service", API_SERVICE, namespace=self.namespace)
+            if live_slot(service) != plan.live_slot:  # the way back did not take: keep both
+                return f"; the switch to slot {plan.slot} was interrupted; both slots stay"
         text = f"; traffic stays on {where}"
         if run.previewed:
             with contextlib.suppress(TradewiseError):
@@ -736,15 +744,18 @@ class Deployer:
                 self._close_preview(run)
         finish = next((s for s in plan.steps if isinstance(s, FinishRelease)), None)
         note = f"serving from slot {plan.slot}; cleanup incomplete: {why}"[:1000]
-        self.records.set_status(plan.revision, rel.DEPLOYED, note, run.verification)
-        for revision, status in finish.supersede if finish is not None else ():
-            with contextlib.suppress(TradewiseError):
+        recorded = "recorded as deployed"
+        try:
+            self.records.set_status(plan.revision, rel.DEPLOYED, note, run.verification)
+            for revision, status in finish.supersede if finish is not None else ():
                 self.records.set_status(revision, status)
+        except TradewiseError as exc:
+            recorded = f"its record could not be updated: {exc.message}"
         run.outcome.status = rel.DEPLOYED
         run.outcome.verification = run.verification
         return (
-            f"; traffic is on the new slot {plan.slot} (revision {plan.revision}, recorded as "
-            "deployed); what was left to clean up goes with the next deploy"
+            f"; traffic is on the new slot {plan.slot} (revision {plan.revision}, {recorded}); "
+            "what was left to clean up goes with the next deploy"
         )
 
     def _open_preview(self, step: OpenPreview, run: _Run) -> None:

@@ -111,7 +111,7 @@ class ReleaseVerifier:
 
     # -- load from here ------------------------------------------------------------------
     def _load(self, plan: VerifyPlan, smoke: list[SmokeResult]) -> Verification:
-        from tradewise_ops.adapters.loadtest import LoadRunner
+        from tradewise_ops.adapters.loadtest import LoadGeneratorError, LoadRunner
         from tradewise_ops.core.compare import load_summary
         from tradewise_ops.core.loadreport import LoadReport, run_totals
         from tradewise_ops.core.slo import evaluate
@@ -122,7 +122,13 @@ class ReleaseVerifier:
             f"verification load: {spec.users} users against {spec.host} for "
             f"{spec.duration_seconds:g}s"
         )
-        result = LoadRunner().run(spec, on_interval=self._interval)
+        runner = LoadRunner()
+        try:
+            result = runner.run(spec, on_interval=self._interval)
+        except LoadGeneratorError:
+            if runner.stopped:  # Ctrl-C before the generator reported anything
+                raise KeyboardInterrupt from None
+            raise
         if result.aborted:
             raise KeyboardInterrupt
         totals = run_totals(result.intervals)
