@@ -25,9 +25,11 @@ from tradewise_ops.core.bluegreen import (
     API_HPA,
     API_SERVICE,
     BLUE_GREEN,
+    CANARY,
     ROLLING,
     SLOT_LABEL,
     SLOTS,
+    SLOTTED,
     check_strategy,
     is_api_deployment,
     live_slot,
@@ -57,9 +59,12 @@ from tradewise_ops.core.release import ObjectRef, Release
 from tradewise_ops.core.release_steps import (
     PREVIOUS_REVISION,
     PREVIOUS_UNTIL,
+    CanaryStep,
+    CloseCanary,
     ClosePreview,
     KeepPrevious,
     KeptSlot,
+    OpenCanary,
     OpenPreview,
     ReleaseOptions,
     RetireSlot,
@@ -68,7 +73,7 @@ from tradewise_ops.core.release_steps import (
     kept_slot,
 )
 from tradewise_ops.core.rollout import WORKLOAD_KINDS, WorkloadStatus, ready_pods
-from tradewise_ops.core.verified_plan import with_retired, with_verification
+from tradewise_ops.core.verified_plan import with_canary, with_retired, with_verification
 from tradewise_ops.errors import (
     AbortedError,
     BadInputError,
@@ -138,11 +143,14 @@ class DeployOutcome:
             return {}
         from tradewise_ops.core.release import verification_summary
 
-        return {
+        out: dict[str, Any] = {
             "strategy": self.plan.strategy,
             "slot": self.plan.slot,
             "verification": verification_summary(self.verification),
         }
+        if self.plan.canary is not None:
+            out["canary_steps"] = list((self.verification or {}).get("steps") or [])
+        return out
 
 
 class Deployer:
@@ -168,6 +176,8 @@ class Deployer:
         now: Callable[[], str] | None = None,
         verifier: Any = None,
         clock: Callable[[], float] = time.time,
+        prometheus: Any = None,
+        on_info: Callable[[str], None] | None = None,
     ) -> None:
         self.gw = gw
         self.environment = environment
@@ -181,6 +191,10 @@ class Deployer:
         self._now = now or _utc_now
         self.verifier = verifier  # adapters.verifier.ReleaseVerifier: runs the verify steps
         self._clock = clock
+        self.prometheus = prometheus  # adapters.prometheus.PrometheusClient: canary analysis
+        self._info = on_info or self._step
+        self._sleep = time.sleep
+        self.progress_seconds = 5.0  # how often a canary step says how it goes
 
     # -- planning -------------------------------------------------------------------------
     def plan(
@@ -216,7 +230,7 @@ class Deployer:
         releases = self.records.list() if releases is None else releases
         check_strategy(strategy)
         slot = serving = None
-        if strategy == BLUE_GREEN:
+        if strategy in SLOTTED:
             rendered, slot, serving = self._slot(rendered, reset_scaling)
         else:
             rendered = unslotted(rendered)
@@ -252,12 +266,24 @@ class Deployer:
             releases=releases,
             rolling_back_from=rolling_back_from,
         )
-        if release is not None and slot is not None and wait:
+        if release is not None and slot is not None and wait and strategy == CANARY:
+            if release.canary is None:
+                raise BadInputError("--strategy canary needs its steps (release.canary)")
+            from tradewise_ops.core.canary import canary_objects
+
+            plan = with_canary(
+                plan,
+                canary=release.canary,
+                objects=canary_objects(rendered, slot, release.domain),
+                preview=release.preview(rendered, slot),
+                keep_seconds=release.keep_seconds,
+            )
+        elif release is not None and slot is not None and wait:
             preview = release.preview(rendered, slot)
             plan = with_verification(
                 plan, verify=release.verify, preview=preview, keep_seconds=release.keep_seconds
             )
-        return with_retired(plan, self.idle_slots(serving if strategy == BLUE_GREEN else None))
+        return with_retired(plan, self.idle_slots(serving if strategy in SLOTTED else None))
 
     def idle_slots(self, serving: str | None) -> list[KeptSlot]:
         """The slot Deployments that do not serve (not ``serving``): a kept previous slot, or
@@ -314,8 +340,8 @@ class Deployer:
         was. ``atomic``, Ctrl-C: see ``apply``.
         """
         check_strategy(strategy)
-        if strategy == BLUE_GREEN and not wait:
-            raise BadInputError("--strategy blue-green needs --wait: it switches only when ready")
+        if strategy in SLOTTED and not wait:
+            raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
         plan = self.plan(
             rendered,
             tag,
@@ -378,6 +404,8 @@ class Deployer:
         blue-green: in the slot that is not live, switched to once ready."""
         releases = self.records.list()
         strategy = target.strategy if target.strategy in (ROLLING, BLUE_GREEN) else ROLLING
+        if target.strategy == CANARY:  # back into a slot, switched to once ready
+            strategy = BLUE_GREEN
         if strategy == BLUE_GREEN and not wait:
             raise BadInputError(
                 f"revision {target.revision} is a blue-green release: rolling back to it needs "
@@ -415,9 +443,9 @@ class Deployer:
 
         releases = self.records.list() if releases is None else releases
         running = rel.current(releases)
-        if running is None or running.strategy != BLUE_GREEN or running.slot is None:
+        if running is None or running.strategy not in SLOTTED or running.slot is None:
             return None, "the running release is not blue-green"
-        if target.strategy != BLUE_GREEN or target.slot in (None, running.slot):
+        if target.strategy not in SLOTTED or target.slot in (None, running.slot):
             return None, f"revision {target.revision} did not serve from the other slot"
         serving = live_slot(self.gw.find("Service", API_SERVICE, namespace=self.namespace))
         if serving != running.slot:
@@ -589,6 +617,15 @@ class Deployer:
             self._close_preview(run)
         elif isinstance(step, KeepPrevious):
             self._keep_previous(step)
+        elif isinstance(step, OpenCanary):
+            for obj in step.objects:
+                run.canaried.append(ObjectRef.of(obj))
+                self._apply_one(obj, run.outcome.progress)
+            self._step(f"canary of slot {step.slot}: {step.detail}")
+        elif isinstance(step, CanaryStep):
+            return self._canary_step(step, run)
+        elif isinstance(step, CloseCanary):
+            self._close_canary(run)
         else:  # pragma: no cover - every Step type is handled above
             raise AssertionError(f"unknown step {step!r}")
         return None
@@ -715,6 +752,10 @@ class Deployer:
             if live_slot(service) != plan.live_slot:  # the way back did not take: keep both
                 return f"; the switch to slot {plan.slot} was interrupted; both slots stay"
         text = f"; traffic stays on {where}"
+        if run.canaried:
+            with contextlib.suppress(TradewiseError):
+                self._close_canary(run)
+            text += "; the canary got weight 0 and was deleted"
         if run.previewed:
             with contextlib.suppress(TradewiseError):
                 self._close_preview(run)
@@ -739,6 +780,9 @@ class Deployer:
         is deleted. What to add to the message."""
         plan = run.plan
         assert plan.revision is not None
+        with contextlib.suppress(TradewiseError):
+            if run.canaried:
+                self._close_canary(run)
         with contextlib.suppress(TradewiseError):
             if run.previewed:
                 self._close_preview(run)
@@ -781,6 +825,80 @@ class Deployer:
             self._step(result.sentence())
             return None
         return result.sentence()
+
+    def _canary_step(self, step: CanaryStep, run: _Run) -> str | None:
+        """Set the weight, hold it (the step, weight, time left and the canary's live numbers
+        on the way), then judge the canary; the breach, or None."""
+        from tradewise_ops.core.canary import (
+            Numbers,
+            StepVerdict,
+            canary_record,
+            judge,
+            weight_patch,
+        )
+
+        canary = run.plan.canary
+        assert canary is not None
+        self.gw.patch("Ingress", step.ingress, weight_patch(step.weight), namespace=self.namespace)
+        run.canary_weight = step.weight
+        self._step(
+            f"canary step {step.number}/{step.total}: weight {step.weight}% for "
+            f"{step.hold_seconds:g}s"
+        )
+        analysis = canary.analysis
+        end = time.monotonic() + step.hold_seconds
+        while (left := end - time.monotonic()) > 0:
+            self._sleep(min(self.progress_seconds, left))
+            if analysis is not None:
+                live = Numbers.of(self._numbers(analysis.canary_queries))
+                left = max(0.0, end - time.monotonic())
+                self._info(
+                    f"  step {step.number}/{step.total}, weight {step.weight}%, {left:.0f}s "
+                    f"left: {analysis.canary_version} {live.text()}"
+                )
+        if analysis is not None:
+            numbers = Numbers.of(self._numbers(analysis.canary_queries))
+            stable = Numbers.of(self._numbers(analysis.stable_queries))
+            verdict = StepVerdict(
+                step.number, step.weight, numbers, stable, judge(numbers, stable, analysis)
+            )
+            slo, url = analysis.slo, analysis.prometheus_url
+        else:
+            assert canary.verify is not None
+            if self.verifier is None:
+                raise BadInputError("this canary is judged by a verification load: no verifier")
+            result = self.verifier.verify(canary.verify)
+            problems = [] if result.passed else [result.problem or "the verification failed"]
+            numbers = Numbers(result.error_rate, result.p95_ms, result.rps)
+            verdict = StepVerdict(step.number, step.weight, numbers, breaches=problems)
+            verdict.source = "load"
+            slo, url = canary.verify.slo, result.url
+        run.canary_steps.append(verdict)
+        run.verification = canary_record(run.canary_steps, step.total, slo, url)
+        run.outcome.verification = run.verification
+        if verdict.passed:
+            self._step(verdict.sentence(step.total))
+            return None
+        return verdict.sentence(step.total)
+
+    def _numbers(self, queries: Any) -> dict[str, float | None]:
+        if self.prometheus is None:
+            raise BadInputError("this canary is judged by Prometheus, but none was given")
+        return {name: self.prometheus.value(query) for name, query in queries.items()}
+
+    def _close_canary(self, run: _Run) -> None:
+        """Weight 0 first (when a step set one and the Service has not switched), then delete the
+        canary Ingress and Service."""
+        from tradewise_ops.core.canary import CANARY_INGRESS, weight_patch
+
+        zero = run.canary_weight and not run.switched  # after the switch any weight is fine
+        if zero and any(r.name == CANARY_INGRESS for r in run.canaried):
+            with contextlib.suppress(NotFoundError):
+                self.gw.patch("Ingress", CANARY_INGRESS, weight_patch(0), namespace=self.namespace)
+            run.canary_weight = 0
+        for ref in sorted(run.canaried, key=lambda r: r.kind != "Ingress"):
+            self.gw.delete(ref.kind, ref.name, namespace=self.namespace)
+            run.canaried.remove(ref)
 
     def _keep_previous(self, step: KeepPrevious) -> None:
         """Annotate the slot traffic left with until when it is kept (and its revision)."""
@@ -829,6 +947,9 @@ class _Run:
     previewed: list[ObjectRef] = field(default_factory=list)  # preview objects applied
     verification: dict[str, Any] | None = None  # what the verify step found
     instant: bool = False  # an instant rollback (the slot switched to is a kept one)
+    canaried: list[ObjectRef] = field(default_factory=list)  # canary objects applied
+    canary_weight: int = 0  # the weight the canary Ingress was given last
+    canary_steps: list[Any] = field(default_factory=list)  # core.canary.StepVerdict, in order
 
 
 _API_SELECTOR = "app.kubernetes.io/name=tradewise,app.kubernetes.io/component=api"

@@ -15,6 +15,7 @@ from tradewise_ops.errors import BadInputError, GoalMissedError
 if TYPE_CHECKING:
     from tradewise_ops.adapters.deployer import Deployer, DeployOutcome
     from tradewise_ops.adapters.kube import KubeGateway
+    from tradewise_ops.core.canary import CanaryAnalysis, CanaryPlan
     from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
     from tradewise_ops.core.release_steps import ReleaseOptions
@@ -43,6 +44,15 @@ _NO_VERIFY = typer.Option(
     "--no-verify",
     help="Blue-green: switch once the new slot is ready, without smoke checks and load test "
     "(the release record says so).",
+)
+_CANARY_STEPS = typer.Option(
+    None,
+    "--canary-steps",
+    metavar="10,25,50,100",
+    help="Canary: the traffic weights in percent, going up to 100 (default release.canary.steps).",
+)
+_CANARY_HOLD = typer.Option(
+    None, "--canary-hold", help="Canary: how long each weight holds (default release.canary.hold)."
 )
 _RESET_SCALING = typer.Option(
     False,
@@ -124,6 +134,7 @@ def deployer_for(
         on_progress=progress if progress is not None else LiveProgress(state),
         on_warning=term.warn,
         on_execute=lambda number, step: term.debug(step_line(number, step)),
+        on_info=term.info,
     )
 
 
@@ -155,13 +166,17 @@ def deploy(
     strategy: str = typer.Option(
         None,
         "--strategy",
-        metavar="rolling|blue-green",
+        metavar="rolling|blue-green|canary",
         help="rolling: update the API in place; blue-green: start the new version beside the "
         "live one, verify it through a preview, switch the Service, keep the old slot for "
-        "release.keep_previous (default: the running release's strategy, else rolling).",
+        "release.keep_previous; canary: as blue-green, but real traffic moves in weighted "
+        "steps, each judged from Prometheus (default: the running release's strategy, else "
+        "rolling).",
     ),
     verify_url: str = _VERIFY_URL,
     no_verify: bool = _NO_VERIFY,
+    canary_steps: str = _CANARY_STEPS,
+    canary_hold: str = _CANARY_HOLD,
 ) -> None:
     """Render, validate, apply in order (server-side apply), prune, wait for a healthy rollout.
 
@@ -196,6 +211,9 @@ def deploy(
     if check_strategy(strategy) != ROLLING and not wait:
         raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
     _check_verify_options(strategy, verify_url, no_verify)
+    canary = _canary_plan(
+        state, env, strategy, tag, running, canary_steps, canary_hold, verify_url, no_verify
+    )
     digests = _build(state, env, tag) if build and not dry_run else None
     maintenance = maintenance_is_on(gw)
     if maintenance:
@@ -212,7 +230,7 @@ def deploy(
         reset_scaling=reset_scaling,
         strategy=strategy,
         wait=wait,
-        release=_release_options(state, env, strategy, tag, digests, verify_url, no_verify),
+        release=_release_options(state, env, strategy, tag, digests, verify_url, no_verify, canary),
     )
     if dry_run:
         _show_plan(state, plan, atomic=atomic)
@@ -222,6 +240,8 @@ def deploy(
         ["tradewise deploy", env.name, *(["--tag", tag] if tag else [])]
     )
     deployer.verifier = _verifier(state, env, gw)
+    if canary is not None and canary.analysis is not None:
+        deployer.prometheus = _prometheus(canary.analysis)
     with progress, state.sigterm_as_ctrl_c():
         outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic)
     _show_outcome(state, outcome)
@@ -237,8 +257,8 @@ def _check_verify_options(strategy: str, verify_url: str | None, no_verify: bool
         return
     given = "--verify-url" if verify_url is not None else "--no-verify"
     if strategy == ROLLING:
-        raise BadInputError(f"{given} goes with --strategy blue-green (a rolling deploy does not "
-                            "verify)")  # fmt: skip
+        raise BadInputError(f"{given} goes with --strategy blue-green or canary (a rolling "
+                            "deploy does not verify)")  # fmt: skip
     if verify_url is not None and no_verify:
         raise BadInputError("--verify-url and --no-verify contradict each other: give one")
     if verify_url is not None:
@@ -255,17 +275,21 @@ def _release_options(
     digests: dict[str, str] | None,
     verify_url: str | None,
     no_verify: bool,
+    canary: CanaryPlan | None = None,
 ) -> ReleaseOptions | None:
-    """Blue-green: how the new slot is previewed, verified and the old one kept (``release``
-    of the environment, ``slo``); None for a rolling deploy."""
-    from tradewise_ops.core.bluegreen import BLUE_GREEN
+    """Blue-green and canary: how the new slot is previewed, verified (or, a canary, judged
+    step by step) and the old one kept (``release`` of the environment, ``slo``); None for a
+    rolling deploy."""
+    from tradewise_ops.core.bluegreen import SLOTTED
     from tradewise_ops.core.preview import preview_hostname
     from tradewise_ops.core.release_steps import ReleaseOptions
     from tradewise_ops.core.render import image_reference
     from tradewise_ops.core.verify import verify_plan
 
-    if strategy != BLUE_GREEN:
+    if strategy not in SLOTTED:
         return None
+    if canary is not None:
+        return _canary_options(env, canary)
     cfg = state.config()
     settings = env.release
     verify = verify_plan(
@@ -285,6 +309,131 @@ def _release_options(
         preview_host=settings.preview_host,
         preview_tls_secret=settings.preview_tls_secret,
     )
+
+
+def _canary_options(env: Environment, canary: CanaryPlan) -> ReleaseOptions:
+    from tradewise_ops.core.release_steps import ReleaseOptions
+    from tradewise_ops.core.verify import SKIP, VerifyPlan
+
+    verify = canary.verify
+    if verify is None:  # judged by Prometheus: no verification load
+        slo = canary.analysis.slo if canary.analysis is not None else {}
+        verify = VerifyPlan(
+            SKIP,
+            None,
+            None,
+            slo.get("p95_ms", 0.0),
+            slo.get("error_rate", 0.0),
+            reason="the canary is judged by Prometheus",
+        )
+    settings = env.release
+    return ReleaseOptions(
+        verify,
+        keep_seconds=settings.keep_previous_seconds,
+        domain=env.domain,
+        preview_host=settings.preview_host,
+        preview_tls_secret=settings.preview_tls_secret,
+        canary=canary,
+    )
+
+
+def _canary_plan(
+    state: State,
+    env: Environment,
+    strategy: str,
+    tag: str | None,
+    running: Any,
+    steps: str | None,
+    hold: str | None,
+    verify_url: str | None,
+    no_verify: bool,
+) -> CanaryPlan | None:
+    """The canary's weights, hold and analysis (Prometheus at ``monitoring.prometheus_url``,
+    else the verification load against the preview); bad input exits 2 before any change."""
+    from tradewise_ops.core.bluegreen import CANARY
+    from tradewise_ops.core.canary import CanaryAnalysis, CanaryPlan, queries_for
+    from tradewise_ops.core.config import check_canary_steps
+    from tradewise_ops.core.render import image_reference, version_label
+    from tradewise_ops.core.verify import objectives, verify_plan
+
+    if strategy != CANARY:
+        if steps is not None or hold is not None:
+            raise BadInputError("--canary-steps and --canary-hold go with --strategy canary")
+        return None
+    settings = env.release.canary
+    weights = settings.steps
+    if steps is not None:
+        try:
+            raw = [int(w) for w in steps.split(",") if w.strip()]
+        except ValueError:
+            raise BadInputError(f"--canary-steps {steps!r} are not whole percentages") from None
+        weights = check_canary_steps(raw, "--canary-steps")
+    seconds = settings.hold_seconds
+    if hold is not None:
+        seconds = parse_duration(hold, what="--canary-hold")
+    cfg = state.config()
+    url = env.prometheus_url
+    if url is None:
+        if no_verify:
+            raise BadInputError(
+                "--no-verify leaves a canary without Prometheus nothing to judge its steps by: "
+                "set monitoring.prometheus_url, or let the verification load run"
+            )
+        verify = verify_plan(
+            env.release.verify,
+            cfg.slo,
+            namespace=env.namespace,
+            verify_url=verify_url,
+            preview_host=None if verify_url else _preview_host(env),
+            perf=cfg.performance_test,
+            image=image_reference(env, "api", tag, None),
+        )
+        state.terminal.info("no monitoring.prometheus_url: each canary step is judged by the "
+                            "verification load against the canary's preview")  # fmt: skip
+        return CanaryPlan(weights, seconds, verify=verify, domain=env.domain)
+    if verify_url is not None:
+        raise BadInputError(
+            "--verify-url goes with a canary only without Prometheus: this one is judged from "
+            f"the real traffic at {url}"
+        )
+    new, old = version_label(tag), version_label(running.tag if running is not None else None)
+    if new is None or old is None or new == old:
+        raise BadInputError(
+            f"--strategy canary needs a tag other than the running one's ({old or 'none'}): the "
+            "analysis tells the versions apart by it"
+        )
+    p95, rate = objectives(env.release.verify, cfg.slo)
+    analysis = CanaryAnalysis(
+        prometheus_url=url,
+        canary_version=new,
+        stable_version=old,
+        canary_queries=queries_for(settings, new, env.namespace),
+        stable_queries=queries_for(settings, old, env.namespace),
+        p95_ms=p95,
+        error_rate=rate,
+        p95_percent=settings.p95_percent,
+        p95_floor_ms=settings.p95_floor_ms,
+        error_rate_points=settings.error_rate_points,
+    )
+    return CanaryPlan(weights, seconds, analysis=analysis, domain=env.domain)
+
+
+def _preview_host(env: Environment) -> str | None:
+    from tradewise_ops.core.preview import preview_hostname
+
+    return preview_hostname(env.domain, env.release.preview_host)
+
+
+def _prometheus(analysis: CanaryAnalysis) -> Any:
+    """A client of the analysis's Prometheus, checked before anything changes: it answers
+    (else exit 3) and takes every query (else exit 2)."""
+    from tradewise_ops.adapters.prometheus import PrometheusClient
+
+    client = PrometheusClient(analysis.prometheus_url)
+    client.ready()
+    for query in analysis.canary_queries.values():
+        client.query(query)
+    return client
 
 
 def _verifier(state: State, env: Environment, gw: KubeGateway) -> Any:
@@ -392,6 +541,19 @@ def _show_outcome(state: State, outcome: DeployOutcome) -> None:
     human: Any = TableData(["WORKLOAD", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS"], rows, title)
     if not rows:
         human = title
+    steps = (outcome.verification or {}).get("steps") if outcome.plan.canary else None
+    if steps:
+        human = state.tables_view(
+            [
+                {"columns": list(human.columns), "rows": list(human.rows), "title": title},
+                {
+                    "columns": ["STEP", "WEIGHT", "CANARY", "STABLE", "VERDICT"],
+                    "rows": _canary_rows(steps),
+                    "title": "canary steps",
+                },
+            ]
+        ) if rows else TableData(["STEP", "WEIGHT", "CANARY", "STABLE", "VERDICT"],
+                                 _canary_rows(steps), title)  # fmt: skip
     term.result(outcome.to_dict(), human)
     for ref in outcome.progress.pruned:
         term.info(f"pruned {ref}")
@@ -407,6 +569,24 @@ def _show_outcome(state: State, outcome: DeployOutcome) -> None:
         verdict = "and is healthy" if back.status == "deployed" else f"but it {back.status}"
         term.warn(f"rolled back as revision {back.revision} ({back.tag}) {verdict}")
     raise GoalMissedError(f"revision {outcome.revision} failed: {outcome.message}")
+
+
+def _canary_rows(steps: list[dict[str, Any]]) -> list[list[Any]]:
+    from tradewise_ops.core.canary import Numbers
+
+    def text(numbers: dict[str, Any]) -> str:
+        return Numbers(numbers.get("error_rate"), numbers.get("p95_ms"), numbers.get("rps")).text()
+
+    return [
+        [
+            s["step"],
+            f"{s['weight']}%",
+            text(s["canary"]),
+            text(s["stable"]) if s.get("source") == "prometheus" else "-",
+            "ok" if s["passed"] else "BREACH: " + "; ".join(s["breaches"]),
+        ]
+        for s in steps
+    ]
 
 
 # -- rollback / history ----------------------------------------------------------------------
@@ -433,7 +613,7 @@ def rollback(
     Within release.keep_previous of a blue-green switch the previous slot still runs: the
     rollback only switches back to it.
     """
-    from tradewise_ops.core.bluegreen import BLUE_GREEN
+    from tradewise_ops.core.bluegreen import SLOTTED
     from tradewise_ops.core.release import rollback_target
 
     state = get_state(ctx)
@@ -444,7 +624,7 @@ def rollback(
     deployer = deployer_for(state, env, gw, progress)
     releases = deployer.records.list()
     target = rollback_target(releases, to_revision)
-    if target.strategy == BLUE_GREEN and not wait:
+    if target.strategy in SLOTTED and not wait:
         raise BadInputError(
             f"rollback --no-wait cannot restore revision {target.revision}: it is a blue-green "
             "release, switched to only once its slot is ready"

@@ -102,8 +102,8 @@ DEFAULT_VERIFY_ENDPOINTS = ("/api/health", "/api/stock-analysis?symbol=AAPL")
 # the app's flask_request_* series, per version (``$version``), namespace and window; p95 in ms
 DEFAULT_CANARY_QUERIES = {
     "error_rate": (
-        'sum(rate(flask_request_total{namespace="$namespace",version="$version",status=~"5.."}'
-        "[$window])) / sum(rate(flask_request_total"
+        '(sum(rate(flask_request_total{namespace="$namespace",version="$version",status=~"5.."}'
+        "[$window])) or vector(0)) / sum(rate(flask_request_total"
         '{namespace="$namespace",version="$version"}[$window]))'
     ),
     "p95_ms": (

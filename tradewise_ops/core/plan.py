@@ -16,11 +16,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from tradewise_ops.core.bluegreen import API_SERVICE, BLUE_GREEN, is_api_deployment, switch_objects
+from tradewise_ops.core.bluegreen import (
+    API_SERVICE,
+    SLOTTED,
+    is_api_deployment,
+    switch_objects,
+)
+from tradewise_ops.core.canary import CanaryPlan
 from tradewise_ops.core.release import ROLLED_BACK, ObjectRef, Release, after_success, prune_refs
 from tradewise_ops.core.release_steps import (
+    CanaryStep,
+    CloseCanary,
     ClosePreview,
     KeepPrevious,
+    OpenCanary,
     OpenPreview,
     RetireSlot,
     VerifyRelease,
@@ -213,6 +222,7 @@ class DeployPlan:
     # blue-green / canary: how the new slot is verified, and its preview objects
     verification: VerifyPlan | None = None
     preview: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    canary: CanaryPlan | None = None  # a canary release's steps and analysis
 
     def of(self, *actions: str) -> list[PlanItem]:
         return [i for i in self.items if i.action in actions]
@@ -278,6 +288,7 @@ class DeployPlan:
             return {}
         return {
             "verification": self.verification.to_dict() if self.verification else None,
+            **({"canary": self.canary.to_dict()} if self.canary is not None else {}),
             "preview": [str(ObjectRef.of(o)) for o in self.preview],
             "steps": [{"op": s.op, "target": s.target, "detail": s.detail} for s in self.steps],
         }
@@ -470,6 +481,9 @@ Step = (
     | VerifyRelease
     | ClosePreview
     | KeepPrevious
+    | OpenCanary
+    | CanaryStep
+    | CloseCanary
 )
 
 
@@ -506,7 +520,7 @@ def release_steps(
     rest = [o for o in objects if o["kind"] != "Namespace"]
     steps: list[Step] = [apply(o) for o in namespaces] or [EnsureNamespace(plan.namespace)]
     steps.append(RecordRelease(revision, len(objects)))
-    deferred = switch_objects(rest) if plan.strategy == BLUE_GREEN else []
+    deferred = switch_objects(rest) if plan.strategy in SLOTTED else []
     steps += [apply(o) for o in rest if o not in deferred]
     steps += [ResetScaling(h) for h in plan.to_reset]
     steps += [PruneObject(ref) for ref in plan.to_prune]

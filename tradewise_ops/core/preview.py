@@ -61,7 +61,7 @@ def slot_service(
 
 def preview_ingress(
     rendered: Sequence[Mapping[str, Any]],
-    host: str,
+    host: str | None,
     *,
     name: str = PREVIEW_INGRESS,
     service: str = PREVIEW_SERVICE,
@@ -70,8 +70,9 @@ def preview_ingress(
     annotations: Mapping[str, str] | None = None,
     label: str = "preview",
 ) -> dict[str, Any]:
-    """An Ingress for ``host`` sending ``paths`` to ``service``, with the main Ingress's class
-    and TLS rule: TLS when the main one has it (its secret unless ``tls_secret``)."""
+    """An Ingress for ``host`` (None: any host) sending ``paths`` to ``service``, with the main
+    Ingress's class and TLS rule: TLS when the main one has it (its secret unless
+    ``tls_secret``)."""
     main = _find(rendered, "Ingress", MAIN_INGRESS)
     if main is None:
         raise ValueError(f"the rendered objects have no Ingress/{MAIN_INGRESS}")
@@ -88,12 +89,12 @@ def preview_ingress(
     if main["spec"].get("ingressClassName"):
         spec["ingressClassName"] = main["spec"]["ingressClassName"]
     tls = main["spec"].get("tls") or []
-    if tls:
+    if tls and host:
         secret = tls_secret or tls[0].get("secretName")
         spec["tls"] = [{"hosts": [host], "secretName": secret}]
     spec["rules"] = [
         {
-            "host": host,
+            **({"host": host} if host else {}),
             "http": {
                 "paths": [
                     {

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from tradewise_ops.core.bluegreen import slot_deployment
+from tradewise_ops.core.canary import CanaryPlan
 from tradewise_ops.core.release import ObjectRef
 from tradewise_ops.core.units import format_duration
 from tradewise_ops.core.verify import VerifyPlan
@@ -180,6 +181,7 @@ class ReleaseOptions:
     domain: str | None = None
     preview_host: str = "preview"
     preview_tls_secret: str | None = None
+    canary: CanaryPlan | None = None  # a canary release's steps and analysis
 
     def preview(self, rendered: Sequence[dict[str, Any]], slot: str) -> list[dict[str, Any]]:
         """The preview objects of ``slot`` (none when the verification is skipped)."""
@@ -194,6 +196,71 @@ class ReleaseOptions:
             preview_host=self.preview_host,
             tls_secret=self.preview_tls_secret,
         )
+
+
+@dataclass(frozen=True)
+class OpenCanary:
+    """Apply the canary Service (the new slot only) and the canary Ingress at weight 0."""
+
+    op: ClassVar[str] = "canary-open"
+    phase: ClassVar[str] = "canary"
+    slot: str
+    objects: tuple[dict[str, Any], ...] = field(repr=False)
+
+    @property
+    def refs(self) -> list[ObjectRef]:
+        return [ObjectRef.of(o) for o in self.objects]
+
+    @property
+    def target(self) -> str:
+        return str(self.refs[-1])
+
+    @property
+    def detail(self) -> str:
+        return f"ingress-nginx canary at weight 0 -> {self.refs[0]} (slot {self.slot} only)"
+
+
+@dataclass(frozen=True)
+class CanaryStep:
+    """Set the canary Ingress's weight, hold it, then judge the canary (Prometheus, or the
+    verification load without it); a breach stops the release: weight 0, canary deleted."""
+
+    op: ClassVar[str] = "canary"
+    phase: ClassVar[str] = "canary"
+    number: int
+    total: int
+    weight: int
+    hold_seconds: float
+    ingress: str
+    judged_by: str = ""  # what the analysis is, in words (CanaryPlan.describe)
+
+    @property
+    def target(self) -> str:
+        return f"Ingress/{self.ingress}"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"step {self.number}/{self.total}: weight {self.weight}% for "
+            f"{format_duration(self.hold_seconds)}, {self.judged_by}"
+        )
+
+
+@dataclass(frozen=True)
+class CloseCanary:
+    """Delete the canary Ingress and Service (the stable Service serves the new slot now)."""
+
+    op: ClassVar[str] = "canary-close"
+    phase: ClassVar[str] = "cleanup"
+    refs: tuple[ObjectRef, ...]
+
+    @property
+    def target(self) -> str:
+        return str(self.refs[-1])
+
+    @property
+    def detail(self) -> str:
+        return "deleted: " + ", ".join(str(r) for r in self.refs)
 
 
 def keep_annotations(until_epoch: float, revision: int | None) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Putting the steps of a release decided by evidence into a deploy plan (``core.release_steps``).
 
 ``with_verification`` turns a planned blue-green deploy's steps into a verified one's (preview,
-verify, switch, close the preview, keep the previous slot); ``with_retired`` adds the deletion of
+verify, switch, close the preview, keep the previous slot); ``with_canary`` into a canary's
+(open the canary, each weight held and judged, switch, close the canary, keep the previous
+slot); ``with_retired`` adds the deletion of
 slot Deployments that do not serve; ``instant_steps`` are an instant rollback's (record, switch
 back to the kept slot, keep the slot left, finish). Pure.
 """
@@ -13,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from tradewise_ops.core.bluegreen import slot_deployment
+from tradewise_ops.core.canary import CANARY_INGRESS, CanaryPlan
 from tradewise_ops.core.plan import (
     DeployPlan,
     FinishRelease,
@@ -23,9 +26,12 @@ from tradewise_ops.core.plan import (
 )
 from tradewise_ops.core.release import ObjectRef
 from tradewise_ops.core.release_steps import (
+    CanaryStep,
+    CloseCanary,
     ClosePreview,
     KeepPrevious,
     KeptSlot,
+    OpenCanary,
     OpenPreview,
     RetireSlot,
     VerifyRelease,
@@ -125,3 +131,60 @@ def instant_steps(
             steps.append(PruneObject(_deployment_ref(plan.live_slot, plan.namespace), late=True))
     steps.append(FinishRelease(plan.revision, tuple(supersede)))
     return replace(plan, steps=tuple(steps))
+
+
+def with_canary(
+    plan: DeployPlan,
+    *,
+    canary: CanaryPlan,
+    objects: Sequence[dict[str, Any]],
+    preview: Sequence[dict[str, Any]],
+    keep_seconds: float,
+) -> DeployPlan:
+    """A slotted ``plan`` (planned with ``wait``) as a canary: once the new slot is ready, the
+    canary ``objects`` open at weight 0 (and, without Prometheus, the ``preview`` for the
+    verification load of each step), each weight is held and judged, then the Service and HPA
+    switch to the new slot, the canary (and preview) objects go and the old slot is kept for
+    ``keep_seconds`` (0: deleted)."""
+    if plan.slot is None or not any(isinstance(s, SwitchTraffic) for s in plan.steps):
+        return plan
+    judged_by = canary.describe()
+    out: list[Step] = []
+    total = len(canary.weights)
+    for step in plan.steps:
+        if isinstance(step, SwitchTraffic):
+            opened = OpenCanary(plan.slot, tuple(objects))
+            out.append(opened)
+            previewed = None
+            if canary.analysis is None and preview:
+                previewed = OpenPreview(plan.slot, tuple(preview))
+                out.append(previewed)
+            for number, weight in enumerate(canary.weights, 1):
+                out.append(
+                    CanaryStep(
+                        number, total, weight, canary.hold_seconds, CANARY_INGRESS, judged_by
+                    )
+                )
+            out.append(step)
+            out.append(CloseCanary(tuple(reversed(opened.refs))))
+            if previewed is not None:
+                out.append(ClosePreview(tuple(previewed.refs)))
+            continue
+        old = plan.live_slot
+        if (
+            isinstance(step, PruneObject)
+            and step.late
+            and old is not None
+            and keep_seconds > 0
+            and step.ref.name == slot_deployment(old)
+        ):
+            out.append(KeepPrevious(old, plan.namespace, _serving_revision(plan), keep_seconds))
+            continue
+        out.append(step)
+    return replace(
+        plan,
+        steps=tuple(out),
+        canary=canary,
+        verification=canary.verify,
+        preview=tuple(preview) if canary.analysis is None else (),
+    )
