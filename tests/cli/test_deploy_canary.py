@@ -410,3 +410,39 @@ def test_an_unreachable_prometheus_exits_3_before_any_change(
     assert result.exit_code == 3, result.stderr
     assert "Prometheus at" in result.stderr and "does not answer" in result.stderr
     assert [r for r in cluster.requests if r.method != "GET"] == []
+
+
+def test_a_query_prometheus_refuses_exits_2_before_any_change(
+    cluster: Emulator, world: dict[str, Any], tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "c.yaml",
+        world["prometheus"].url,
+        queries={"rps": 'sum(rate(x{version="$version"}'},
+    )
+    start_rolling(config)
+    cluster.reset_requests()
+    result = run(config, "deploy", "staging", "--tag", "v2", "--strategy", "canary")
+    assert result.exit_code == 2, result.stderr
+    assert "Prometheus refused the query" in result.stderr
+    assert [r for r in cluster.requests if r.method != "GET"] == []
+
+
+def test_the_prometheus_client_reads_numbers_and_names_what_is_wrong(
+    world: dict[str, Any],
+) -> None:
+    from tradewise_ops.adapters.prometheus import PrometheusClient
+    from tradewise_ops.errors import BadInputError, UnreachableError
+
+    client = PrometheusClient(world["prometheus"].url)
+    assert client.value("vector(3) + vector(4)") == 7
+    assert client.value('flask_request_total{version="nope"}') is None  # no data
+    assert client.value("vector(0) / vector(0)") is None  # NaN: no data
+    total = client.value(f'sum(flask_request_total{{namespace="{NS}",version="v1"}})')
+    assert total is not None and total > 0
+    with pytest.raises(BadInputError, match="refused the query"):
+        client.value("sum(")
+    with pytest.raises(UnreachableError, match="answered 404"):  # the app is no Prometheus
+        PrometheusClient(world["servers"]["v1"].url).value("vector(1)")
+    with pytest.raises(UnreachableError, match="does not answer"):
+        PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=2).value("vector(1)")

@@ -766,14 +766,6 @@ class Deployer:
         self.gw.delete("Deployment", name, namespace=self.namespace)
         return text + f"; the new slot {plan.slot} ({name}) was deleted"
 
-    def _abandon_slot(self, plan: DeployPlan) -> str:
-        """Delete the new slot that did not make it; what to add to the failure message."""
-        assert plan.slot is not None
-        name = slot_deployment(plan.slot)
-        self.gw.delete("Deployment", name, namespace=self.namespace)
-        where = f"slot {plan.live_slot}" if plan.live_slot else "the running API"
-        return f"; traffic stays on {where}; the new slot {plan.slot} ({name}) was deleted"
-
     def _settle_switched(self, run: _Run, why: str) -> str:
         """After the switch a later step failed (or Ctrl-C): the new slot serves, so the release
         is recorded as deployed (with ``why``) and what it replaces as superseded; the preview

@@ -14,7 +14,7 @@ the load summary that ``tradewise compare ENV@REV`` reads). Pure.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,22 +325,3 @@ def summarize_load(total: Mapping[str, Any]) -> tuple[float | None, float | None
         return None if value is None else float(value)
 
     return num("p95_ms"), num("error_rate"), num("rps")
-
-
-def missed_objectives(
-    p95_ms: float | None, error_rate: float | None, slo: Mapping[str, float]
-) -> list[str]:
-    """Which objectives the numbers miss, as words (``p95 812 ms >= 500 ms``)."""
-    out = []
-    if p95_ms is None or p95_ms >= slo["p95_ms"]:
-        shown = "no data" if p95_ms is None else f"{p95_ms:.0f} ms"
-        out.append(f"p95 {shown} >= {slo['p95_ms']:g} ms")
-    if error_rate is None or error_rate >= slo["error_rate"]:
-        shown = "no data" if error_rate is None else f"{error_rate * 100:.2f}%"
-        out.append(f"errors {shown} >= {slo['error_rate'] * 100:g}%")
-    return out
-
-
-def smoke_names(results: Sequence[SmokeResult]) -> str:
-    """``health 200, readiness 200, analysis 200``."""
-    return ", ".join(f"{r.name} {r.status if r.status is not None else '-'}" for r in results)
