@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -519,3 +520,99 @@ def test_a_failure_after_the_switch_never_deletes_the_serving_slot(
     assert one_whole_slot(cluster) == "green"  # the new slot serves and stays
     assert cluster.get("Deployment", NS, GREEN) is not None
     assert "traffic is on the new slot green" in result.stderr
+
+
+# -- in the cluster ------------------------------------------------------------------------------
+def play_locust_jobs(emu: Emulator, target: str) -> threading.Thread:
+    """The Job controller and the Locust pods, played: when the verification's master Job
+    appears, its spec (from the run's ConfigMap) is loaded for real against ``target`` (the
+    cluster's Service address does not resolve here), and the master pod terminates with that
+    run's summary as its message, as the in-cluster generator leaves it."""
+    from tradewise_ops.adapters.loadtest import LoadRunner
+    from tradewise_ops.core.loadplan import LoadSpec, TaskSpec
+    from tradewise_ops.core.loadreport import compact_summary, endpoint_totals
+
+    def run() -> None:
+        deadline = time.monotonic() + 120
+        jobs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not jobs:
+            jobs = [j for j in emu.list("Job", NS) if j["metadata"]["name"].endswith("-master")]
+            time.sleep(0.05)
+        if not jobs:
+            return
+        job = jobs[0]
+        base = job["metadata"]["name"].removesuffix("-master")
+        spec_map = emu.get("ConfigMap", NS, f"{base}-spec")
+        assert spec_map is not None
+        wire = json.loads(spec_map["data"]["spec.json"])
+        spec = LoadSpec(
+            host=target,
+            tasks=tuple(TaskSpec(t["name"], tuple(t["paths"]), t["weight"]) for t in wire["tasks"]),
+            duration_seconds=wire["duration"],
+            users=wire["users"],
+            spawn_rate=wire["spawn_rate"],
+        )
+        result = LoadRunner().run(spec)
+        message = compact_summary(
+            endpoint_totals(result.intervals),
+            ran_seconds=result.intervals[-1].end,
+            stopped_by=result.stopped_by,
+        )
+        labels = job["spec"]["template"]["metadata"]["labels"]
+        emu.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"{base}-master-x1", "namespace": NS, "labels": labels},
+                "spec": job["spec"]["template"]["spec"],
+                "status": {
+                    "phase": "Succeeded",
+                    "containerStatuses": [
+                        {"name": "locust-master",
+                         "state": {"terminated": {"exitCode": 0, "message": json.dumps(message)}}}
+                    ],
+                },
+            }
+        )  # fmt: skip
+        done = emu.get("Job", NS, job["metadata"]["name"]) or job
+        done["status"] = {"succeeded": 1}
+        emu.put(done)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_without_a_domain_the_verification_runs_as_jobs_in_the_cluster(
+    cluster: Emulator, tmp_path: Path, apps: dict[str, ApiServer]
+) -> None:
+    config = write_config(tmp_path / "nodomain.yaml")
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["environments"]["staging"]["domain"] = None
+    raw["environments"]["staging"]["tls_secret"] = None
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    start_on_blue(str(config))
+    dry = json.loads(run(str(config), "deploy", "staging", "--tag", "v2", "--dry-run", "-o",
+                         "json").stdout)  # fmt: skip
+    assert (dry["verification"]["mode"], dry["verification"]["url"]) == (
+        "cluster",
+        f"http://{PREVIEW}.{NS}.svc",
+    )
+    verify = next(s for s in dry["steps"] if s["op"] == "verify")
+    assert verify["target"] == f"Jobs in {NS} -> http://{PREVIEW}.{NS}.svc"
+    thread = play_locust_jobs(cluster, apps["good"].url)
+    result = run(str(config), "deploy", "staging", "--tag", "v2", "-o", "json")
+    thread.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    verification = json.loads(result.stdout)["verification"]
+    assert verification["passed"] is True and verification["job"].endswith("-master")
+    assert verification["url"] == f"http://{PREVIEW}.{NS}.svc"
+    assert verification["rps"] > 0 and verification["p95_ms"] < 500
+    assert one_whole_slot(cluster) == "green"
+    stored = records(cluster)[2]["verification"]
+    # the smoke paths were among the Jobs' tasks, each answered without a failure
+    assert [s["ok"] for s in stored["smoke"]] == [True, True, True]
+    assert "/api/health/ready" in stored["load"]["endpoints"]
+    run_base = verification["job"].removesuffix("-master")
+    assert cluster.get("ConfigMap", NS, f"{run_base}-spec") is None  # cleaned up, Jobs stay
+    assert cluster.get("Job", NS, verification["job"]) is not None
