@@ -132,6 +132,7 @@ class VerifySettings:
     p95_ms: float | None = None
     error_rate: float | None = None
     smoke_symbol: str = "AAPL"
+    image: str | None = None  # in the cluster: an image with tradewise and Locust (None: the API's)
 
 
 @dataclass(frozen=True)
@@ -751,6 +752,7 @@ def _verify_settings(v: _Validator, value: Any, key: str) -> VerifySettings:
         "p95_ms",
         "error_rate",
         "smoke_symbol",
+        "image",
     }
     body = v.mapping(value, key, allowed=allowed)
     base = VerifySettings()
@@ -782,6 +784,7 @@ def _verify_settings(v: _Validator, value: Any, key: str) -> VerifySettings:
         if body.get("error_rate") is None
         else v.fraction(body["error_rate"], f"{key}.error_rate"),
         smoke_symbol=symbol,
+        image=None if body.get("image") is None else v.string(body["image"], f"{key}.image"),
     )
 
 

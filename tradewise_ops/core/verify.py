@@ -190,9 +190,11 @@ def verify_plan(
 ) -> VerifyPlan:
     """Where the release is verified: ``verify_url`` (given by the user) when set; else the
     preview Ingress host ``preview_host`` over https, falling back to Jobs in the cluster; else
-    Jobs in the cluster against ``service``'s cluster address. ``skip_reason`` (``--no-verify``):
-    no verification, and the record says why."""
+    Jobs in the cluster against ``service``'s cluster address (their image:
+    ``release.verify.image``, else ``image``). ``skip_reason`` (``--no-verify``): no
+    verification, and the record says why."""
     p95, rate = objectives(settings, slo)
+    image = settings.image or image
     if skip_reason is not None:
         return VerifyPlan(SKIP, None, None, p95, rate, reason=skip_reason)
     smoke = smoke_checks(settings.smoke_symbol)
