@@ -15,10 +15,9 @@ from tradewise_ops.errors import BadInputError, GoalMissedError
 if TYPE_CHECKING:
     from tradewise_ops.adapters.deployer import Deployer, DeployOutcome
     from tradewise_ops.adapters.kube import KubeGateway
-    from tradewise_ops.core.canary import CanaryAnalysis, CanaryPlan
+    from tradewise_ops.core.canary import CanaryAnalysis
     from tradewise_ops.core.config import Environment
     from tradewise_ops.core.plan import DeployPlan
-    from tradewise_ops.core.release_steps import ReleaseOptions
     from tradewise_ops.core.rollout import WorkloadStatus
 
 
@@ -210,13 +209,35 @@ def deploy(
             term.info(f"no --strategy: keeping the running release's strategy {strategy}")
     if check_strategy(strategy) != ROLLING and not wait:
         raise BadInputError(f"--strategy {strategy} needs --wait: it switches only when ready")
-    _check_verify_options(strategy, verify_url, no_verify)
-    canary = _canary_plan(
-        state, env, strategy, tag, running, canary_steps, canary_hold, verify_url, no_verify
+    from tradewise_ops.core.release_options import (
+        canary_plan,
+        check_verify_options,
+        release_options,
     )
+
+    check_verify_options(strategy, verify_url, no_verify)
+    canary = canary_plan(
+        state.config(),
+        env,
+        strategy,
+        tag,
+        running.tag if running is not None else None,
+        steps=canary_steps,
+        hold=canary_hold,
+        verify_url=verify_url,
+        no_verify=no_verify,
+    )
+    if canary is not None and canary.analysis is None:
+        term.info("no monitoring.prometheus_url: each canary step is judged by the verification "
+                  "load against the canary's preview")  # fmt: skip
     digests = _build(state, env, tag) if build and not dry_run else None
     maintenance = maintenance_is_on(gw)
     if maintenance:
+        if canary is not None:
+            raise BadInputError(
+                "maintenance is on: a canary would take its share of traffic past the "
+                "maintenance page; turn maintenance off first, or deploy blue-green"
+            )
         term.warn("maintenance is on: the Ingress stays on the maintenance page")
     rendered = state.render_checked(env, tag, maintenance=maintenance, image_digests=digests)
     # one plan: the dry run prints its steps, a deploy carries out exactly those steps (the dry
@@ -230,7 +251,16 @@ def deploy(
         reset_scaling=reset_scaling,
         strategy=strategy,
         wait=wait,
-        release=_release_options(state, env, strategy, tag, digests, verify_url, no_verify, canary),
+        release=release_options(
+            state.config(),
+            env,
+            strategy,
+            tag,
+            api_digest=(digests or {}).get("api"),
+            verify_url=verify_url,
+            no_verify=no_verify,
+            canary=canary,
+        ),
     )
     if dry_run:
         _show_plan(state, plan, atomic=atomic)
@@ -245,183 +275,6 @@ def deploy(
     with progress, state.sigterm_as_ctrl_c():
         outcome = deployer.apply(plan, cause, timeout=seconds, atomic=atomic)
     _show_outcome(state, outcome)
-
-
-def _check_verify_options(strategy: str, verify_url: str | None, no_verify: bool) -> None:
-    """``--verify-url`` and ``--no-verify``: blue-green only, not together, an http(s) URL."""
-    from urllib.parse import urlsplit
-
-    from tradewise_ops.core.bluegreen import ROLLING
-
-    if verify_url is None and not no_verify:
-        return
-    given = "--verify-url" if verify_url is not None else "--no-verify"
-    if strategy == ROLLING:
-        raise BadInputError(f"{given} goes with --strategy blue-green or canary (a rolling "
-                            "deploy does not verify)")  # fmt: skip
-    if verify_url is not None and no_verify:
-        raise BadInputError("--verify-url and --no-verify contradict each other: give one")
-    if verify_url is not None:
-        parts = urlsplit(verify_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadInputError(f"--verify-url {verify_url!r} is not an http:// or https:// URL")
-
-
-def _release_options(
-    state: State,
-    env: Environment,
-    strategy: str,
-    tag: str | None,
-    digests: dict[str, str] | None,
-    verify_url: str | None,
-    no_verify: bool,
-    canary: CanaryPlan | None = None,
-) -> ReleaseOptions | None:
-    """Blue-green and canary: how the new slot is previewed, verified (or, a canary, judged
-    step by step) and the old one kept (``release`` of the environment, ``slo``); None for a
-    rolling deploy."""
-    from tradewise_ops.core.bluegreen import SLOTTED
-    from tradewise_ops.core.preview import preview_hostname
-    from tradewise_ops.core.release_steps import ReleaseOptions
-    from tradewise_ops.core.render import image_reference
-    from tradewise_ops.core.verify import verify_plan
-
-    if strategy not in SLOTTED:
-        return None
-    if canary is not None:
-        return _canary_options(env, canary)
-    cfg = state.config()
-    settings = env.release
-    verify = verify_plan(
-        settings.verify,
-        cfg.slo,
-        namespace=env.namespace,
-        verify_url=verify_url,
-        preview_host=preview_hostname(env.domain, settings.preview_host),
-        skip_reason="--no-verify" if no_verify else None,
-        perf=cfg.performance_test,
-        image=image_reference(env, "api", tag, (digests or {}).get("api")),
-    )
-    return ReleaseOptions(
-        verify,
-        keep_seconds=settings.keep_previous_seconds,
-        domain=env.domain,
-        preview_host=settings.preview_host,
-        preview_tls_secret=settings.preview_tls_secret,
-    )
-
-
-def _canary_options(env: Environment, canary: CanaryPlan) -> ReleaseOptions:
-    from tradewise_ops.core.release_steps import ReleaseOptions
-    from tradewise_ops.core.verify import SKIP, VerifyPlan
-
-    verify = canary.verify
-    if verify is None:  # judged by Prometheus: no verification load
-        slo = canary.analysis.slo if canary.analysis is not None else {}
-        verify = VerifyPlan(
-            SKIP,
-            None,
-            None,
-            slo.get("p95_ms", 0.0),
-            slo.get("error_rate", 0.0),
-            reason="the canary is judged by Prometheus",
-        )
-    settings = env.release
-    return ReleaseOptions(
-        verify,
-        keep_seconds=settings.keep_previous_seconds,
-        domain=env.domain,
-        preview_host=settings.preview_host,
-        preview_tls_secret=settings.preview_tls_secret,
-        canary=canary,
-    )
-
-
-def _canary_plan(
-    state: State,
-    env: Environment,
-    strategy: str,
-    tag: str | None,
-    running: Any,
-    steps: str | None,
-    hold: str | None,
-    verify_url: str | None,
-    no_verify: bool,
-) -> CanaryPlan | None:
-    """The canary's weights, hold and analysis (Prometheus at ``monitoring.prometheus_url``,
-    else the verification load against the preview); bad input exits 2 before any change."""
-    from tradewise_ops.core.bluegreen import CANARY
-    from tradewise_ops.core.canary import CanaryAnalysis, CanaryPlan, queries_for
-    from tradewise_ops.core.config import check_canary_steps
-    from tradewise_ops.core.render import image_reference, version_label
-    from tradewise_ops.core.verify import objectives, verify_plan
-
-    if strategy != CANARY:
-        if steps is not None or hold is not None:
-            raise BadInputError("--canary-steps and --canary-hold go with --strategy canary")
-        return None
-    settings = env.release.canary
-    weights = settings.steps
-    if steps is not None:
-        try:
-            raw = [int(w) for w in steps.split(",") if w.strip()]
-        except ValueError:
-            raise BadInputError(f"--canary-steps {steps!r} are not whole percentages") from None
-        weights = check_canary_steps(raw, "--canary-steps")
-    seconds = settings.hold_seconds
-    if hold is not None:
-        seconds = parse_duration(hold, what="--canary-hold")
-    cfg = state.config()
-    url = env.prometheus_url
-    if url is None:
-        if no_verify:
-            raise BadInputError(
-                "--no-verify leaves a canary without Prometheus nothing to judge its steps by: "
-                "set monitoring.prometheus_url, or let the verification load run"
-            )
-        verify = verify_plan(
-            env.release.verify,
-            cfg.slo,
-            namespace=env.namespace,
-            verify_url=verify_url,
-            preview_host=None if verify_url else _preview_host(env),
-            perf=cfg.performance_test,
-            image=image_reference(env, "api", tag, None),
-        )
-        state.terminal.info("no monitoring.prometheus_url: each canary step is judged by the "
-                            "verification load against the canary's preview")  # fmt: skip
-        return CanaryPlan(weights, seconds, verify=verify, domain=env.domain)
-    if verify_url is not None:
-        raise BadInputError(
-            "--verify-url goes with a canary only without Prometheus: this one is judged from "
-            f"the real traffic at {url}"
-        )
-    new, old = version_label(tag), version_label(running.tag if running is not None else None)
-    if new is None or old is None or new == old:
-        raise BadInputError(
-            f"--strategy canary needs a tag other than the running one's ({old or 'none'}): the "
-            "analysis tells the versions apart by it"
-        )
-    p95, rate = objectives(env.release.verify, cfg.slo)
-    analysis = CanaryAnalysis(
-        prometheus_url=url,
-        canary_version=new,
-        stable_version=old,
-        canary_queries=queries_for(settings, new, env.namespace),
-        stable_queries=queries_for(settings, old, env.namespace),
-        p95_ms=p95,
-        error_rate=rate,
-        p95_percent=settings.p95_percent,
-        p95_floor_ms=settings.p95_floor_ms,
-        error_rate_points=settings.error_rate_points,
-    )
-    return CanaryPlan(weights, seconds, analysis=analysis, domain=env.domain)
-
-
-def _preview_host(env: Environment) -> str | None:
-    from tradewise_ops.core.preview import preview_hostname
-
-    return preview_hostname(env.domain, env.release.preview_host)
 
 
 def _prometheus(analysis: CanaryAnalysis) -> Any:
