@@ -176,6 +176,8 @@ def test_a_verified_release_switches_and_records_its_numbers(
     assert "VERIFIED" in table.stdout and "pass p95" in table.stdout and "skipped" in table.stdout
     same = run(config, "compare", "staging@2", "staging@2")
     assert same.exit_code == 0, same.stderr
+    skipped = run(config, "compare", "staging@1", "staging@2")
+    assert skipped.exit_code == 2 and "verification skipped: --no-verify" in skipped.stderr
 
 
 def verification_requests(stored: dict[str, Any]) -> int:
