@@ -37,14 +37,17 @@ LATENCY_BUCKETS = (
     0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
+# the version this process serves (the pod's app.kubernetes.io/version label, through the
+# TRADEWISE_VERSION variable): a canary's requests are told from the stable version's by it
+VERSION = os.environ.get("TRADEWISE_VERSION", "").strip() or "unknown"
 REQUEST_DURATION = Histogram(
     "flask_request_duration_seconds",
     "Flask HTTP request duration in seconds",
-    ["method", "endpoint"],
+    ["method", "endpoint", "version"],
     buckets=LATENCY_BUCKETS,
 )
 REQUEST_TOTAL = Counter(
-    "flask_request_total", "Flask HTTP requests", ["method", "endpoint", "status"]
+    "flask_request_total", "Flask HTTP requests", ["method", "endpoint", "status", "version"]
 )
 REQUEST_EXCEPTIONS = Counter(
     "flask_request_exceptions_total",
@@ -116,8 +119,8 @@ def observe_request(method: str, endpoint: str, status: int, seconds: float) -> 
     if children is None:
         with _children_lock:
             children = (
-                REQUEST_DURATION.labels(method, endpoint),
-                REQUEST_TOTAL.labels(method, endpoint, str(status)),
+                REQUEST_DURATION.labels(method, endpoint, VERSION),
+                REQUEST_TOTAL.labels(method, endpoint, str(status), VERSION),
             )
             _request_children[key] = children
     children[0].observe(seconds)

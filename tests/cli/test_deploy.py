@@ -573,7 +573,7 @@ def test_blue_green_upgrades_switch_slots_and_rollback_switches_back(cluster: Em
     assert "blue-green into slot blue" in dry.stdout and BLUE in dry.stdout
     assert cluster.get("Deployment", NS, BLUE) is None  # a dry run
 
-    first = run("deploy", "staging", "--tag", "v2", "--strategy", "blue-green")
+    first = run("deploy", "staging", "--tag", "v2", "--strategy", "blue-green", "--no-verify")
     assert first.exit_code == 0, first.stderr
     assert "serving from slot blue" in first.stderr
     assert (service_slot(cluster), hpa_target(cluster)) == ("blue", BLUE)
@@ -582,11 +582,14 @@ def test_blue_green_upgrades_switch_slots_and_rollback_switches_back(cluster: Em
     assert run("diff", "staging").exit_code == 0  # diff compares with the live slot
 
     # no --strategy: the running release's; the other slot this time
-    second = run("deploy", "staging", "--tag", "v3", "-o", "json")
+    second = run("deploy", "staging", "--tag", "v3", "--no-verify", "-o", "json")
     assert second.exit_code == 0, second.stderr
     assert "keeping the running release's strategy blue-green" in second.stderr
     assert (service_slot(cluster), hpa_target(cluster)) == ("green", GREEN)
-    assert image_of(cluster, GREEN).endswith(":v3") and cluster.get("Deployment", NS, BLUE) is None
+    assert image_of(cluster, GREEN).endswith(":v3")
+    # the old slot stays for release.keep_previous (an instant rollback switches back to it)
+    kept = annotations(cluster, "Deployment", BLUE)
+    assert kept["tradewise.io/previous-revision"] == "2" and "tradewise.io/previous-until" in kept
     doc = json.loads(second.stdout)
     assert doc["requests"] <= 2 * doc["applied"] + 4
     listed = json.loads(run("history", "staging", "-o", "json").stdout)
@@ -604,7 +607,9 @@ def test_blue_green_upgrades_switch_slots_and_rollback_switches_back(cluster: Em
     status = json.loads(run("scale", "status", "--env", "staging", "-o", "json").stdout)
     assert status["profile"]["by_component"]["api"] == "manual"
 
-    back = run("rollback", "staging")  # to revision 2 (v2, blue-green): into slot blue again
+    # to revision 2 (v2, blue-green), the whole release: into slot blue again (the kept one
+    # is retired first), with the live API's replicas
+    back = run("rollback", "staging", "--no-instant")
     assert back.exit_code == 0, back.stderr
     assert (service_slot(cluster), hpa_target(cluster)) == ("blue", BLUE)
     assert image_of(cluster, BLUE).endswith(":v2") and cluster.get("Deployment", NS, GREEN) is None
@@ -620,7 +625,8 @@ def test_blue_green_upgrades_switch_slots_and_rollback_switches_back(cluster: Em
 
 
 def test_blue_green_failed_slot_leaves_traffic_on_the_old_one(cluster: Emulator) -> None:
-    assert run("deploy", "staging", "--tag", "v1", "--strategy", "blue-green").exit_code == 0
+    first = run("deploy", "staging", "--tag", "v1", "--strategy", "blue-green", "--no-verify")
+    assert first.exit_code == 0, first.stderr
     assert service_slot(cluster) == "blue"
     cluster.reset_requests()
     cluster.controllers.fail_images[":broken"] = "ImagePullBackOff"
@@ -641,6 +647,6 @@ def test_blue_green_failed_slot_leaves_traffic_on_the_old_one(cluster: Emulator)
 def test_blue_green_needs_wait_and_a_known_strategy(cluster: Emulator) -> None:
     no_wait = run("deploy", "staging", "--strategy", "blue-green", "--no-wait")
     assert no_wait.exit_code == 2 and "needs --wait" in no_wait.stderr
-    bad = run("deploy", "staging", "--strategy", "canary")
+    bad = run("deploy", "staging", "--strategy", "purple")
     assert bad.exit_code == 2 and "rolling, blue-green" in bad.stderr
     assert real_writes(cluster) == []

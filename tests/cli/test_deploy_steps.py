@@ -23,6 +23,7 @@ from tradewise_ops.adapters.kube.discovery import KNOWN_KINDS
 from tradewise_ops.cli.main import app
 from tradewise_ops.core.bluegreen import API_HPA, API_SERVICE
 from tradewise_ops.core.release import secret_name
+from tradewise_ops.core.verify import PREVIEW_SERVICE
 
 pytest_plugins = ["tests.k8s_emulator.fixtures"]
 
@@ -95,8 +96,16 @@ def expected_writes(steps: list[Step], deployed_before: list[int]) -> list[tuple
             revision = int(obj.split()[-1])
             for r in [revision, *deployed_before]:
                 out.append(("merge", f"/secrets/{secret_name(r)}"))
+        elif what == "retire":
+            out.append(("delete", _path_of(obj)))
+        elif what == "keep":
+            out.append(("merge", _path_of(obj)))
+        elif what == "preview":
+            out.append(("apply", f"/services/{PREVIEW_SERVICE}"))
+        elif what == "close-preview":
+            out.append(("delete", f"/services/{PREVIEW_SERVICE}"))
         else:
-            assert what == "wait", what  # reads only (watches)
+            assert what in ("wait", "verify"), what  # reads only (watches), load from here
     return out
 
 
@@ -170,7 +179,9 @@ def test_rolling_deploys_take_the_printed_steps(cluster: Emulator, tmp_path: Pat
 
 def test_blue_green_deploys_take_the_printed_steps(cluster: Emulator) -> None:
     assert run("deploy", "staging", "--tag", "v1").exit_code == 0
-    into_blue = dry_run_then_deploy(cluster, "--tag", "v2", "--strategy", "blue-green")
+    into_blue = dry_run_then_deploy(
+        cluster, "--tag", "v2", "--strategy", "blue-green", "--no-verify"
+    )
     tail = [(w, o) for _n, w, o in into_blue[-4:]]
     assert tail == [
         ("wait", tail[0][1]),
@@ -178,8 +189,8 @@ def test_blue_green_deploys_take_the_printed_steps(cluster: Emulator) -> None:
         ("prune", "Deployment/tradewise-api-deployment"),  # the rolling API, once blue serves
         ("finish", "revision 2"),
     ]
-    into_green = dry_run_then_deploy(cluster, "--tag", "v3")  # keeps the running strategy
-    assert ("prune", "Deployment/tradewise-api-deployment-blue") in [
+    into_green = dry_run_then_deploy(cluster, "--tag", "v3", "--no-verify")  # keeps blue-green
+    assert ("keep", "Deployment/tradewise-api-deployment-blue") in [  # instant rollback window
         (w, o) for _n, w, o in into_green
     ]
     assert ("apply", "Deployment/tradewise-api-deployment-green") in [

@@ -160,7 +160,7 @@ CASES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "hpa-replicas": (_hpa_replicas, "spec.replicas"),
     "image-pinned": (_image, "spec.template.spec.containers[0].image"),
     "qos": (_qos, "spec.template.spec.containers[0].resources"),
-    "no-secret-values": (_secret, "spec.template.spec.containers[0].env[1].value"),
+    "no-secret-values": (_secret, "spec.template.spec.containers[0].env[2].value"),
     "ingress-public-paths": (_ingress_public, "spec.rules[0].http.paths[0].path"),
     "spot-placement": (_spot, "spec.template.spec"),
 }

@@ -63,8 +63,11 @@ def read_release_load(
             f"{where}: revision {revision} in namespace {namespace} is a release of "
             f"{release.environment}, not of {environment}"
         )
-    if not release.verification:
+    verification = release.verification or {}
+    if "total" not in verification and not isinstance(verification.get("load"), dict):
+        why = f" (verification skipped: {verification.get('reason')})" if verification else ""
         raise BadInputError(
-            f"{where}: revision {revision} of {environment} carries no verification load result"
+            f"{where}: revision {revision} of {environment} carries no verification load "
+            f"result{why}"
         )
-    return dict(release.verification)
+    return dict(verification)

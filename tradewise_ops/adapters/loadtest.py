@@ -112,6 +112,11 @@ class LoadRunner:
         """The child's command line."""
         return [self.python, "-m", CHILD_MODULE]
 
+    @property
+    def stopped(self) -> bool:
+        """Whether ``stop`` (or Ctrl-C) stopped the last run."""
+        return self._stop_requested
+
     def stop(self) -> None:
         """Stop the load at once (SIGTERM to the generator); ``run`` returns what ran."""
         self._stop_requested = True

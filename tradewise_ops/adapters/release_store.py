@@ -6,6 +6,9 @@ record of a new revision doubles as a lock: creating it fails when another deplo
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from tradewise_ops.adapters.kube import KubeGateway
 from tradewise_ops.core import release as rel
 from tradewise_ops.core.release import Release
@@ -42,11 +45,19 @@ class ReleaseStore:
                 "meanwhile: another deploy or rollback is running; try again when it is done"
             ) from None
 
-    def set_status(self, revision: int, status: str, note: str | None = None) -> None:
-        """Change a record's status (a merge patch of its labels)."""
-        self.gw.patch(
-            "Secret",
-            rel.secret_name(revision),
-            rel.status_patch(status, note),
-            namespace=self.namespace,
-        )
+    def set_status(
+        self,
+        revision: int,
+        status: str,
+        note: str | None = None,
+        verification: dict[str, Any] | None = None,
+    ) -> None:
+        """Change a record's status (a merge patch of its labels); with ``verification``, store
+        that in its payload in the same patch (after one read of the record)."""
+        name = rel.secret_name(revision)
+        patch = rel.status_patch(status, note)
+        if verification is not None:
+            secret = self.gw.get("Secret", name, namespace=self.namespace)
+            release = dataclasses.replace(rel.from_secret(secret), verification=verification)
+            patch["data"] = rel.to_secret(release)["data"]
+        self.gw.patch("Secret", name, patch, namespace=self.namespace)

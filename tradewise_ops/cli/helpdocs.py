@@ -101,6 +101,21 @@ DOCS: dict[str, HelpDoc] = {
             ("tradewise db restore NAME --env local --yes", "without asking"),
         ),
     ),
+    "release": HelpDoc(
+        "Finish a verified release: remove the kept previous slot.",
+        (
+            ("tradewise release finalize prod", "once release.keep_previous is over"),
+            ("tradewise release finalize prod --now --yes", "now, giving up instant rollback"),
+        ),
+        "Release",
+    ),
+    "release finalize": HelpDoc(
+        "Delete the previous API slot kept after a switch.",
+        (
+            ("tradewise release finalize staging", "only when its window is over"),
+            ("tradewise release finalize prod --now --yes", "at once"),
+        ),
+    ),
     "unlock": HelpDoc(
         "Break the stale release lock of ENV after confirmation.",
         (

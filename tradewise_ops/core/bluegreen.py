@@ -19,7 +19,9 @@ from tradewise_ops.errors import BadInputError
 
 ROLLING = "rolling"
 BLUE_GREEN = "blue-green"
-STRATEGIES = (ROLLING, BLUE_GREEN)
+CANARY = "canary"  # slotted like blue-green; traffic moves in weighted steps (core.canary)
+STRATEGIES = (ROLLING, BLUE_GREEN, CANARY)
+SLOTTED = (BLUE_GREEN, CANARY)  # the strategies that put the API in a slot
 SLOTS = ("blue", "green")
 SLOT_LABEL = "tradewise.io/slot"
 API_DEPLOYMENT = "tradewise-api-deployment"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -117,6 +117,71 @@ class LocalSettings:
     broker: str = "auto"
 
 
+DEFAULT_VERIFY_ENDPOINTS = ("/api/health", "/api/stock-analysis?symbol=AAPL")
+# the app's flask_request_* series, per version (``$version``), namespace and window; p95 in ms
+DEFAULT_CANARY_QUERIES = {
+    "error_rate": (
+        '(sum(rate(flask_request_total{namespace="$namespace",version="$version",status=~"5.."}'
+        "[$window])) or vector(0)) / sum(rate(flask_request_total"
+        '{namespace="$namespace",version="$version"}[$window]))'
+    ),
+    "p95_ms": (
+        "1000 * histogram_quantile(0.95, sum by (le) (rate(flask_request_duration_seconds_bucket"
+        '{namespace="$namespace",version="$version"}[$window])))'
+    ),
+    "rps": 'sum(rate(flask_request_total{namespace="$namespace",version="$version"}[$window]))',
+}
+CANARY_QUERY_NAMES = tuple(DEFAULT_CANARY_QUERIES)
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """``release.verify``: the load that verifies a new slot before traffic moves to it.
+
+    ``endpoints`` are loaded in turn by ``users`` users for ``duration_seconds`` (``mix``: the
+    performance-test mix of request groups instead); ``p95_ms`` and ``error_rate`` are the
+    objectives (None: ``slo``'s). ``smoke_symbol`` is the analysis the smoke check asks for.
+    """
+
+    duration_seconds: float = 20.0
+    users: int = 10
+    spawn_rate: float = 10.0
+    endpoints: tuple[str, ...] = DEFAULT_VERIFY_ENDPOINTS
+    mix: bool = False
+    p95_ms: float | None = None
+    error_rate: float | None = None
+    smoke_symbol: str = "AAPL"
+    image: str | None = None  # in the cluster: an image with tradewise and Locust (None: the API's)
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """``release.canary``: the traffic weights (percent, ending at 100), the hold per step and
+    the Prometheus queries (``$version``, ``$namespace``, ``$window`` are filled in) of the
+    analysis; the canary may be worse than the stable version by ``p95_percent`` (and at least
+    ``p95_floor_ms``) and ``error_rate_points`` percentage points, besides meeting the SLOs."""
+
+    steps: tuple[int, ...] = (10, 25, 50, 100)
+    hold_seconds: float = 60.0
+    window: str = "1m"
+    queries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CANARY_QUERIES))
+    p95_percent: float = 25.0
+    p95_floor_ms: float = 20.0
+    error_rate_points: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """``release``: how blue-green and canary releases verify, preview and keep the previous
+    slot (``keep_previous_seconds``: the window of an instant rollback; 0 deletes it at once)."""
+
+    keep_previous_seconds: float = 900.0
+    preview_host: str = "preview"  # the preview Ingress host: preview.<domain>
+    preview_tls_secret: str | None = None  # None: the main Ingress's TLS secret
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    canary: CanarySettings = field(default_factory=CanarySettings)
+
+
 @dataclass(frozen=True)
 class KubeClientSettings:
     """How long tradewise waits for the Kubernetes API server, in seconds (``kubernetes.*``).
@@ -186,6 +251,8 @@ class Environment:
     # `tradewise stress`: the pool it checks (rendered into the ConfigMap), the knobs it may use
     database_pool: DatabasePool = field(default_factory=lambda: DatabasePool())
     faults: tuple[str, ...] = ()
+    # blue-green / canary releases (``release``)
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -590,6 +657,7 @@ _ENV_KEYS = {
     "backups",
     "database_pool",
     "faults",
+    "release",
 }
 _IMAGE_KEYS = {"api", "worker", "postgres", "redis", "maintenance"}
 _THIRD_PARTY_IMAGES = {
@@ -704,6 +772,7 @@ def _environment(
         prometheus_url=_prometheus_url(v, body.get("monitoring", {}), f"{key}.monitoring"),
         backups=backups,
         **_stress_environment(v, body, key),
+        release=_release_settings(v, body.get("release"), f"{key}.release"),
     )
 
 
@@ -829,6 +898,127 @@ def _cloud(v: _Validator, value: Any, key: str) -> str:
     if value not in CLOUDS:
         v.fail(key, value, "one of " + ", ".join(CLOUDS) + " (whose spot-pool labels to use)")
     return str(value)
+
+
+def _release_settings(v: _Validator, value: Any, key: str) -> ReleaseSettings:
+    """``release``: keep_previous, the preview host, ``verify`` and ``canary``."""
+    allowed = {"keep_previous", "preview_host", "preview_tls_secret", "verify", "canary"}
+    body = v.mapping(value, key, allowed=allowed)
+    base = ReleaseSettings()
+    keep = base.keep_previous_seconds
+    if body.get("keep_previous") is not None:
+        raw_keep = body["keep_previous"]
+        keep = 0.0 if raw_keep in (0, "0") else v.duration(raw_keep, f"{key}.keep_previous")
+    host = v.string(body.get("preview_host", base.preview_host), f"{key}.preview_host")
+    if not _DNS1123_LABEL.match(host) or len(host) > 63:
+        v.fail(f"{key}.preview_host", host, "a DNS label (lower-case letters, digits, '-')")
+    tls = body.get("preview_tls_secret")
+    if tls is not None:
+        tls = _secret_name(v, tls, f"{key}.preview_tls_secret")
+    return ReleaseSettings(
+        keep_previous_seconds=keep,
+        preview_host=host,
+        preview_tls_secret=tls,
+        verify=_verify_settings(v, body.get("verify"), f"{key}.verify"),
+        canary=_canary_settings(v, body.get("canary"), f"{key}.canary"),
+    )
+
+
+def _verify_settings(v: _Validator, value: Any, key: str) -> VerifySettings:
+    allowed = {
+        "duration",
+        "users",
+        "spawn_rate",
+        "endpoints",
+        "mix",
+        "p95_ms",
+        "error_rate",
+        "smoke_symbol",
+        "image",
+    }
+    body = v.mapping(value, key, allowed=allowed)
+    base = VerifySettings()
+    endpoints = tuple(
+        v.string(e, f"{key}.endpoints")
+        for e in v.sequence(body.get("endpoints", list(base.endpoints)), f"{key}.endpoints")
+    )
+    for endpoint in endpoints:
+        if not endpoint.startswith("/") or any(c.isspace() for c in endpoint):
+            v.fail(f"{key}.endpoints", endpoint, "paths starting with '/' without spaces")
+    mix = v.boolean(body.get("mix", False), f"{key}.mix")
+    if not endpoints and not mix:
+        v.fail(f"{key}.endpoints", [], "at least one path (or mix: true)")
+    symbol = v.string(body.get("smoke_symbol", base.smoke_symbol), f"{key}.smoke_symbol")
+    if not re.match(r"^[A-Z][A-Z0-9.\-]{0,9}$", symbol):
+        v.fail(f"{key}.smoke_symbol", symbol, "an upper-case ticker symbol like AAPL")
+    return VerifySettings(
+        duration_seconds=v.duration(body.get("duration", "20s"), f"{key}.duration"),
+        users=v.integer(body.get("users", base.users), f"{key}.users", minimum=1),
+        spawn_rate=v.number(
+            body.get("spawn_rate", base.spawn_rate), f"{key}.spawn_rate", positive=True
+        ),
+        endpoints=endpoints,
+        mix=mix,
+        p95_ms=None
+        if body.get("p95_ms") is None
+        else v.number(body["p95_ms"], f"{key}.p95_ms", positive=True),
+        error_rate=None
+        if body.get("error_rate") is None
+        else v.fraction(body["error_rate"], f"{key}.error_rate"),
+        smoke_symbol=symbol,
+        image=None if body.get("image") is None else v.string(body["image"], f"{key}.image"),
+    )
+
+
+def _canary_settings(v: _Validator, value: Any, key: str) -> CanarySettings:
+    allowed = {
+        "steps",
+        "hold",
+        "window",
+        "queries",
+        "p95_percent",
+        "p95_floor_ms",
+        "error_rate_points",
+    }
+    body = v.mapping(value, key, allowed=allowed)
+    base = CanarySettings()
+    steps = tuple(
+        v.integer(w, f"{key}.steps", minimum=1, maximum=100)
+        for w in v.sequence(body.get("steps", list(base.steps)), f"{key}.steps")
+    )
+    check_canary_steps(steps, f"{v.source}: {key}.steps")
+    hold = v.duration(body.get("hold", "60s"), f"{key}.hold")
+    window = v.string(body.get("window", base.window), f"{key}.window")
+    if not re.match(r"^\d+[smh]$", window):
+        v.fail(f"{key}.window", window, "a Prometheus range like 30s, 1m or 5m")
+    queries = dict(base.queries)
+    raw_queries = v.mapping(body.get("queries"), f"{key}.queries", allowed=set(CANARY_QUERY_NAMES))
+    for name, text in raw_queries.items():
+        query = v.string(text, f"{key}.queries.{name}")
+        if "$version" not in query:
+            v.fail(f"{key}.queries.{name}", query, "a PromQL query with $version in it")
+        queries[name] = query
+    numbers = {}
+    for name in ("p95_percent", "p95_floor_ms", "error_rate_points"):
+        numbers[name] = v.number(body.get(name, getattr(base, name)), f"{key}.{name}")
+        if numbers[name] < 0:
+            v.fail(f"{key}.{name}", numbers[name], "a number >= 0")
+    return CanarySettings(steps=steps, hold_seconds=hold, window=window, queries=queries, **numbers)
+
+
+def check_canary_steps(steps: Sequence[int], where: str = "canary steps") -> tuple[int, ...]:
+    """Canary weights in percent: each from 1 to 100, going up, the last 100; else
+    ``ConfigError`` (exit 2) naming ``where``."""
+    shown = ", ".join(str(w) for w in steps) or "none"
+    if not steps:
+        raise ConfigError(f"{where} are empty; expected weights in percent ending at 100")
+    if any(not 1 <= w <= 100 for w in steps):
+        raise ConfigError(f"{where} ({shown}) must be percentages from 1 to 100")
+    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        raise ConfigError(f"{where} ({shown}) must go up step by step, like 10, 25, 50, 100")
+    if steps[-1] != 100:
+        raise ConfigError(f"{where} ({shown}) must end at 100 (all traffic on the new version)")
+    return tuple(steps)
 
 
 def _secret_name(v: _Validator, value: Any, key: str) -> str:

@@ -16,8 +16,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from tradewise_ops.core.bluegreen import API_SERVICE, BLUE_GREEN, is_api_deployment, switch_objects
+from tradewise_ops.core.bluegreen import (
+    API_SERVICE,
+    SLOTTED,
+    is_api_deployment,
+    switch_objects,
+)
+from tradewise_ops.core.canary import CanaryPlan
 from tradewise_ops.core.release import ROLLED_BACK, ObjectRef, Release, after_success, prune_refs
+from tradewise_ops.core.release_steps import (
+    CanaryStep,
+    CloseCanary,
+    ClosePreview,
+    KeepPrevious,
+    OpenCanary,
+    OpenPreview,
+    RetireSlot,
+    VerifyRelease,
+)
 from tradewise_ops.core.rollout import WORKLOAD_KINDS
 from tradewise_ops.core.scaling import (
     APPLIED_AT_ANNOTATION,
@@ -25,6 +41,7 @@ from tradewise_ops.core.scaling import (
     MANUAL,
     PROFILE_ANNOTATION,
 )
+from tradewise_ops.core.verify import VerifyPlan
 
 CREATE = "create"
 UPDATE = "update"
@@ -204,6 +221,10 @@ class DeployPlan:
     revision: int | None = None  # the revision the release will be recorded as
     wait: bool = True  # whether the deploy waits for the rollout (and, blue-green, switches)
     steps: tuple[Step, ...] = field(default=(), repr=False)
+    # blue-green / canary: how the new slot is verified, and its preview objects
+    verification: VerifyPlan | None = None
+    preview: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    canary: CanaryPlan | None = None  # a canary release's steps and analysis
 
     def of(self, *actions: str) -> list[PlanItem]:
         return [i for i in self.items if i.action in actions]
@@ -260,6 +281,18 @@ class DeployPlan:
             "strategy": self.strategy,
             "slot": self.slot,
             "live_slot": self.live_slot,
+            **self._release_dict(),
+        }
+
+    def _release_dict(self) -> dict[str, Any]:
+        """Blue-green and canary plans: the verification and every step, in order."""
+        if self.strategy == "rolling":
+            return {}
+        return {
+            "verification": self.verification.to_dict() if self.verification else None,
+            **({"canary": self.canary.to_dict()} if self.canary is not None else {}),
+            "preview": [str(ObjectRef.of(o)) for o in self.preview],
+            "steps": [{"op": s.op, "target": s.target, "detail": s.detail} for s in self.steps],
         }
 
     def rows(self) -> list[list[Any]]:
@@ -401,6 +434,7 @@ class SwitchTraffic:
     slot: str
     live_slot: str | None
     objects: tuple[dict[str, Any], ...] = field(repr=False)
+    reclaim: bool = False  # an instant rollback: the slot stops being a kept previous one
 
     @property
     def target(self) -> str:
@@ -410,7 +444,10 @@ class SwitchTraffic:
     def detail(self) -> str:
         source = f"slot {self.live_slot}" if self.live_slot else "the running API"
         applied = ", ".join(str(ObjectRef.of(o)) for o in self.objects)
-        return f"from {source} to slot {self.slot}: applies {applied}"
+        text = f"from {source} to slot {self.slot} once it has ready pods: applies {applied}"
+        if self.reclaim:
+            text += f"; slot {self.slot} is no longer a kept previous slot"
+        return text
 
 
 @dataclass(frozen=True)
@@ -441,6 +478,14 @@ Step = (
     | WaitForRollout
     | SwitchTraffic
     | FinishRelease
+    | RetireSlot
+    | OpenPreview
+    | VerifyRelease
+    | ClosePreview
+    | KeepPrevious
+    | OpenCanary
+    | CanaryStep
+    | CloseCanary
 )
 
 
@@ -477,7 +522,7 @@ def release_steps(
     rest = [o for o in objects if o["kind"] != "Namespace"]
     steps: list[Step] = [apply(o) for o in namespaces] or [EnsureNamespace(plan.namespace)]
     steps.append(RecordRelease(revision, len(objects)))
-    deferred = switch_objects(rest) if plan.strategy == BLUE_GREEN else []
+    deferred = switch_objects(rest) if plan.strategy in SLOTTED else []
     steps += [apply(o) for o in rest if o not in deferred]
     steps += [ResetScaling(h) for h in plan.to_reset]
     steps += [PruneObject(ref) for ref in plan.to_prune]

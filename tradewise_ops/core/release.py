@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,7 +264,7 @@ def prune_refs(
 
 
 def history_rows(releases: Sequence[Release]) -> list[list[Any]]:
-    """Rows ``REVISION TIME STATUS TAG USER CHANGE-CAUSE`` oldest first, for a table."""
+    """Rows ``REVISION TIME STATUS TAG USER VERIFIED CHANGE-CAUSE`` oldest first, for a table."""
     return [
         [
             r.revision,
@@ -272,7 +272,46 @@ def history_rows(releases: Sequence[Release]) -> list[list[Any]]:
             r.status,
             r.tag or "-",
             r.user,
+            verification_cell(r.verification),
             r.change_cause + (f" ({r.note})" if r.note else ""),
         ]
         for r in sort_history(releases)
     ]
+
+
+def history_entry(release: Release) -> dict[str, Any]:
+    """One release of ``history -o json``: its summary and its verification (without the load
+    summary and the smoke details: ``tradewise compare ENV@REV`` reads those)."""
+    return {**release.summary(), "verification": verification_summary(release.verification)}
+
+
+def verification_summary(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A record's ``verification`` without the bulky parts (load summary, smoke details), for
+    ``history -o json``."""
+    if not record:
+        return None
+    keys = ("passed", "skipped", "p95_ms", "error_rate", "rps", "slo", "url", "job", "reason")
+    out = {k: record.get(k) for k in keys}
+    if record.get("problem"):
+        out["problem"] = record["problem"]
+    if record.get("step") is not None:
+        out["step"] = record["step"]
+    return out
+
+
+def verification_cell(record: Mapping[str, Any] | None) -> str:
+    """The VERIFIED column of ``history``: ``pass p95 120ms 0.00%``, ``FAIL ...``, ``skipped``."""
+    if not record:
+        return "-"
+    if record.get("skipped"):
+        return "skipped"
+    if "passed" not in record:  # an older record that only carries a load summary
+        return "load"
+    word = "pass" if record.get("passed") else "FAIL"
+    p95, rate = record.get("p95_ms"), record.get("error_rate")
+    parts = [word]
+    if p95 is not None:
+        parts.append(f"p95 {float(p95):.0f}ms")
+    if rate is not None:
+        parts.append(f"{float(rate) * 100:.2f}%")
+    return " ".join(parts)

@@ -154,6 +154,12 @@ def render_environment(
     return sort_objects(objects)
 
 
+def version_label(tag: str | None) -> str | None:
+    """The pods' ``app.kubernetes.io/version`` for ``tag`` (None when the tag cannot be a label
+    value); the app reports it as the ``version`` of its request metrics."""
+    return tag if tag and _LABEL_VALUE.match(tag) and len(tag) <= 63 else None
+
+
 def render_ingress(config: Config, env: Environment | str, maintenance: bool) -> dict[str, Any]:
     """The ``tradewise-ingress`` object alone, pointing at the API or the maintenance page.
 
@@ -295,7 +301,7 @@ def _context(
         "app.kubernetes.io/managed-by": "tradewise",
         "tradewise.io/environment": env.name,
     }
-    version = tag if tag and _LABEL_VALUE.match(tag) and len(tag) <= 63 else None
+    version = version_label(tag)
 
     def meta(
         name: str,
