@@ -114,10 +114,14 @@ def kubectl_round(delay: float, workdir: Path) -> dict[str, Any] | None:
     from tradewise_ops.core.render import render_environment, to_yaml_stream
 
     objects = render_environment(load_config(ROOT / "tradewise.yaml"), "staging", tag="v1")
-    manifest = workdir / "manifests.yaml"
-    manifest.write_text(to_yaml_stream(objects))
-    workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
     with Emulator(namespaces=("default",)) as emu:
+        # what the cluster serves, as tradewise deploy applies it (it skips an unserved kind,
+        # such as the VerticalPodAutoscaler without its CRD; kubectl would fail on it)
+        served = {r.kind for r in emu.store.resources}
+        objects = [o for o in objects if o["kind"] in served]
+        manifest = workdir / "manifests.yaml"
+        manifest.write_text(to_yaml_stream(objects))
+        workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
         kc = emu.write_kubeconfig(workdir / "kc-kubectl", ("staging",))
         env = {**os.environ, "KUBECONFIG": str(kc), "HOME": str(workdir)}
         emu.controllers.auto(delay=delay)

@@ -51,6 +51,25 @@ def test_a_second_validate_of_the_same_manifests_hits_the_cache(
     assert (later.hits, later.misses) == (len(objects), len(objects))
 
 
+def test_a_new_tag_reuses_the_schema_results_of_the_last_one(
+    objects: list[dict], tmp_path: Path
+) -> None:
+    """Only the images differ between two tags' manifests; the schemas cannot tell them apart."""
+    config = load_config(data_path("tradewise.yaml"), environ={})
+    other_tag = render_environment(config, "staging", tag="v9.9.9")
+    assert to_yaml_stream(other_tag) != to_yaml_stream(objects)
+    caches = RenderCaches(tmp_path)
+    first = validate(objects, "1.37", caches=caches)
+    assert validate(other_tag, "1.37", caches=caches) == first
+    assert (caches.hits, caches.misses) == (len(objects), len(objects))
+    # an image of the wrong type still fails the schema check, cached or not
+    bad = copy.deepcopy(other_tag)
+    deployment = next(o for o in bad if o["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = 42
+    found = validate(bad, "1.37", caches=caches)
+    assert any(f.rule == "schema" and f.path.endswith("containers[0].image") for f in found)
+
+
 def test_without_caches_nothing_is_kept(objects: list[dict], tmp_path: Path) -> None:
     off = RenderCaches.from_environment({"TRADEWISE_NO_CACHE": "1"})
     assert off.directory is None and off.templates is None

@@ -86,15 +86,53 @@ def schema_findings(
     """
     findings: list[Finding] = []
     for obj in objects:
-        key = results.key(obj) if results else ""
+        shape = schema_shape(obj)
+        key = results.key(shape) if results else ""
         cached = results.get(key) if results else None
-        found = cached if cached is not None else _check_schema(obj, version)
+        found = cached if cached is not None else _check_schema(shape, version)
         if results is not None and cached is None:
             results.put(key, found)
         findings.extend(found)
     if results is not None:
         results.save()
     return findings
+
+
+_IMAGE_PLACEHOLDER = "registry.invalid/image:tag"
+_VERSION_LABEL = "app.kubernetes.io/version"
+
+
+def schema_shape(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``obj`` as the schema check sees it: every string ``image`` field (a container's image)
+    and the ``app.kubernetes.io/version`` label's value replaced by placeholders.
+
+    The schemas require only that an image or a label value is a string, so a new tag or digest
+    cannot change the schema findings; with them left out of the cache key, a deploy of a new tag
+    reuses the results of the last one. Whether an image is pinned is policy (``image-pinned``),
+    checked on the real object every time. A non-string value is kept, so its type error is still
+    found.
+    """
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                if k == "image" and isinstance(v, str):
+                    out[k] = _IMAGE_PLACEHOLDER
+                elif (
+                    k == "labels"
+                    and isinstance(v, Mapping)
+                    and isinstance(v.get(_VERSION_LABEL), str)
+                ):
+                    out[k] = {**v, _VERSION_LABEL: "v0"}
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(obj)
 
 
 def schema_files(version: str) -> list[Path]:
