@@ -10,6 +10,7 @@ the script printed as the pod's log, and sets the Job's status from the exit cod
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import os
 import shutil
@@ -341,3 +342,87 @@ def test_backup_job_that_fails_or_hangs(cluster: Emulator, config: Path) -> None
     assert left in slow.stderr
     job = cluster.get("Job", NS, left)
     assert job is not None and job["status"] == {"active": 1}
+
+
+# -- doctor: the latest backup and its verification ---------------------------------------------
+def set_cron_status(emu: Emulator, name: str, status: dict[str, Any]) -> None:
+    obj = emu.get("CronJob", NS, name)
+    assert obj is not None
+    new = copy.deepcopy(obj)
+    new["status"] = status
+    emu.store.replace(emu.resource("CronJob"), NS, name, new, status_only=True)
+
+
+def backup_findings(config: Path) -> dict[str, dict[str, Any]]:
+    result = run(config, "doctor", "--env", "staging", "-o", "json")
+    assert result.exit_code in (0, 1), result.stderr  # the rest of staging is not deployed
+    doc = json.loads(result.stdout)
+    assert {"backups.recent", "backups.verified"} <= set(doc["checks"])
+    return {f["check"]: f for f in doc["findings"] if f["check"].startswith("backups.")}
+
+
+def _stamp(ago: datetime.timedelta) -> str:
+    return (datetime.datetime.now(datetime.UTC) - ago).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_doctor_reads_the_last_backup_and_verification(cluster: Emulator, config: Path) -> None:
+    # never ran, the CronJobs just created: said, as info
+    fresh = backup_findings(config)
+    assert fresh["backups.recent"]["severity"] == "info"
+    assert "no successful backup recorded yet" in fresh["backups.recent"]["message"]
+    assert "tradewise db backup --env staging" in fresh["backups.recent"]["fix"]
+
+    # a backup 3 days ago (daily schedule: at most 2), its last run since not succeeded;
+    # a verification 5 days ago (weekly: at most 8): fine
+    set_cron_status(
+        cluster,
+        "tradewise-db-backup",
+        {
+            "lastSuccessfulTime": _stamp(datetime.timedelta(days=3)),
+            "lastScheduleTime": _stamp(datetime.timedelta(hours=5)),
+        },
+    )
+    set_cron_status(
+        cluster,
+        "tradewise-db-verify",
+        {
+            "lastSuccessfulTime": _stamp(datetime.timedelta(days=5)),
+            "lastScheduleTime": _stamp(datetime.timedelta(days=5)),
+        },
+    )
+    stale = backup_findings(config)
+    assert set(stale) == {"backups.recent"}
+    finding = stale["backups.recent"]
+    assert finding["severity"] == "warning"
+    assert "older than its schedule allows" in finding["message"]
+    evidence = "\n".join(finding["evidence"])
+    assert "'0 2 * * *'" in evidence and "at most 48h" in evidence
+    assert "lastSuccessfulTime" in evidence and "(72h ago)" in evidence
+    assert "the last scheduled run has not succeeded" in evidence
+
+    # the verification 9 days ago: past the weekly allowance
+    set_cron_status(
+        cluster,
+        "tradewise-db-verify",
+        {"lastSuccessfulTime": _stamp(datetime.timedelta(days=9))},
+    )
+    set_cron_status(
+        cluster,
+        "tradewise-db-backup",
+        {"lastSuccessfulTime": _stamp(datetime.timedelta(hours=20))},
+    )
+    late = backup_findings(config)
+    assert set(late) == {"backups.verified"}
+    assert "at most 192h" in "\n".join(late["backups.verified"]["evidence"])
+    assert "tradewise db verify --env staging" in late["backups.verified"]["fix"]
+
+    # not deployed although enabled
+    cluster.store.delete(cluster.resource("CronJob"), NS, "tradewise-db-verify")
+    gone = backup_findings(config)
+    assert "not deployed" in gone["backups.verified"]["message"]
+
+
+def test_doctor_without_backups_has_no_backup_checks(emulator: Emulator, kubeconfig: Path) -> None:
+    result = run(ROOT / "tradewise.yaml", "doctor", "--env", "staging", "-o", "json")
+    doc = json.loads(result.stdout)
+    assert not any(c.startswith("backups.") for c in doc["checks"])
