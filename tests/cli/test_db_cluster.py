@@ -426,3 +426,129 @@ def test_doctor_without_backups_has_no_backup_checks(emulator: Emulator, kubecon
     result = run(ROOT / "tradewise.yaml", "doctor", "--env", "staging", "-o", "json")
     doc = json.loads(result.stdout)
     assert not any(c.startswith("backups.") for c in doc["checks"])
+
+
+# -- restore: held, restored, given back ---------------------------------------------------------
+HELD = (
+    "tradewise-api-deployment",
+    "tradewise-worker-deployment",
+    "tradewise-precompute-deployment",
+)
+
+
+def count_rows(postgres_server: Any, postgres_url: str) -> int:
+    dbname = postgres_url.rsplit("/", 1)[1]
+    out = subprocess.run(
+        _as_postgres(
+            [
+                str(PG_BIN / "psql"),
+                "-h",
+                postgres_server.host,
+                "-p",
+                str(postgres_server.port),
+                "-U",
+                "postgres",
+                "-d",
+                dbname,
+                "-Atc",
+                "SELECT count(*) FROM stock_analyses",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+def replicas(emu: Emulator) -> dict[str, int]:
+    out = {}
+    for name in HELD:
+        obj = emu.get("Deployment", NS, name)
+        assert obj is not None, name
+        out[name] = obj["spec"]["replicas"]
+    return out
+
+
+def maintenance_on(emu: Emulator) -> bool:
+    ingress = emu.get("Ingress", NS, "tradewise-ingress")
+    assert ingress is not None
+    return ingress["metadata"].get("annotations", {}).get("tradewise.io/maintenance") == "on"
+
+
+def test_restore_holds_the_service_restores_and_gives_it_back(
+    emulator: Emulator,
+    kubeconfig: Path,
+    config: Path,
+    postgres_server: Any,
+    postgres_url: str,
+    claim: Path,
+) -> None:
+    emulator.controllers.auto(delay=0.01)
+    deployed = run(config, "deploy", "staging", "--tag", "v1", "--timeout", "20s")
+    assert deployed.exit_code == 0, deployed.stderr
+    store_analyses(postgres_url)
+    script = script_runner(postgres_server, postgres_url, claim)
+    during: dict[str, Any] = {}
+
+    def act(job: dict[str, Any]) -> Outcome:
+        if "-restore-" in job["metadata"]["name"]:
+            during["replicas"] = replicas(emulator)
+            during["maintenance"] = maintenance_on(emulator)
+            during["api_pods"] = [
+                p
+                for p in emulator.list("Pod", NS)
+                if p["metadata"]["labels"].get("tradewise.emulator/owner") == HELD[0]
+            ]
+        return script(job)
+
+    player = JobPlayer(emulator, act)
+    try:
+        backed = run(config, "db", "backup", "--env", "staging", "-o", "json")
+        assert backed.exit_code == 0, backed.stderr
+        name = json.loads(backed.stdout)["result"]["name"]
+        store_analyses(postgres_url, ("GOOG", "AMZN"))  # written after the backup
+        assert count_rows(postgres_server, postgres_url) == 7
+        before = replicas(emulator)
+        assert all(before.values())
+
+        # no --yes and stdin not a terminal: exit 2, nothing changed
+        emulator.reset_requests()
+        asked = run(config, "db", "restore", name, "--env", "staging")
+        assert asked.exit_code == 2 and "--yes" in asked.stderr
+        assert [r for r in emulator.requests if r.method != "GET"] == []
+        unknown = run(
+            config, "db", "restore", "tradewise-20200101T000000Z.dump", "--env", "staging", "--yes"
+        )
+        assert unknown.exit_code == 2 and "no backup tradewise-20200101T000000Z.dump" in (
+            unknown.stderr
+        )
+        assert replicas(emulator) == before and not maintenance_on(emulator)
+
+        done = run(config, "db", "restore", name, "--env", "staging", "--yes", "-o", "json")
+        assert done.exit_code == 0, done.stderr
+        assert during["replicas"] == dict.fromkeys(HELD, 0)
+        assert during["maintenance"] is True and during["api_pods"] == []
+        assert count_rows(postgres_server, postgres_url) == 5  # the backup's rows
+        assert replicas(emulator) == before and not maintenance_on(emulator)
+        doc = json.loads(done.stdout)
+        result = doc["job"]["result"]
+        assert (result["name"], result["ok"]) == (name, True) and result["rows"] >= 5
+        assert {h["deployment"]: h["replicas"] for h in doc["held"]} == before
+        assert "checks" in doc["doctor"]
+        assert "maintenance on" in done.stderr and "maintenance off" in done.stderr
+
+        # a damaged dump: the Job fails, the database stays, the service comes back
+        store_analyses(postgres_url, ("TSLA",))
+        dump = claim / name
+        data = dump.read_bytes()
+        dump.write_bytes(data[: len(data) - 300])
+        failed = run(config, "db", "restore", name, "--env", "staging", "--yes")
+        assert failed.exit_code == 1
+        assert "checksum" in failed.stderr
+        assert "the database is as it was" in failed.stderr
+        assert "replicas and maintenance are back" in failed.stderr
+        assert count_rows(postgres_server, postgres_url) == 6
+        assert replicas(emulator) == before and not maintenance_on(emulator)
+    finally:
+        player.close()

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from tradewise_ops.core.backup import (
     BACKUP_CRONJOB,
+    HELD_COMPONENTS,
     JOB_NAME_LABEL,
     LIST_SCRIPT,
+    RESTORE_SCRIPT,
     VERIFY_CRONJOB,
     check_dump_name,
     job_state,
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from tradewise_ops.core.config import Environment
 
 LOG_TAIL = 200
+PART_OF = "app.kubernetes.io/part-of=tradewise"
+COMPONENT = "app.kubernetes.io/component"
 
 
 @dataclass
@@ -223,7 +227,7 @@ class ClusterBackups:
             raise BadInputError(f"{said}: see `tradewise db backups --env {self.env.name}`")
         return run
 
-    def list(
+    def index(
         self, timeout: float, on_progress: Callable[[str], None] | None = None
     ) -> list[dict[str, Any]]:
         """The claim's dumps, oldest first, with their verification marks (a short Job)."""
@@ -241,3 +245,161 @@ class ClusterBackups:
                 f"listing Job {run.job} printed no index (pod {run.pod or 'not found'})"
             )
         return [dict(b) for b in run.result["backups"] if isinstance(b, dict)]
+
+    # -- restore ------------------------------------------------------------------------------
+    def held_workloads(self) -> list[Held]:
+        """The API, worker and precompute Deployments (every blue-green slot), their replicas
+        now and their HPAs' floors: what a restore scales to 0 and back."""
+        deployments = self.gw.list("Deployment", PART_OF, namespace=self.namespace)
+        hpas = self.gw.list("HorizontalPodAutoscaler", PART_OF, namespace=self.namespace)
+        floors = {
+            (h.get("spec") or {}).get("scaleTargetRef", {}).get("name"): (h.get("spec") or {}).get(
+                "minReplicas", 1
+            )
+            for h in hpas
+        }
+        held = []
+        for d in sorted(deployments, key=lambda o: o["metadata"]["name"]):
+            labels = d["metadata"].get("labels") or {}
+            if labels.get(COMPONENT) not in HELD_COMPONENTS:
+                continue
+            name = d["metadata"]["name"]
+            replicas = int((d.get("spec") or {}).get("replicas", 1) or 0)
+            held.append(Held(name, replicas, floors.get(name)))
+        return held
+
+    def restore(
+        self,
+        name: str,
+        timeout: float,
+        ingress: Callable[[bool], dict[str, Any]],
+        on_progress: Callable[[str], None] | None = None,
+    ) -> RestoreOutcome:
+        """Restore dump ``name`` over the live database, the service held meanwhile.
+
+        Checks first (changing nothing): the name, the CronJob, the dump in the claim (a listing
+        Job), the maintenance page. Then: maintenance on (``ingress(True)``, unless it was),
+        the API and workers scaled to 0 and their pods gone (replicas recorded), a Job from the
+        backup CronJob running ``RESTORE_SCRIPT`` (``pg_restore --single-transaction``), then
+        replicas back and maintenance off. Any failure puts replicas and maintenance back and
+        raises ``GoalMissedError`` saying what state the database is in.
+        """
+        from tradewise_ops.adapters.live import maintenance_is_on, maintenance_page_deployed
+
+        say = on_progress or (lambda _msg: None)
+        check_dump_name(name)
+        self.cronjob(BACKUP_CRONJOB)
+        names = [b.get("name") for b in self.index(min(timeout, 300.0), on_progress=say)]
+        if name not in names:
+            raise BadInputError(
+                f"no backup {name} in the claim tradewise-backups: see `tradewise db backups "
+                f"--env {self.env.name}`"
+            )
+        if not maintenance_page_deployed(self.gw):
+            raise BadInputError(
+                f"the maintenance page is not deployed in {self.env.name}: run "
+                f"`tradewise deploy {self.env.name}` first (nothing changed)"
+            )
+        outcome = RestoreOutcome(name, maintenance_was_on=maintenance_is_on(self.gw))
+        outcome.ingress_off = ingress(False)
+        outcome.held = self.held_workloads()
+        db_state = "the database was not touched"
+        try:
+            if not outcome.maintenance_was_on:
+                self.gw.apply(ingress(True))
+                say("maintenance on: the Ingress points at the maintenance page")
+            for h in outcome.held:
+                self.gw.scale("Deployment", h.name, 0, namespace=self.namespace)
+            say("held: " + ", ".join(f"{h.name} ({h.replicas} -> 0)" for h in outcome.held))
+            self._wait_drained(outcome.held, min(timeout, 300.0))
+            db_state = (
+                "the restore Job may still run: the database is as it was until its one "
+                "transaction commits, then the backup's"
+            )
+            run = self.run(
+                BACKUP_CRONJOB,
+                timeout,
+                purpose="restore",
+                env={"BACKUP": name},
+                command=["sh", "-c", RESTORE_SCRIPT],
+                on_progress=say,
+            )
+            outcome.run = run
+            if not run.ok:
+                db_state = "pg_restore ran in one transaction: the database is as it was"
+                raise GoalMissedError(f"restore Job {run.job} failed: {run.failure()}")
+            db_state = f"the database holds {name}"
+        except TradewiseError as exc:
+            problems = self._put_back(outcome, say)
+            raise GoalMissedError(
+                f"restore of {name} stopped: {exc.message}; {db_state}; "
+                + ("; ".join(problems) if problems else "replicas and maintenance are back")
+            ) from exc
+        problems = self._put_back(outcome, say)
+        if problems:
+            raise GoalMissedError(f"{name} restored, but " + "; ".join(problems))
+        return outcome
+
+    def _wait_drained(self, held: Sequence[Held], timeout: float) -> None:
+        """Until the held Deployments run no pod (``status.replicas`` 0), or ``GoalMissedError``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = []
+            for h in held:
+                obj = self.gw.get("Deployment", h.name, namespace=self.namespace)
+                if int((obj.get("status") or {}).get("replicas") or 0):
+                    left.append(h.name)
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise GoalMissedError(f"pods still run after scaling to 0: {', '.join(left)}")
+            time.sleep(0.2)
+
+    def _put_back(self, outcome: RestoreOutcome, say: Callable[[str], None]) -> list[str]:
+        """Replicas back to what they were, maintenance off (unless it was on): what failed."""
+        problems = []
+        for h in outcome.held:
+            try:
+                self.gw.scale("Deployment", h.name, h.replicas, namespace=self.namespace)
+            except TradewiseError as exc:
+                problems.append(f"{h.name} not scaled back to {h.replicas}: {exc.message}")
+        if outcome.held:
+            say("back: " + ", ".join(f"{h.name} {h.replicas}" for h in outcome.held))
+        if not outcome.maintenance_was_on and outcome.ingress_off is not None:
+            try:
+                self.gw.apply(outcome.ingress_off)
+                say("maintenance off: the Ingress points at the API")
+            except TradewiseError as exc:
+                problems.append(f"maintenance is still on: {exc.message}")
+        return problems
+
+
+@dataclass(frozen=True)
+class Held:
+    """A Deployment held during a restore: its replicas before, and its HPA's floor."""
+
+    name: str
+    replicas: int
+    hpa_min: int | None = None
+
+
+@dataclass
+class RestoreOutcome:
+    """What a restore did: the Deployments held and given back, the restore Job."""
+
+    name: str
+    maintenance_was_on: bool = False
+    held: list[Held] = field(default_factory=list)
+    run: JobRun | None = None
+    ingress_off: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "maintenance_was_on": self.maintenance_was_on,
+            "held": [
+                {"deployment": h.name, "replicas": h.replicas, "hpa_min": h.hpa_min}
+                for h in self.held
+            ],
+            "job": self.run.to_dict() if self.run else None,
+        }

@@ -144,7 +144,7 @@ def backups_cmd(
     state = get_state(ctx)
     cluster = _cluster(state, database_url)
     if cluster is not None:
-        items = cluster.list(_seconds(timeout), on_progress=state.terminal.debug)
+        items = cluster.index(_seconds(timeout), on_progress=state.terminal.debug)
         if not items:
             state.terminal.info("no backups in the claim tradewise-backups")
         rows = [
@@ -206,18 +206,18 @@ def restore_cmd(
     name: str = typer.Argument(..., help="The backup to restore (see `tradewise db backups`)."),
     database_url: str = _URL,
     directory: str = _DIR,
+    timeout: str = _timeout("1h"),
 ) -> None:
-    """Replace the database with a backup (verified first), then check it against the record."""
+    """Replace the database with a backup (verified first), then check it against the record.
+    In a Kubernetes environment: maintenance on, the API and workers held at 0, a restore Job
+    (one transaction), then both back, then the doctor's summary."""
     from tradewise_ops.adapters.backups import restore
 
     state = get_state(ctx)
-    env = state.environment()
-    if not database_url and env.is_kubernetes:
-        raise BadInputError(
-            f"restoring inside the cluster ({env.name}) is not part of this command yet: give "
-            "--database-url, or restore the dump with pg_restore from a pod that mounts the "
-            "claim tradewise-backups"
-        )
+    cluster = _cluster(state, database_url)
+    if cluster is not None:
+        _restore_in_cluster(state, cluster, name, _seconds(timeout))
+        return
     db, store = _target(state, database_url, directory)
     record = store.get(name)
     if not state.yes:
@@ -253,4 +253,53 @@ def _show_run(state: State, run: JobRun) -> None:
     state.terminal.success(
         f"{name} verified: restored into a throwaway server, {doc.get('tables')} tables, "
         f"{doc.get('rows')} rows"
+    )
+
+
+def _restore_in_cluster(state: State, cluster: ClusterBackups, name: str, seconds: float) -> None:
+    from tradewise_ops.adapters import doctor_probe
+    from tradewise_ops.core.backup import check_dump_name
+    from tradewise_ops.core.doctor import diagnose_cluster
+    from tradewise_ops.core.render import render_ingress
+
+    env = cluster.env
+    check_dump_name(name)
+    action = (
+        f"restore {name} over the database of {env.name} (maintenance page on, the API and "
+        "workers at 0 meanwhile)"
+    )
+    if not state.yes:
+        if not sys.stdin.isatty():
+            raise BadInputError(f"{action}: add --yes (stdin is not a terminal)")
+        if not typer.confirm(f"{action}?", default=False, err=True):
+            raise typer.Exit(1)
+    config = state.config()
+    state.terminal.step(f"restoring {name} in {env.name}")
+    outcome = cluster.restore(
+        name,
+        seconds,
+        lambda on: render_ingress(config, env, maintenance=on),
+        on_progress=state.terminal.info,
+    )
+    doc = (outcome.run.result if outcome.run else None) or {}
+    state.terminal.success(
+        f"{name} restored: {doc.get('tables')} tables, {doc.get('rows')} rows; the service is back"
+    )
+    slo = config.slo
+    snapshot = doctor_probe.read_cluster(
+        cluster.gw,
+        env.name,
+        env.namespace,
+        config.environment(env.name).context,
+        backups_enabled=env.backups.enabled,
+    )
+    report = diagnose_cluster(snapshot, slo.p95_ms, slo.error_rate)
+    summary = (
+        f"doctor: {len(report.critical)} critical, {len(report.warnings)} warnings, "
+        f"{len(report.passed)} checks passed"
+    )
+    for finding in report.critical:
+        state.terminal.warn(f"{finding.check} {finding.subject}: {finding.message}")
+    state.terminal.result(
+        {**outcome.to_dict(), "doctor": report.to_dict()}, f"{name} restored; {summary}"
     )

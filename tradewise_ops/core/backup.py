@@ -276,6 +276,46 @@ done
 printf '{"backups": [%s]}\n' "$out"
 """
 
+# Restores BACKUP over the live database (run in the backup CronJob's pod, its command replaced:
+# the connection and the claim are that pod's). One transaction: a failure leaves the database as
+# it was. Prints the restored tables' row counts, then one JSON line.
+RESTORE_SCRIPT = r"""set -eu
+name="${BACKUP:-}"
+step="find the backup"
+finish() {
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "FAILED: $step"
+    printf '{"name": "%s", "ok": false, "step": "%s"}\n' "$name" "$step"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+case "$name" in
+  tradewise-*.dump) ;;
+  *) echo "$name is not a backup name" >&2; exit 1 ;;
+esac
+if [ ! -f "$BACKUP_DIR/$name" ]; then echo "no backup $name in $BACKUP_DIR" >&2; exit 1; fi
+step="checksum (sha256sum -c $name.sha256)"
+(cd "$BACKUP_DIR" && sha256sum -c "$name.sha256")
+step="restore (pg_restore --clean --single-transaction)"
+pg_restore --clean --if-exists --single-transaction --exit-on-error --no-owner --no-privileges \
+  -d "$PGDATABASE" "$BACKUP_DIR/$name"
+step="count the rows"
+psql -v ON_ERROR_STOP=1 -At > /tmp/restore-rows <<'SQL'
+SELECT format('SELECT %L || count(*) FROM %I.%I', 'rows ' || tablename || ' ', schemaname,
+              tablename)
+FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename \gexec
+SQL
+cat /tmp/restore-rows
+tables="$(grep -c '^rows ' /tmp/restore-rows || true)"
+rows="$(awk '/^rows / {n += $3} END {print n + 0}' /tmp/restore-rows)"
+echo "restored $name"
+printf '{"name": "%s", "ok": true, "tables": %s, "rows": %s}\n' "$name" "$tables" "$rows"
+"""
+
+HELD_COMPONENTS = ("api", "worker", "precompute")  # scaled to 0 while a restore runs
+
 BACKUP_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"cpu": "500m", "memory": "512Mi"},
