@@ -103,6 +103,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db restore NAME --env local", "asks first; checks the result"),
             ("tradewise db restore NAME --env local --yes", "without asking"),
+            ("tradewise db restore NAME --env prod --yes", "service held, restored, given back"),
         ),
     ),
     "unlock": HelpDoc(
