@@ -491,7 +491,9 @@ def test_restore_holds_the_service_restores_and_gives_it_back(
     script = script_runner(postgres_server, postgres_url, claim)
     during: dict[str, Any] = {}
 
-    def act(job: dict[str, Any]) -> Outcome:
+    def act(job: dict[str, Any]) -> Outcome | None:
+        if "-restore-" in job["metadata"]["name"] and during.get("hang"):
+            return None  # the restore Job outlasts --timeout
         if "-restore-" in job["metadata"]["name"]:
             during["replicas"] = replicas(emulator)
             during["maintenance"] = maintenance_on(emulator)
@@ -549,6 +551,15 @@ def test_restore_holds_the_service_restores_and_gives_it_back(
         assert "the database is as it was" in failed.stderr
         assert "replicas and maintenance are back" in failed.stderr
         assert count_rows(postgres_server, postgres_url) == 6
+        assert replicas(emulator) == before and not maintenance_on(emulator)
+
+        # a restore Job that outlasts --timeout: exit 1, named, the service given back
+        dump.write_bytes(data)
+        during["hang"] = True
+        slow = run(config, "db", "restore", name, "--env", "staging", "--yes", "--timeout", "2s")
+        assert slow.exit_code == 1
+        assert "did not finish within" in slow.stderr
+        assert "the restore Job may still run" in slow.stderr
         assert replicas(emulator) == before and not maintenance_on(emulator)
     finally:
         player.close()
