@@ -539,6 +539,9 @@ def test_restore_holds_the_service_restores_and_gives_it_back(
         assert {h["deployment"]: h["replicas"] for h in doc["held"]} == before
         assert "checks" in doc["doctor"]
         assert "maintenance on" in done.stderr and "maintenance off" in done.stderr
+        restore_job = emulator.get("Job", NS, doc["job"]["job"])
+        assert restore_job is not None and restore_job["spec"]["backoffLimit"] == 0
+        assert restore_job["metadata"]["name"].startswith("tradewise-db-backup-restore-")
 
         # a damaged dump: the Job fails, the database stays, the service comes back
         store_analyses(postgres_url, ("TSLA",))

@@ -110,6 +110,7 @@ class ClusterBackups:
         purpose: str = "manual",
         env: Mapping[str, str] | None = None,
         command: Sequence[str] | None = None,
+        backoff_limit: int | None = None,
         on_progress: Callable[[str], None] | None = None,
         now: datetime.datetime | None = None,
     ) -> JobRun:
@@ -124,6 +125,7 @@ class ClusterBackups:
             purpose=purpose,
             env=env,
             command=command,
+            backoff_limit=backoff_limit,
         )
         job["metadata"]["namespace"] = self.namespace
         started = time.monotonic()
@@ -322,6 +324,7 @@ class ClusterBackups:
                 purpose="restore",
                 env={"BACKUP": name},
                 command=["sh", "-c", RESTORE_SCRIPT],
+                backoff_limit=0,
                 on_progress=say,
             )
             outcome.run = run

@@ -346,6 +346,7 @@ def manual_job(
     purpose: str = "manual",
     env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
+    backoff_limit: int | None = None,
 ) -> dict[str, Any]:
     """A Job from ``cronjob``'s jobTemplate, as ``kubectl create job --from=cronjob/NAME`` makes.
 
@@ -353,7 +354,8 @@ def manual_job(
     pods' ``job-name`` label fits), annotated
     ``cronjob.kubernetes.io/instantiate: manual`` and owned by the CronJob (so the CronJob's
     history limits and a delete of it cover it). ``env`` is set on (or overrides in) the first
-    container's environment; ``command`` replaces its command.
+    container's environment; ``command`` replaces its command; ``backoff_limit`` the Job's
+    retries (a restore is not retried: 0).
     """
     meta = cronjob["metadata"]
     template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
@@ -367,6 +369,8 @@ def manual_job(
         container["env"] = entries
     if command is not None:
         container["command"] = list(command)
+    if backoff_limit is not None:
+        spec["backoffLimit"] = backoff_limit
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
