@@ -120,8 +120,9 @@ def test_nothing_to_back_up_and_bad_names(config: Path) -> None:
     assert run(config, "db", "verify", "--env", "local").exit_code == 1
     sneaky = run(config, "db", "restore", "../../etc/passwd", "--env", "local", "--yes")
     assert sneaky.exit_code == 2 and "is not a backup name" in sneaky.stderr
-    cluster = run(config, "db", "backup", "--env", "staging")
+    cluster = run(config, "db", "backup", "--env", "staging")  # no backup CronJobs there
     assert cluster.exit_code == 2 and "--database-url" in cluster.stderr
+    assert "environments.staging.backups.enabled" in cluster.stderr
 
 
 # -- PostgreSQL: pg_dump -Fc, pg_restore, on the session's server --------------------------------

@@ -410,6 +410,8 @@ class Controllers:
             except KeyError:
                 continue
             replicas = obj["spec"].get("replicas", 1)
+            if replicas == 0 and spec.get("minReplicas", 1) != 0:
+                continue  # as Kubernetes: a target scaled to 0 disables the HPA (ScalingDisabled)
             low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", replicas)
             desired = min(max(replicas, low), high)
             status = hpa.get("status") or {}

@@ -1,10 +1,11 @@
 """Read what ``tradewise doctor`` judges (``core.doctor``): changes nothing anywhere.
 
 Cluster: the namespace, the release records, the tradewise pods, Warning events, Services and
-Endpoints, HPAs, the metrics API (``metrics.k8s.io``: served? pod usage), the last log lines of
-the pods in trouble, and the application's ``/api/performance/stats`` through the API server's
-service proxy (the kubeconfig's credentials; no port-forward). About 12 requests. A read that RBAC
-refuses is recorded (``read_errors``) and its checks run on what there is; an unreachable
+Endpoints, HPAs, the backup CronJobs (when backups.enabled), the metrics API (``metrics.k8s.io``:
+served? pod usage), the last log lines of the pods in trouble, and the application's
+``/api/performance/stats`` through the API server's service proxy (the kubeconfig's credentials;
+no port-forward). About 12 requests (2 more with backups). A read that RBAC refuses is recorded
+(``read_errors``) and its checks run on what there is; an unreachable
 cluster is recorded, not raised.
 
 Local: the processes (``LocalStack.status``) with the log tails of those not running, the API
@@ -15,6 +16,7 @@ the application's readiness and stats over plain HTTP on loopback.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import socket
 import sqlite3
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tradewise_ops.core.backup import BACKUP_CRONJOB, VERIFY_CRONJOB
 from tradewise_ops.core.bluegreen import API_SERVICE
 from tradewise_ops.core.doctor import (
     LOG_LINES,
@@ -52,8 +55,13 @@ def read_cluster(
     namespace: str,
     expected_context: str | None,
     now: datetime.datetime | None = None,
+    *,
+    backups_enabled: bool = False,
 ) -> ClusterSnapshot:
-    """A snapshot of the environment's namespace for ``core.doctor.diagnose_cluster``."""
+    """A snapshot of the environment's namespace for ``core.doctor.diagnose_cluster``.
+
+    With ``backups_enabled``, also the two backup CronJobs (their last success and schedule).
+    """
     from tradewise_ops.adapters.release_store import ReleaseStore
 
     snap = ClusterSnapshot(
@@ -63,6 +71,7 @@ def read_cluster(
         context=gw.context,
         expected_context=expected_context,
         now=now or datetime.datetime.now(datetime.UTC),
+        backups_enabled=backups_enabled,
     )
     try:
         found = gw.find("Namespace", namespace)
@@ -102,6 +111,13 @@ def read_cluster(
             lambda: gw.list("PodMetrics", namespace=namespace, api_version=METRICS_API),
             [],
         )
+    if backups_enabled:
+        for cronjob in (BACKUP_CRONJOB, VERIFY_CRONJOB):
+            snap.cronjobs[cronjob] = read(
+                "cronjobs",
+                functools.partial(gw.find, "CronJob", cronjob, namespace=namespace),
+                None,
+            )
     by_name = {p["metadata"]["name"]: p for p in snap.pods}
     for name in pods_needing_logs(snap.pods, snap.now):
         try:

@@ -1,10 +1,11 @@
-"""``tradewise db backup|backups|verify|restore``: database backups (SQLite locally, PostgreSQL)."""
+"""``tradewise db backup|backups|verify|restore``: database backups (SQLite locally, PostgreSQL
+by URL, or the in-cluster backup CronJobs of a Kubernetes environment)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,11 +14,13 @@ from tradewise_ops.cli.terminal import TableData
 from tradewise_ops.errors import BadInputError, GoalMissedError
 
 if TYPE_CHECKING:
+    from tradewise_ops.adapters.backup_jobs import ClusterBackups, JobRun
     from tradewise_ops.adapters.backups import BackupStore, Database
     from tradewise_ops.core.backup import Verification
 
 db_app = typer.Typer(
-    help="Database backups: the local stack's SQLite file, or a PostgreSQL by URL.",
+    help="Database backups: the local stack's SQLite file, a PostgreSQL by URL, or the "
+    "in-cluster backup CronJobs (backups.enabled) of a Kubernetes environment.",
     no_args_is_help=True,
 )
 
@@ -26,13 +29,37 @@ _URL = typer.Option(
     "--database-url",
     envvar="TRADEWISE_DATABASE_URL",
     help="A PostgreSQL to back up (postgresql://USER:PASSWORD@HOST:PORT/DB); default for a "
-    "local environment: its SQLite file.",
+    "local environment: its SQLite file; for a Kubernetes one: its backup CronJobs.",
 )
 _DIR = typer.Option(
     None,
     "--dir",
     help="Where backups live (default: STATE_DIR/backups locally, else .tradewise/backups/ENV).",
 )
+
+
+def _timeout(default: str) -> Any:
+    return typer.Option(
+        default, "--timeout", help="In a cluster: how long to wait for the Job (it goes on after)."
+    )
+
+
+def _cluster(state: State, url: str | None) -> ClusterBackups | None:
+    """The environment's backup CronJobs when it is a Kubernetes one and no URL is given."""
+    from tradewise_ops.adapters.backup_jobs import ClusterBackups
+    from tradewise_ops.core.backup import require_enabled
+
+    env = state.environment()
+    if url or not env.is_kubernetes:
+        return None
+    require_enabled(env.name, env.backups.enabled)
+    return ClusterBackups(state.kube_gateway(env), env)
+
+
+def _seconds(timeout: str) -> float:
+    from tradewise_ops.core.units import parse_duration
+
+    return parse_duration(timeout, what="--timeout")
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +83,7 @@ def _target(state: State, url: str | None, directory: str | None) -> tuple[Datab
     else:
         raise BadInputError(
             f"{env.name} is of kind {env.kind}: give --database-url (a PostgreSQL this machine "
-            "reaches); backups inside the cluster are not part of this command yet"
+            "reaches)"
         )
     return db, BackupStore(Path(directory) if directory else default_dir)
 
@@ -67,11 +94,29 @@ def backup_cmd(
     database_url: str = _URL,
     directory: str = _DIR,
     keep: int = typer.Option(7, "--keep", min=1, help="Backups to keep (older ones go)."),
+    timeout: str = _timeout("30m"),
 ) -> None:
-    """Back up the database: a consistent copy, its row counts and checksums recorded."""
+    """Back up the database: a consistent copy, its row counts and checksums recorded. In a
+    Kubernetes environment: a Job from the CronJob tradewise-db-backup, now (keeps backups.keep)."""
     from tradewise_ops.adapters.backups import backup
 
     state = get_state(ctx)
+    cluster = _cluster(state, database_url)
+    if cluster is not None:
+        seconds = _seconds(timeout)
+        state.terminal.step(f"backing up the database of {cluster.env.name} (a Job, now)")
+        run = cluster.backup(seconds, on_progress=state.terminal.info)
+        doc = run.result or {}
+        for name in doc.get("pruned") or []:
+            state.terminal.info(f"removed {name} (keeping the newest {cluster.env.backups.keep})")
+        if not doc:
+            state.terminal.warn(f"the Job succeeded but its pod printed no result ({run.pod})")
+        else:
+            state.terminal.success(
+                f"{doc.get('name')}: {doc.get('bytes')} bytes, {doc.get('tables')} tables"
+            )
+        state.terminal.result(run.to_dict(), str(doc.get("name") or run.job))
+        return
     db, store = _target(state, database_url, directory)
     state.terminal.step(f"backing up {db.source} into {store.directory}")
     record, pruned = backup(db, store, keep)
@@ -88,9 +133,33 @@ def backup_cmd(
 
 
 @db_app.command("backups")
-def backups_cmd(ctx: typer.Context, database_url: str = _URL, directory: str = _DIR) -> None:
-    """The backups, oldest first: name, time, kind, size, tables, rows."""
+def backups_cmd(
+    ctx: typer.Context,
+    database_url: str = _URL,
+    directory: str = _DIR,
+    timeout: str = _timeout("5m"),
+) -> None:
+    """The backups, oldest first: name, time, kind, size, tables, rows. In a Kubernetes
+    environment: the claim's dumps and their verification marks (read by a short Job)."""
     state = get_state(ctx)
+    cluster = _cluster(state, database_url)
+    if cluster is not None:
+        items = cluster.index(_seconds(timeout), on_progress=state.terminal.debug)
+        if not items:
+            state.terminal.info("no backups in the claim tradewise-backups")
+        rows = [
+            [b.get("name"), b.get("bytes"), b.get("verified") or "-", b.get("failed") or "-"]
+            for b in items
+        ]
+        state.terminal.result(
+            items,
+            TableData(
+                ["NAME", "BYTES", "VERIFIED", "FAILED"],
+                rows,
+                title=f"backups in {cluster.env.name} (claim tradewise-backups)",
+            ),
+        )
+        return
     _db, store = _target(state, database_url, directory)
     records = store.records()
     if not records:
@@ -111,12 +180,21 @@ def verify_cmd(
     name: str = typer.Argument(None, help="The backup (default: the newest)."),
     database_url: str = _URL,
     directory: str = _DIR,
+    timeout: str = _timeout("1h"),
 ) -> None:
     """Check a backup: its SHA-256, then open or restore it (PostgreSQL: into a scratch
-    database) and compare row counts and checksums with its record. Exit 1 when it fails."""
+    database) and compare row counts and checksums with its record. Exit 1 when it fails.
+    In a Kubernetes environment: a Job from the CronJob tradewise-db-verify, now."""
     from tradewise_ops.adapters.backups import verify
 
     state = get_state(ctx)
+    cluster = _cluster(state, database_url)
+    if cluster is not None:
+        seconds = _seconds(timeout)
+        state.terminal.step(f"verifying {name or 'the newest backup'} in {cluster.env.name}")
+        run = cluster.verify(name, seconds, on_progress=state.terminal.info)
+        _show_run(state, run)
+        return
     db, store = _target(state, database_url, directory)
     result = verify(db, store, name)
     _show(state, result, "verified")
@@ -128,11 +206,18 @@ def restore_cmd(
     name: str = typer.Argument(..., help="The backup to restore (see `tradewise db backups`)."),
     database_url: str = _URL,
     directory: str = _DIR,
+    timeout: str = _timeout("1h"),
 ) -> None:
-    """Replace the database with a backup (verified first), then check it against the record."""
+    """Replace the database with a backup (verified first), then check it against the record.
+    In a Kubernetes environment: maintenance on, the API and workers held at 0, a restore Job
+    (one transaction), then both back, then the doctor's summary."""
     from tradewise_ops.adapters.backups import restore
 
     state = get_state(ctx)
+    cluster = _cluster(state, database_url)
+    if cluster is not None:
+        _restore_in_cluster(state, cluster, name, _seconds(timeout))
+        return
     db, store = _target(state, database_url, directory)
     record = store.get(name)
     if not state.yes:
@@ -157,3 +242,64 @@ def _show(state: State, result: Verification, done: str) -> None:
         failed = [w for w, ok, _ in result.steps if not ok]
         raise GoalMissedError(f"{result.name}: {', '.join(failed)} failed")
     state.terminal.success(f"{result.name} {done}: every check passed")
+
+
+def _show_run(state: State, run: JobRun) -> None:
+    doc = run.result or {}
+    name = str(doc.get("name") or run.job)
+    state.terminal.result(run.to_dict(), f"{name}: {run.state}")
+    if not run.ok:
+        raise GoalMissedError(f"{name}: verification failed: {run.failure()} (Job {run.job})")
+    state.terminal.success(
+        f"{name} verified: restored into a throwaway server, {doc.get('tables')} tables, "
+        f"{doc.get('rows')} rows"
+    )
+
+
+def _restore_in_cluster(state: State, cluster: ClusterBackups, name: str, seconds: float) -> None:
+    from tradewise_ops.adapters import doctor_probe
+    from tradewise_ops.core.backup import check_dump_name
+    from tradewise_ops.core.doctor import diagnose_cluster
+    from tradewise_ops.core.render import render_ingress
+
+    env = cluster.env
+    check_dump_name(name)
+    action = (
+        f"restore {name} over the database of {env.name} (maintenance page on, the API and "
+        "workers at 0 meanwhile)"
+    )
+    if not state.yes:
+        if not sys.stdin.isatty():
+            raise BadInputError(f"{action}: add --yes (stdin is not a terminal)")
+        if not typer.confirm(f"{action}?", default=False, err=True):
+            raise typer.Exit(1)
+    config = state.config()
+    state.terminal.step(f"restoring {name} in {env.name}")
+    outcome = cluster.restore(
+        name,
+        seconds,
+        lambda on: render_ingress(config, env, maintenance=on),
+        on_progress=state.terminal.info,
+    )
+    doc = (outcome.run.result if outcome.run else None) or {}
+    state.terminal.success(
+        f"{name} restored: {doc.get('tables')} tables, {doc.get('rows')} rows; the service is back"
+    )
+    slo = config.slo
+    snapshot = doctor_probe.read_cluster(
+        cluster.gw,
+        env.name,
+        env.namespace,
+        config.environment(env.name).context,
+        backups_enabled=env.backups.enabled,
+    )
+    report = diagnose_cluster(snapshot, slo.p95_ms, slo.error_rate)
+    summary = (
+        f"doctor: {len(report.critical)} critical, {len(report.warnings)} warnings, "
+        f"{len(report.passed)} checks passed"
+    )
+    for finding in report.critical:
+        state.terminal.warn(f"{finding.check} {finding.subject}: {finding.message}")
+    state.terminal.result(
+        {**outcome.to_dict(), "doctor": report.to_dict()}, f"{name} restored; {summary}"
+    )

@@ -42,7 +42,9 @@ def doctor(ctx: typer.Context) -> None:
         configured = state.config().environment(env.name).context  # before --context
         gw = state.kube_gateway(env)
         state.terminal.info(f"checking {env.name} ({gw.where}, namespace {env.namespace})")
-        cluster = doctor_probe.read_cluster(gw, env.name, env.namespace, configured)
+        cluster = doctor_probe.read_cluster(
+            gw, env.name, env.namespace, configured, backups_enabled=env.backups.enabled
+        )
         result = diagnose_cluster(cluster, slo.p95_ms, slo.error_rate)
     else:
         raise BadInputError(

@@ -70,6 +70,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db backup --env local", "a consistent copy with its row counts"),
             ("tradewise db verify --env local", "restore the newest into a scratch database"),
+            ("tradewise db backup --env prod", "run the backup CronJob now, in the cluster"),
         ),
         "Release",
     ),
@@ -78,6 +79,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db backup --env local", "the local stack's SQLite file"),
             ("tradewise db backup --database-url postgresql://u@127.0.0.1/tw", "pg_dump -Fc"),
+            ("tradewise db backup --env prod --timeout 1h", "a Job from tradewise-db-backup"),
         ),
     ),
     "db backups": HelpDoc(
@@ -85,6 +87,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db backups --env local", "oldest first"),
             ("tradewise db backups --env local -o json", "as one JSON document"),
+            ("tradewise db backups --env prod", "the claim's dumps and verification marks"),
         ),
     ),
     "db verify": HelpDoc(
@@ -92,6 +95,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db verify --env local", "the newest backup"),
             ("tradewise db verify NAME --env local", "one backup by name"),
+            ("tradewise db verify --env prod", "in the cluster now; exit 1 when it fails"),
         ),
     ),
     "db restore": HelpDoc(
@@ -99,6 +103,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db restore NAME --env local", "asks first; checks the result"),
             ("tradewise db restore NAME --env local --yes", "without asking"),
+            ("tradewise db restore NAME --env prod --yes", "service held, restored, given back"),
         ),
     ),
     "release": HelpDoc(

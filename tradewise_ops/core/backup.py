@@ -11,8 +11,10 @@ checksums with the record; a restore is checked the same way afterwards.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,36 +187,252 @@ name="tradewise-$(date -u +%Y%m%dT%H%M%S%N | cut -c1-21)Z.dump"
 pg_dump --format=custom --no-owner --no-privileges --file="$name.partial"
 mv "$name.partial" "$name"
 sha256sum "$name" > "$name.sha256"
-echo "backup $name: $(wc -c < "$name") bytes"
-ls -1 tradewise-*.dump | sort -r | tail -n +$((KEEP + 1)) | while read -r old; do
-  rm -f -- "$old" "$old.sha256"
+bytes="$(wc -c < "$name")"
+tables="$(pg_restore --list "$name" | grep -c ' TABLE DATA ' || true)"
+echo "backup $name: $bytes bytes"
+pruned=""
+for old in $(ls -1 tradewise-*.dump | sort -r | tail -n +$((KEEP + 1))); do
+  rm -f -- "$old" "$old.sha256" "$old.verified" "$old.failed"
   echo "removed $old (keeping the newest $KEEP)"
+  pruned="$pruned${pruned:+,}\"$old\""
 done
+printf '{"name": "%s", "bytes": %s, "tables": %s, "pruned": [%s]}\n' \
+  "$name" "$bytes" "$tables" "$pruned"
 """
 
 VERIFY_SCRIPT = r"""set -eu
-latest="$(ls -1 "$BACKUP_DIR"/tradewise-*.dump 2>/dev/null | sort | tail -n 1)"
-if [ -z "$latest" ]; then echo "no backup in $BACKUP_DIR" >&2; exit 1; fi
-name="$(basename "$latest")"
+name=""
+step="find the backup"
+started=""
+finish() {
+  rc=$?
+  if [ -n "$started" ]; then pg_ctl -D "$SCRATCH/data" -m fast -w stop > /dev/null || true; fi
+  if [ "$rc" -ne 0 ]; then
+    echo "FAILED: $step"
+    if [ -n "$name" ] && [ -f "$BACKUP_DIR/$name" ]; then
+      (date -u +%Y-%m-%dT%H:%M:%SZ; echo "$step") > "$BACKUP_DIR/$name.failed" 2>/dev/null || true
+    fi
+    printf '{"name": "%s", "ok": false, "step": "%s"}\n' "$name" "$step"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+if [ -n "${BACKUP:-}" ]; then
+  case "$BACKUP" in
+    tradewise-*.dump) name="$BACKUP" ;;
+    *) echo "$BACKUP is not a backup name" >&2; exit 1 ;;
+  esac
+  if [ ! -f "$BACKUP_DIR/$name" ]; then echo "no backup $name in $BACKUP_DIR" >&2; exit 1; fi
+else
+  latest="$(ls -1 "$BACKUP_DIR"/tradewise-*.dump 2>/dev/null | sort | tail -n 1)"
+  if [ -z "$latest" ]; then echo "no backup in $BACKUP_DIR" >&2; exit 1; fi
+  name="$(basename "$latest")"
+fi
+latest="$BACKUP_DIR/$name"
+step="checksum (sha256sum -c $name.sha256)"
 (cd "$BACKUP_DIR" && sha256sum -c "$name.sha256")
+step="read the archive (pg_restore --list)"
 pg_restore --list "$latest" > /dev/null
+step="start a throwaway server"
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH"
 initdb -D "$SCRATCH/data" -U verify -A trust --no-sync > "$SCRATCH/initdb.log"
 opts="-k $SCRATCH -c listen_addresses= -c fsync=off"
 pg_ctl -D "$SCRATCH/data" -l "$SCRATCH/server.log" -w -o "$opts" start > /dev/null
-trap 'pg_ctl -D "$SCRATCH/data" -m fast -w stop > /dev/null' EXIT
+started=1
 createdb -h "$SCRATCH" -U verify restored
+step="restore (pg_restore)"
 pg_restore -h "$SCRATCH" -U verify -d restored --no-owner --no-privileges --exit-on-error "$latest"
-psql -h "$SCRATCH" -U verify -d restored -v ON_ERROR_STOP=1 -At <<'SQL'
+step="count the rows"
+psql -h "$SCRATCH" -U verify -d restored -v ON_ERROR_STOP=1 -At > "$SCRATCH/rows" <<'SQL'
 SELECT format('SELECT %L || count(*) FROM %I.%I', 'rows ' || tablename || ' ', schemaname,
               tablename)
 FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename \gexec
 SQL
+cat "$SCRATCH/rows"
+tables="$(grep -c '^rows ' "$SCRATCH/rows" || true)"
+rows="$(awk '/^rows / {n += $3} END {print n + 0}' "$SCRATCH/rows")"
 echo "verified $name: restored into a throwaway server"
+date -u +%Y-%m-%dT%H:%M:%SZ > "$BACKUP_DIR/$name.verified" 2>/dev/null || true
+rm -f "$BACKUP_DIR/$name.failed" 2>/dev/null || true
+printf '{"name": "%s", "ok": true, "tables": %s, "rows": %s}\n' "$name" "$tables" "$rows"
 """
+
+# Lists the claim's dumps (run in the verify CronJob's pod, its command replaced): one JSON line,
+# ``{"backups": [{"name", "bytes", "verified", "failed"}]}`` oldest first; ``verified`` is the
+# time of the last passed verification (``NAME.verified``), ``failed`` the failed step, or null.
+LIST_SCRIPT = r"""set -eu
+cd "$BACKUP_DIR"
+out=""
+for f in $(ls -1 tradewise-*.dump 2>/dev/null | sort); do
+  bytes="$(wc -c < "$f")"
+  verified=null
+  failed=null
+  if [ -f "$f.verified" ]; then verified="\"$(head -n 1 "$f.verified")\""; fi
+  if [ -f "$f.failed" ]; then failed="\"$(tail -n 1 "$f.failed" | tr -d '"\\')\""; fi
+  item="{\"name\": \"$f\", \"bytes\": $bytes, \"verified\": $verified, \"failed\": $failed}"
+  out="$out${out:+, }$item"
+done
+printf '{"backups": [%s]}\n' "$out"
+"""
+
+# Restores BACKUP over the live database (run in the backup CronJob's pod, its command replaced:
+# the connection and the claim are that pod's). One transaction: a failure leaves the database as
+# it was. Prints the restored tables' row counts, then one JSON line.
+RESTORE_SCRIPT = r"""set -eu
+name="${BACKUP:-}"
+step="find the backup"
+finish() {
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "FAILED: $step"
+    printf '{"name": "%s", "ok": false, "step": "%s"}\n' "$name" "$step"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+case "$name" in
+  tradewise-*.dump) ;;
+  *) echo "$name is not a backup name" >&2; exit 1 ;;
+esac
+if [ ! -f "$BACKUP_DIR/$name" ]; then echo "no backup $name in $BACKUP_DIR" >&2; exit 1; fi
+step="checksum (sha256sum -c $name.sha256)"
+(cd "$BACKUP_DIR" && sha256sum -c "$name.sha256")
+step="restore (pg_restore --clean --single-transaction)"
+pg_restore --clean --if-exists --single-transaction --exit-on-error --no-owner --no-privileges \
+  -d "$PGDATABASE" "$BACKUP_DIR/$name"
+step="count the rows"
+psql -v ON_ERROR_STOP=1 -At > /tmp/restore-rows <<'SQL'
+SELECT format('SELECT %L || count(*) FROM %I.%I', 'rows ' || tablename || ' ', schemaname,
+              tablename)
+FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename \gexec
+SQL
+cat /tmp/restore-rows
+tables="$(grep -c '^rows ' /tmp/restore-rows || true)"
+rows="$(awk '/^rows / {n += $3} END {print n + 0}' /tmp/restore-rows)"
+echo "restored $name"
+printf '{"name": "%s", "ok": true, "tables": %s, "rows": %s}\n' "$name" "$tables" "$rows"
+"""
+
+HELD_COMPONENTS = ("api", "worker", "precompute")  # scaled to 0 while a restore runs
 
 BACKUP_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"cpu": "500m", "memory": "512Mi"},
 }
+
+
+# -- running the CronJobs now (``tradewise db backup|verify|backups --env E``) -------------------
+BACKUP_CRONJOB, VERIFY_CRONJOB = "tradewise-db-backup", "tradewise-db-verify"
+INSTANTIATE = "cronjob.kubernetes.io/instantiate"
+JOB_NAME_LABEL = "job-name"  # what the Job controller puts on its pods (and batch.kubernetes.io/)
+DUMP_RE = re.compile(r"^tradewise-\d{8}T\d{6}(\d{6})?Z\.dump$")
+
+
+def require_enabled(environment: str, enabled: bool) -> None:
+    """``BadInputError`` naming ``backups.enabled`` when an environment has no backup CronJobs."""
+    if not enabled:
+        raise BadInputError(
+            f"backups are not enabled in {environment}: set environments.{environment}.backups."
+            "enabled: true and deploy (or give --database-url for a PostgreSQL this machine "
+            "reaches)"
+        )
+
+
+def manual_job(
+    cronjob: Mapping[str, Any],
+    now: datetime.datetime,
+    *,
+    purpose: str = "manual",
+    env: Mapping[str, str] | None = None,
+    command: Sequence[str] | None = None,
+    backoff_limit: int | None = None,
+) -> dict[str, Any]:
+    """A Job from ``cronjob``'s jobTemplate, as ``kubectl create job --from=cronjob/NAME`` makes.
+
+    Named ``<cronjob>-<purpose>-<UTC time to the microsecond>`` (at most 63 characters, so the
+    pods' ``job-name`` label fits), annotated
+    ``cronjob.kubernetes.io/instantiate: manual`` and owned by the CronJob (so the CronJob's
+    history limits and a delete of it cover it). ``env`` is set on (or overrides in) the first
+    container's environment; ``command`` replaces its command; ``backoff_limit`` the Job's
+    retries (a restore is not retried: 0).
+    """
+    meta = cronjob["metadata"]
+    template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+    tmeta = template.get("metadata") or {}
+    name = f"{meta['name']}-{purpose}-{now.strftime('%Y%m%d-%H%M%S-%f')}"[:63].rstrip("-")
+    spec = template["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    if env:
+        entries = [e for e in container.get("env") or [] if e["name"] not in env]
+        entries += [{"name": k, "value": v} for k, v in env.items()]
+        container["env"] = entries
+    if command is not None:
+        container["command"] = list(command)
+    if backoff_limit is not None:
+        spec["backoffLimit"] = backoff_limit
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": meta.get("namespace"),
+            "labels": dict(tmeta.get("labels") or {}),
+            "annotations": {**(tmeta.get("annotations") or {}), INSTANTIATE: "manual"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": meta["name"],
+                    "uid": meta.get("uid", ""),
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+
+
+def job_state(job: Mapping[str, Any]) -> tuple[str, str]:
+    """``(running|succeeded|failed, why)`` of a Job from its status.
+
+    Succeeded: ``status.succeeded`` >= 1 or a true ``Complete`` condition; failed: a true
+    ``Failed`` condition (its reason and message: BackoffLimitExceeded, DeadlineExceeded).
+    """
+    status = job.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    failed = conditions.get("Failed")
+    if failed and str(failed.get("status")) == "True":
+        why = ": ".join(x for x in (failed.get("reason"), failed.get("message")) if x)
+        return "failed", why or "the Job failed"
+    complete = conditions.get("Complete")
+    if int(status.get("succeeded") or 0) >= 1 or (
+        complete and str(complete.get("status")) == "True"
+    ):
+        return "succeeded", ""
+    active = int(status.get("active") or 0)
+    return "running", f"{active} pod(s) active" if active else "waiting for its pod"
+
+
+def result_line(lines: Sequence[str]) -> dict[str, Any] | None:
+    """The last line of a Job's log that is a JSON object (what the scripts print last)."""
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("{"):
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                return doc
+    return None
+
+
+def check_dump_name(name: str) -> str:
+    """``name`` when it names an in-cluster dump (``tradewise-...Z.dump``); else bad input."""
+    if not DUMP_RE.match(name):
+        raise BadInputError(
+            f"{name!r} is not an in-cluster backup name (tradewise-YYYYMMDDTHHMMSS...Z.dump): "
+            "see `tradewise db backups --env ENV`"
+        )
+    return name

@@ -63,6 +63,7 @@ APP_CHECKS = (
     "app.latency",
     "app.errors",
 )
+BACKUP_CHECKS = ("backups.recent", "backups.verified")  # when backups.enabled
 LOCAL_CHECKS = ("local.processes", "local.ports", "local.redis", "local.database")
 
 
@@ -169,6 +170,8 @@ class ClusterSnapshot:
     logs: dict[str, list[str]] = field(default_factory=dict)  # pod -> its last lines
     app: AppSample | None = None
     read_errors: dict[str, str] = field(default_factory=dict)  # what -> why it was not read
+    backups_enabled: bool = False  # backups.enabled of the environment
+    cronjobs: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: missing
 
 
 @dataclass
@@ -738,6 +741,118 @@ def check_release(releases: Sequence[rel.Release], environment: str) -> list[Doc
     ]
 
 
+# -- backups (backups.enabled) --------------------------------------------------------------------
+DAY = 86400.0
+
+
+def schedule_allowance(schedule: str) -> float:
+    """Seconds a CronJob on ``schedule`` may go without a success: its period plus a day.
+
+    The period is read from the cron fields: a day of month or month set: 31 days; a day of week
+    set: 7 days; every hour (``*`` hours): an hour; else a day. So a daily schedule allows 2
+    days, a weekly one 8.
+    """
+    fields = schedule.split()
+    if len(fields) != 5:
+        return 8 * DAY  # @weekly-like macros and the unknown: the most lenient common case
+    _minute, hour, dom, month, dow = fields
+    if dom != "*" or month != "*":
+        period = 31 * DAY
+    elif dow != "*":
+        period = 7 * DAY
+    elif hour == "*":
+        period = 3600.0
+    else:
+        period = DAY
+    return period + DAY
+
+
+_BACKUP_JOBS = {
+    "backups.recent": ("tradewise-db-backup", "backup", "backup"),
+    "backups.verified": ("tradewise-db-verify", "verification", "verify"),
+}
+
+
+def check_backups(
+    enabled: bool,
+    cronjobs: Mapping[str, Mapping[str, Any] | None],
+    now: datetime.datetime,
+    environment: str,
+) -> list[DoctorFinding]:
+    """The newest backup and its verification are as recent as their schedules allow.
+
+    Reads each CronJob's ``status.lastSuccessfulTime`` (and ``lastScheduleTime``): missing, or
+    older than ``schedule_allowance``, is a warning (info while the CronJob itself is younger
+    than that: nothing was due yet).
+    """
+    if not enabled:
+        return []
+    out: list[DoctorFinding] = []
+    for check, (name, what, verb) in _BACKUP_JOBS.items():
+        fix = (
+            f"`tradewise db {verb} --env {environment}` now; if it fails, its Job's log says why "
+            f"(`kubectl get jobs -l app.kubernetes.io/component=backup`)"
+        )
+        obj = cronjobs.get(name)
+        if obj is None:
+            out.append(
+                DoctorFinding(
+                    WARNING,
+                    check,
+                    f"CronJob/{name}",
+                    f"backups.enabled is true but the {what} CronJob is not deployed",
+                    (f"no CronJob {name} in the namespace",),
+                    f"`tradewise deploy {environment}`",
+                )
+            )
+            continue
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        schedule = str(spec.get("schedule") or "")
+        allowed = schedule_allowance(schedule)
+        success = parse_time(status.get("lastSuccessfulTime"))
+        scheduled = parse_time(status.get("lastScheduleTime"))
+        created = parse_time(_meta(obj).get("creationTimestamp"))
+        evidence = [
+            f"schedule {schedule!r} ({spec.get('timeZone') or 'UTC'}): at most "
+            f"{int(allowed // 3600)}h between successes",
+            "lastSuccessfulTime: "
+            + (f"{status['lastSuccessfulTime']} ({_ago(now, success)})" if success else "none"),
+            "lastScheduleTime: "
+            + (f"{status['lastScheduleTime']} ({_ago(now, scheduled)})" if scheduled else "none"),
+        ]
+        if scheduled and (success is None or scheduled > success):
+            evidence.append("the last scheduled run has not succeeded (yet)")
+        if spec.get("suspend"):
+            evidence.append("the CronJob is suspended (spec.suspend: true)")
+        if success is not None and (now - success).total_seconds() <= allowed:
+            continue
+        if success is None:
+            young = created is not None and (now - created).total_seconds() < allowed
+            out.append(
+                DoctorFinding(
+                    INFO if young else WARNING,
+                    check,
+                    f"CronJob/{name}",
+                    f"no successful {what} recorded"
+                    + (" yet (the CronJob is new)" if young else ""),
+                    (*evidence, f"created {_ago(now, created)}"),
+                    fix,
+                )
+            )
+            continue
+        out.append(
+            DoctorFinding(
+                WARNING,
+                check,
+                f"CronJob/{name}",
+                f"the last successful {what} is older than its schedule allows",
+                tuple(evidence),
+                fix,
+            )
+        )
+    return out
+
+
 # -- the application's checks (both kinds) ----------------------------------------------------
 def check_app(
     app: AppSample | None, slo_p95_ms: float, slo_error_rate: float
@@ -927,6 +1042,9 @@ def diagnose_cluster(
     findings += check_hpas(snap.hpas)
     findings += check_metrics(snap.metrics_served, snap.pod_metrics, snap.pods, snap.hpas)
     findings += check_app(snap.app, slo_p95_ms, slo_error_rate)
+    if snap.backups_enabled:
+        checks += BACKUP_CHECKS
+        findings += check_backups(True, snap.cronjobs, snap.now, snap.environment)
     return report(snap.environment, "kubernetes", checks, findings)
 
 
