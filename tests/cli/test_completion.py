@@ -126,6 +126,7 @@ def test_bash_completes_commands_options_and_config_values(bash_script: Path) ->
     assert bash_complete(bash_script, "tradewise deploy staging --strategy ") == [
         "rolling",
         "blue-green",
+        "canary",
     ]
     assert bash_complete(bash_script, "tradewise maintenance o") == ["on", "off"]
     assert bash_complete(bash_script, "tradewise scale status --env pr") == ["prod", "production"]
