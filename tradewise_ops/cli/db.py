@@ -274,6 +274,9 @@ def _restore_in_cluster(state: State, cluster: ClusterBackups, name: str, second
         if not typer.confirm(f"{action}?", default=False, err=True):
             raise typer.Exit(1)
     config = state.config()
+    # one writer at a time: a deploy, rollback or scale of this environment must not run beside
+    # a restore that holds the API and workers at 0 (the release lock, as they take it)
+    state.release_lock(env, cluster.gw)
     state.terminal.step(f"restoring {name} in {env.name}")
     outcome = cluster.restore(
         name,
