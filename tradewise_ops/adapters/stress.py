@@ -364,6 +364,10 @@ class CpuStress:
             monitor.mon.session.listeners.append(self._watch_cpu)
             if not self.env.is_kubernetes:
                 sampler = LocalCpuSampler(self.env, monitor.mon.session).start()
+                # a measured CPU share before any load (the first sample only sets the baseline of
+                # the CPU times): the climb's crossing of the target is then seen as a crossing,
+                # the trigger of the scale-up, as an HPA's metric shows it
+                time.sleep(2.2)
             return self._phases(monitor, climb, through_scale_down, on_interval, cpu_hold_spec,
                                 shifted)  # fmt: skip
         except BaseException:
