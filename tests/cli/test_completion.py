@@ -48,6 +48,9 @@ def _script(shell: str) -> str:
 
 @pytest.fixture(scope="module")
 def bash_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import require_binary
+
+    require_binary("bash")  # skipped without bash; under CI=true that fails instead
     path = tmp_path_factory.mktemp("completion") / "tradewise.bash"
     path.write_text(_script("bash"), encoding="utf-8")
     return path
@@ -89,7 +92,6 @@ def test_the_scripts_name_the_program_and_its_variable() -> None:
     assert "use one of bash, zsh, fish" in bad.stderr
 
 
-@pytest.mark.skipif(BASH is None, reason="needs bash")
 def test_bash_completes_commands_options_and_config_values(bash_script: Path) -> None:
     assert bash_complete(bash_script, "tradewise de") == ["deploy"]
     assert set(bash_complete(bash_script, "tradewise ")) >= {
@@ -140,7 +142,6 @@ def test_bash_completes_commands_options_and_config_values(bash_script: Path) ->
     ]
 
 
-@pytest.mark.skipif(BASH is None, reason="needs bash")
 def test_values_come_from_the_config_the_line_names(bash_script: Path, tmp_path: Path) -> None:
     doc = yaml.safe_load((ROOT / "tradewise.yaml").read_text(encoding="utf-8"))
     doc["environments"] = {
@@ -196,7 +197,6 @@ def _deploy(*args: str) -> None:
     assert result.exit_code == 0, result.stderr
 
 
-@pytest.mark.skipif(BASH is None, reason="needs bash")
 def test_release_revisions_come_from_the_cluster(
     bash_script: Path, emulator: Emulator, kubeconfig: Path
 ) -> None:
@@ -218,7 +218,6 @@ def test_release_revisions_come_from_the_cluster(
     assert bash_complete(bash_script, "tradewise rollback local --to-revision ", env=env) == []
 
 
-@pytest.mark.skipif(BASH is None, reason="needs bash")
 def test_a_cluster_that_does_not_answer_completes_no_revision_quickly(
     bash_script: Path, tmp_path: Path
 ) -> None:
