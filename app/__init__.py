@@ -59,7 +59,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         settings.db_pool_overflow,
         settings.db_pool_timeout,
     )
-    cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.redis_retry_seconds)
+    cache = make_cache(
+        settings.redis_url,
+        settings.cache_ttl_seconds,
+        settings.redis_retry_seconds,
+        settings.cache_local_seconds,
+    )
     service = AnalysisService(settings, engine, cache)
     service.prepare_schema()
     flask_app.extensions["tradewise"] = service

@@ -4,6 +4,17 @@ A hit costs one ``GET`` and returns the stored JSON bytes as they are. When Redi
 reports a miss (or skips the write), remembers the failure, and does not try again for
 ``retry_seconds``, so a dead Redis costs the API nothing but the uncached work.
 
+In front of Redis each process keeps the bytes it last read or wrote for a symbol for
+``local_seconds`` (``CACHE_LOCAL_SECONDS``, default 1 s; 0 turns it off): the hot path of a popular
+symbol then costs no Redis round trip at all. Two rules bound what that layer may serve:
+
+- a refresh written by another process (a Celery task, another pod) is seen after at most
+  ``local_seconds``;
+- nothing is served across a change of market date (the 16:00 New York close of a business day):
+  the layer is emptied at the close, and an entry read from Redis that was generated before the
+  close that began the current market date counts as a miss, so it is computed again rather than
+  served stale (Redis keeps entries up to ``CACHE_TTL_SECONDS``, which may span a close).
+
 ``REDIS_URL=none`` gives a :class:`DisabledCache` instead: every lookup misses, nothing is
 written, and readiness reports the cache as disabled rather than down.
 """
@@ -13,11 +24,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import redis
 
+from app.providers import market_date_bounds
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = "tradewise:analysis:v1:"
+_GENERATED_AT = b'"generated_at":"'
+
+
+def generated_at(payload: bytes) -> float | None:
+    """The ``generated_at`` instant of a serialized analysis (epoch seconds), None if unreadable."""
+    at = payload.rfind(_GENERATED_AT)
+    if at < 0:
+        return None
+    start = at + len(_GENERATED_AT)
+    end = payload.find(b'"', start)
+    try:
+        return datetime.fromisoformat(payload[start:end].decode("ascii")).timestamp()
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 class AnalysisCache:
@@ -25,13 +54,30 @@ class AnalysisCache:
 
     enabled = True
 
-    def __init__(self, url: str, ttl_seconds: int, retry_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        ttl_seconds: int,
+        retry_seconds: float = 2.0,
+        local_seconds: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ttl = ttl_seconds
         self.retry_seconds = retry_seconds
+        self.local_seconds = local_seconds
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._down_until = 0.0
         self._last_error: str | None = None
         self._lock = threading.Lock()
+        self._clock = clock  # wall clock (epoch seconds): the market date is a wall-clock matter
+        self._local: dict[str, tuple[bytes, float]] = {}  # symbol -> (bytes, monotonic expiry)
+        self._date_opened = 0.0  # the close that began the current market date
+        self._date_ends = 0.0  # the next close: everything local is dropped then
+
+    def _roll_market_date(self, now: float) -> None:
+        opened, ends = market_date_bounds(datetime.fromtimestamp(now, tz=UTC))
+        self._local.clear()
+        self._date_opened, self._date_ends = opened.timestamp(), ends.timestamp()
 
     @staticmethod
     def key(symbol: str) -> str:
@@ -55,7 +101,13 @@ class AnalysisCache:
         log.warning("redis unavailable, serving uncached for %.1fs: %s", self.retry_seconds, exc)
 
     def get(self, symbol: str) -> bytes | None:
-        """The cached JSON bytes, or None on a miss or when Redis is down."""
+        """The cached JSON bytes, or None on a miss, when Redis is down, or when the stored
+        analysis was generated for an earlier market date."""
+        if self._clock() >= self._date_ends:
+            self._roll_market_date(self._clock())
+        local = self._local.get(symbol)
+        if local is not None and local[1] > time.monotonic():
+            return local[0]
         if not self.available:
             return None
         try:
@@ -63,10 +115,19 @@ class AnalysisCache:
         except redis.RedisError as exc:
             self._failed(exc)
             return None
-        return value if isinstance(value, bytes) else None
+        if not isinstance(value, bytes):
+            return None
+        made = generated_at(value)
+        if made is None or made < self._date_opened:
+            return None  # computed before the close that began this market date: stale
+        if self.local_seconds > 0:
+            self._local[symbol] = (value, time.monotonic() + self.local_seconds)
+        return value
 
     def set(self, symbol: str, payload: bytes) -> bool:
         """Store ``payload`` with the TTL; False when Redis is down."""
+        if self.local_seconds > 0:
+            self._local[symbol] = (payload, time.monotonic() + self.local_seconds)
         if not self.available:
             return False
         try:
@@ -123,9 +184,9 @@ class DisabledCache:
 
 
 def make_cache(
-    url: str | None, ttl_seconds: int, retry_seconds: float = 2.0
+    url: str | None, ttl_seconds: int, retry_seconds: float = 2.0, local_seconds: float = 0.0
 ) -> AnalysisCache | DisabledCache:
     """The Redis cache of ``url``, or a :class:`DisabledCache` when ``url`` is None."""
     if url is None:
         return DisabledCache()
-    return AnalysisCache(url, ttl_seconds, retry_seconds)
+    return AnalysisCache(url, ttl_seconds, retry_seconds, local_seconds)

@@ -20,7 +20,7 @@ import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ import httpx
 from app.symbols import UNIVERSE
 
 NEW_YORK = ZoneInfo("America/New_York")
+SESSION_CLOSE = time(16, 0)  # the regular close, New York time
 SYNTHETIC_EPOCH = date(2020, 1, 2)
 DEFAULT_DAYS = 200
 
@@ -83,6 +84,22 @@ def last_completed_session(now: datetime | None = None) -> date:
     while day.weekday() >= 5:
         day -= timedelta(days=1)
     return day
+
+
+def market_date_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The close that began the market date of ``now`` and the next close, which ends it.
+
+    The market date is :func:`last_completed_session`; it changes at 16:00 New York on a business
+    day. An analysis generated before the first bound was computed for an earlier market date.
+    """
+    opened_day = last_completed_session(now)
+    next_day = opened_day + timedelta(days=1)
+    while next_day.weekday() >= 5:
+        next_day += timedelta(days=1)
+    return (
+        datetime.combine(opened_day, SESSION_CLOSE, tzinfo=NEW_YORK),
+        datetime.combine(next_day, SESSION_CLOSE, tzinfo=NEW_YORK),
+    )
 
 
 def business_days(start: date, end: date) -> list[date]:

@@ -49,6 +49,7 @@ class Settings:
     market_data_api_key: str | None = None
     market_data_timeout: float = 5.0
     cache_ttl_seconds: int = 300
+    cache_local_seconds: float = 1.0
     inject_latency_ms: int = 0
     task_delay_ms: int = 0
     popular_symbols: tuple[str, ...] = field(default_factory=tuple)
@@ -126,6 +127,7 @@ class Settings:
             market_data_api_key=env.get("MARKET_DATA_API_KEY", "").strip() or None,
             market_data_timeout=_number(env, "MARKET_DATA_TIMEOUT", 5.0, 0.1, 120.0),
             cache_ttl_seconds=int(_number(env, "CACHE_TTL_SECONDS", 300, 1, 7 * 86400, True)),
+            cache_local_seconds=_number(env, "CACHE_LOCAL_SECONDS", 1.0, 0.0, 60.0),
             inject_latency_ms=int(_number(env, "TRADEWISE_INJECT_LATENCY_MS", 0, 0, 60_000, True)),
             task_delay_ms=int(_number(env, "TRADEWISE_TASK_DELAY_MS", 0, 0, 600_000, True)),
             popular_symbols=popular,

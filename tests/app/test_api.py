@@ -151,7 +151,9 @@ def test_other_errors_are_json(client: FlaskClient) -> None:
 
 
 def test_redis_stopped_mid_test(make_app: AppFactory, redis_server: Any) -> None:
-    client = make_app().test_client()
+    # Redis's own behaviour: without the process-local layer (tests/app/test_fast_path.py covers
+    # what that layer serves while Redis is down)
+    client = make_app(CACHE_LOCAL_SECONDS="0").test_client()
     assert client.get("/api/stock-analysis?symbol=NVDA").headers["X-Cache"] == "MISS"
     assert client.get("/api/stock-analysis?symbol=NVDA").headers["X-Cache"] == "HIT"
     redis_server.stop()

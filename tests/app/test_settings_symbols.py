@@ -49,6 +49,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.broker_url == settings.redis_url
     assert settings.market_data_provider == "synthetic"
     assert settings.cache_ttl_seconds == 300
+    assert settings.cache_local_seconds == 1.0
     assert settings.inject_latency_ms == 0
     assert (settings.database_timeout_seconds, settings.database_retry_seconds) == (0.5, 2.0)
     assert "AAPL" in settings.popular_symbols
@@ -72,6 +73,8 @@ def test_postgres_urls_get_the_psycopg_driver() -> None:
         ("MARKET_DATA_PROVIDER", "yahoo", "synthetic, http"),
         ("CACHE_TTL_SECONDS", "ten", "integer"),
         ("CACHE_TTL_SECONDS", "0", "between 1"),
+        ("CACHE_LOCAL_SECONDS", "-1", "between 0"),
+        ("CACHE_LOCAL_SECONDS", "soon", "number"),
         ("TRADEWISE_INJECT_LATENCY_MS", "-5", "between 0"),
         ("MARKET_DATA_TIMEOUT", "fast", "number"),
         ("TRADEWISE_POPULAR_SYMBOLS", "AAPL,1BAD", "symbol"),
