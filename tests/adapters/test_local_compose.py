@@ -14,6 +14,7 @@ import yaml
 
 from tests.helpers import require_binary
 from tradewise_ops.adapters.local import ComposeStack, stack_for
+from tradewise_ops.adapters.local.compose import interpolate
 from tradewise_ops.core.config import LocalSettings, load_config
 from tradewise_ops.errors import BadInputError, UnreachableError
 
@@ -115,3 +116,37 @@ def test_missing_docker_compose_is_a_clear_sentence(
     stack = ComposeStack(compose_env(), file=FILE)
     with pytest.raises(BadInputError, match="docker-compose is not installed"):
         stack.status()
+
+
+def test_interpolate_as_docker_compose_does() -> None:
+    values = {"A": "a", "EMPTY": ""}
+    assert interpolate("$$A ${A} $A", values) == "$A a a"
+    assert interpolate("${EMPTY:-d}|${EMPTY-d}|${NONE-d}|${NONE:-d}", values) == "d||d|d"
+    assert interpolate("${NONE}${EMPTY}x", values) == "x"
+    with pytest.raises(BadInputError, match="NONE is not set \\(here\\): say it"):
+        interpolate("${NONE:?say it}", values, where="here")
+
+
+def test_the_database_url_is_the_one_docker_compose_gives_the_services(
+    stack: ComposeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TW_POSTGRES_PORT", "TW_POSTGRES_USER", "TW_POSTGRES_PASSWORD", "TW_POSTGRES_DB"):
+        monkeypatch.delenv(name, raising=False)
+    assert stack.database_url() == (
+        "postgresql+psycopg://tradewise:tradewise@127.0.0.1:5432/tradewise"
+    )
+    assert stack.postgres_major() == 15  # postgres:15
+    monkeypatch.setenv("TW_POSTGRES_PORT", "15432")
+    monkeypatch.setenv("TW_POSTGRES_USER", "ops")
+    monkeypatch.setenv("TW_POSTGRES_PASSWORD", "pw")
+    monkeypatch.setenv("TW_POSTGRES_DB", "trades")
+    url = "postgresql+psycopg://ops:pw@127.0.0.1:15432/trades"
+    assert stack.database_url() == url
+    services = yaml.safe_load(stack.config())["services"]
+    for name in ("api", "worker", "precompute"):
+        assert services[name]["environment"]["DATABASE_URL"] == url
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_USER"] == "ops"
+    assert postgres["environment"]["POSTGRES_DB"] == "trades"
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "pw"
+    assert postgres["healthcheck"]["test"][-2:] == ["-U", "ops"]

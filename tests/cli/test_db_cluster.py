@@ -566,3 +566,69 @@ def test_restore_holds_the_service_restores_and_gives_it_back(
         assert replicas(emulator) == before and not maintenance_on(emulator)
     finally:
         player.close()
+
+
+# -- a backups claim too small for the database: refused before the Job ----------------------------
+def test_backup_refused_when_the_claim_is_too_small(
+    emulator: Emulator,
+    kubeconfig: Path,
+    tmp_path: Path,
+    postgres_server: Any,
+    postgres_url: str,
+    claim: Path,
+) -> None:
+    raw = yaml.safe_load((ROOT / "tradewise.yaml").read_text())
+    raw["environments"]["staging"]["backups"] = {"enabled": True, "keep": 2, "storage": "4Ki"}
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    deploy_cronjobs(emulator, config)
+    pvc = emulator.get("PersistentVolumeClaim", NS, "tradewise-backups")
+    assert pvc is not None and pvc["spec"]["resources"]["requests"]["storage"] == "4Ki"
+    store_analyses(postgres_url)
+    player = JobPlayer(emulator, script_runner(postgres_server, postgres_url, claim))
+    try:
+        # no backup recorded yet: nothing to estimate from, so it runs
+        first = run(config, "db", "backup", "--env", "staging", "-o", "json")
+        assert first.exit_code == 0, first.stderr
+        result = json.loads(first.stdout)["result"]
+        size = result["bytes"]
+        assert 3 * size > 4096  # keep 2 plus the new one, the size of this one each
+
+        refused = run(config, "db", "backup", "--env", "staging")
+        assert refused.exit_code == 2, refused.stderr
+        message = " ".join(refused.stderr.split())
+        assert "the backups volume tradewise-backups of staging (4.0 KiB) is too small" in message
+        assert f"about {size / 1024:.1f} KiB each like the newest, {result['name']}" in message
+        assert "environments.staging.backups.storage" in message and "no Job was created" in message
+        assert len(jobs(emulator)) == 1  # the first backup's Job only
+
+        # what was provisioned counts over the request: a 1Gi volume has room
+        live = emulator.get("PersistentVolumeClaim", NS, "tradewise-backups")
+        assert live is not None
+        grown = copy.deepcopy(live)
+        grown["status"] = {"phase": "Bound", "capacity": {"storage": "1Gi"}}
+        emulator.store.replace(
+            emulator.resource("PersistentVolumeClaim"),
+            NS,
+            "tradewise-backups",
+            grown,
+            status_only=True,
+        )
+        roomy = run(config, "db", "backup", "--env", "staging")
+        assert roomy.exit_code == 0, roomy.stderr
+        grown = copy.deepcopy(emulator.get("PersistentVolumeClaim", NS, "tradewise-backups"))
+        grown["status"] = {"phase": "Bound", "capacity": {"storage": "4Ki"}}
+        emulator.store.replace(
+            emulator.resource("PersistentVolumeClaim"),
+            NS,
+            "tradewise-backups",
+            grown,
+            status_only=True,
+        )
+        again = run(config, "db", "backup", "--env", "staging")
+        assert again.exit_code == 2 and len(jobs(emulator)) == 2
+        forced = run(config, "db", "backup", "--env", "staging", "--force")
+        assert forced.exit_code == 0, forced.stderr
+        assert len(jobs(emulator)) == 3
+    finally:
+        player.close()

@@ -5,6 +5,10 @@
 makes), watch it until it succeeds or fails (bounded by a timeout; a Job still running then is
 left running and named), and read the last JSON line its pod printed (``core.backup.result_line``)
 through the gateway's pod-log call. Nothing else in the cluster changes.
+
+Before a backup Job, the claim's size (the live PVC's capacity, else its request) is compared
+with what the backup CronJob holds at its peak, estimated from the newest backup Job's result
+(``core.backup.claim_space`` decides); too small is refused before the Job is created.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from tradewise_ops.core.backup import (
     LIST_SCRIPT,
     RESTORE_SCRIPT,
     VERIFY_CRONJOB,
+    SpaceCheck,
     check_dump_name,
+    claim_space,
     job_state,
     manual_job,
+    refuse_claim_space,
     require_enabled,
     result_line,
 )
-from tradewise_ops.core.units import format_duration
+from tradewise_ops.core.units import format_duration, memory_bytes
 from tradewise_ops.errors import BadInputError, GoalMissedError, TradewiseError, UnreachableError
 
 if TYPE_CHECKING:
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
 LOG_TAIL = 200
 PART_OF = "app.kubernetes.io/part-of=tradewise"
 COMPONENT = "app.kubernetes.io/component"
+CLAIM = "tradewise-backups"
+BACKUP_JOBS = f"{COMPONENT}=backup"
+RESULTS_READ = 3  # succeeded backup Jobs whose logs are read, newest first, for the last size
 
 
 @dataclass
@@ -202,9 +212,66 @@ class ClusterBackups:
             return
         run.result = result_line(run.log)
 
+    # -- room in the claim -------------------------------------------------------------------
+    def claim_capacity(self) -> int | None:
+        """Bytes of the claim ``tradewise-backups``: its ``status.capacity`` (what was
+        provisioned), else its request, else ``backups.storage``; None when none parses."""
+        pvc = self.gw.find("PersistentVolumeClaim", CLAIM, namespace=self.namespace) or {}
+        requests = ((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}
+        for value in (
+            ((pvc.get("status") or {}).get("capacity") or {}).get("storage"),
+            requests.get("storage"),
+            self.env.backups.storage,
+        ):
+            if value is not None and memory_bytes(value) is not None:
+                return memory_bytes(value)
+        return None
+
+    def newest_backup(self) -> tuple[str, int] | None:
+        """The name and bytes of the newest dump a backup Job reported (its pod's last JSON
+        line), scheduled or manual; None when no succeeded backup Job's log says."""
+        jobs = [
+            j
+            for j in self.gw.list("Job", BACKUP_JOBS, namespace=self.namespace)
+            if any(
+                o.get("kind") == "CronJob" and o.get("name") == BACKUP_CRONJOB
+                for o in j["metadata"].get("ownerReferences") or []
+            )
+            and job_state(j)[0] == "succeeded"
+        ]
+        jobs.sort(
+            key=lambda j: (j["metadata"].get("creationTimestamp") or "", j["metadata"]["name"]),
+            reverse=True,
+        )
+        for job in jobs[:RESULTS_READ]:
+            run = JobRun(job=job["metadata"]["name"], cronjob=BACKUP_CRONJOB)
+            self._read_log(run)
+            doc = run.result or {}
+            if isinstance(doc.get("bytes"), int) and doc.get("name"):
+                return str(doc["name"]), int(doc["bytes"])
+        return None
+
+    def claim_space(self) -> SpaceCheck | None:
+        """Room in the claim for the next backup (``core.backup.claim_space``)."""
+        capacity = self.claim_capacity()
+        if capacity is None:
+            return None
+        return claim_space(capacity, self.env.backups.keep, self.newest_backup())
+
     # -- the three commands -----------------------------------------------------------------
-    def backup(self, timeout: float, on_progress: Callable[[str], None] | None = None) -> JobRun:
-        """One backup now (``tradewise-db-backup``); ``GoalMissedError`` when the Job failed."""
+    def backup(
+        self,
+        timeout: float,
+        on_progress: Callable[[str], None] | None = None,
+        *,
+        force: bool = False,
+    ) -> JobRun:
+        """One backup now (``tradewise-db-backup``); ``GoalMissedError`` when the Job failed.
+
+        First (unless ``force``) the claim's room: too small is ``BadInputError``, no Job."""
+        if not force:
+            self.cronjob(BACKUP_CRONJOB)
+            refuse_claim_space(self.claim_space(), self.env.name, CLAIM)
         run = self.run(BACKUP_CRONJOB, timeout, on_progress=on_progress)
         if not run.ok:
             raise GoalMissedError(f"backup Job {run.job} failed: {run.failure()}")

@@ -7,7 +7,13 @@ a repeatable-read transaction, exports its snapshot, fingerprints the tables in 
 ``pg_dump -Fc --snapshot=...`` on that same snapshot, so record and dump agree; it verifies by
 ``pg_restore`` into a scratch database (created, then dropped) and restores with ``pg_restore
 --clean --single-transaction``. Connection details go to ``pg_dump``/``pg_restore`` through the
-``PG*`` environment variables, never on their command line.
+``PG*`` environment variables, never on their command line. Those two run on this machine
+(``HostPgTools``) or, for a compose stack, inside its ``postgres`` service (``ComposePgTools``:
+``docker-compose exec -T``, the dump on stdout, a restore's input on stdin, the password from
+the container's own ``POSTGRES_PASSWORD``).
+
+Before a backup, ``backup`` measures the room in the backups directory's filesystem against
+the expected size of the new file (``core.backup.directory_space`` decides).
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from tradewise_ops.core.backup import (
@@ -31,10 +38,13 @@ from tradewise_ops.core.backup import (
     SQLITE,
     BackupRecord,
     Fingerprint,
+    SpaceCheck,
     Verification,
     backup_name,
     check_name,
     differences,
+    directory_space,
+    refuse_directory_space,
     rows_checksum,
     to_prune,
 )
@@ -47,12 +57,17 @@ from tradewise_ops.errors import (
     UnreachableError,
 )
 
+if TYPE_CHECKING:
+    from tradewise_ops.adapters.local.compose import ComposeStack
+
 
 class Database(Protocol):
     """What ``backup``/``verify``/``restore`` need of a database."""
 
     kind: str
     source: str
+
+    def size(self) -> int | None: ...
 
     def dump(self, dest: Path) -> Fingerprint: ...
 
@@ -70,24 +85,46 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-class BackupStore:
-    """A directory of backups: ``NAME`` (the dump) and ``NAME.json`` (its record)."""
+class Hold(Protocol):
+    """What a restore holds while it replaces the database (a compose stack's services)."""
 
-    def __init__(self, directory: Path) -> None:
+    def stop(self) -> list[str]: ...
+
+    def start(self) -> list[str]: ...
+
+
+class BackupStore:
+    """A directory of backups: ``NAME`` (the dump) and ``NAME.json`` (its record).
+
+    ``kind`` (sqlite | postgres) limits it to the backups of that kind: the local and compose
+    environments share a state directory by default, and each sees only its own.
+    """
+
+    def __init__(self, directory: Path, kind: str | None = None) -> None:
         self.directory = Path(directory)
+        self.kind = kind
 
     def path(self, name: str) -> Path:
         return self.directory / check_name(name)
 
     def records(self) -> list[BackupRecord]:
-        """Every backup with a readable record, oldest first."""
+        """Every backup with a readable record (of ``kind``), oldest first."""
         out = []
         for record in sorted(self.directory.glob("tradewise-*.json")):
             try:
                 out.append(BackupRecord.from_dict(json.loads(record.read_text())))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+        if self.kind is not None:
+            out = [r for r in out if r.kind == self.kind]
         return sorted(out, key=lambda r: r.name)
+
+    def free_bytes(self) -> int:
+        """Free bytes (for this user) on the filesystem that holds (or will hold) the directory."""
+        probe = self.directory.resolve()
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return int(shutil.disk_usage(probe).free)
 
     def get(self, name: str | None) -> BackupRecord:
         """The record of ``name`` (default: the newest); ``NotFoundError`` when none."""
@@ -112,14 +149,30 @@ class BackupStore:
             path.unlink(missing_ok=True)
 
 
+def space_for_backup(db: Database, store: BackupStore) -> SpaceCheck | None:
+    """Room for one more backup of ``db`` in ``store``: its filesystem's free bytes against the
+    last backup's size (or the database's); None when there is nothing to estimate from."""
+    records = store.records()
+    last = records[-1] if records else None
+    return directory_space(store.free_bytes(), None if last else db.size(), last)
+
+
 def backup(
-    db: Database, store: BackupStore, keep: int, now: datetime.datetime | None = None
+    db: Database,
+    store: BackupStore,
+    keep: int,
+    now: datetime.datetime | None = None,
+    *,
+    force: bool = False,
 ) -> tuple[BackupRecord, list[str]]:
     """Make a backup, record it, then apply retention (keep the newest ``keep``).
 
-    Returns the record and the names retention removed.
+    First the room for it (``space_for_backup``): too little is ``BadInputError`` before
+    anything is written, unless ``force``. Returns the record and the names retention removed.
     """
     now = now or datetime.datetime.now(datetime.UTC)
+    if not force:
+        refuse_directory_space(space_for_backup(db, store), str(store.directory), db.source)
     store.directory.mkdir(parents=True, exist_ok=True)
     name = backup_name(db.kind, now)
     dest = store.directory / name
@@ -174,15 +227,37 @@ def verify(db: Database, store: BackupStore, name: str | None = None) -> Verific
     return result
 
 
-def restore(db: Database, store: BackupStore, name: str | None = None) -> Verification:
+def restore(
+    db: Database, store: BackupStore, name: str | None = None, hold: Hold | None = None
+) -> Verification:
     """Verify a backup, restore it over the database, then check the database against the
-    record (row counts and checksums). A backup that fails verification is not restored."""
+    record (row counts and checksums). A backup that fails verification is not restored.
+
+    ``hold``: stopped after the verification, right before the restore, and started again
+    after it, also when it fails (then ``GoalMissedError`` says the database is as it was: the
+    restore is one transaction) and what did not come back.
+    """
     checked = verify(db, store, name)
     if not checked.ok:
         failed = "; ".join(f"{w}: {d}" for w, ok, d in checked.steps if not ok)
         raise GoalMissedError(f"backup {checked.name} failed verification, not restored: {failed}")
     record = store.get(checked.name)
-    after = db.restore(store.path(record.name))
+    if hold is None:
+        after = db.restore(store.path(record.name))
+    else:
+        try:
+            hold.stop()
+            after = db.restore(store.path(record.name))
+        except TradewiseError as exc:
+            problems = hold.start()
+            raise GoalMissedError(
+                f"restore of {record.name} stopped: {exc.message}; the restore runs in one "
+                "transaction: the database is as it was; "
+                + ("; ".join(problems) if problems else "the stopped services run again")
+            ) from exc
+        problems = hold.start()
+        if problems:
+            raise GoalMissedError(f"{record.name} restored, but " + "; ".join(problems))
     result = Verification(record.name, list(checked.steps))
     diffs = differences(record.fingerprint, after)
     result.add(
@@ -222,6 +297,13 @@ class SqliteDatabase:
         self.path = Path(path)
         self.source = str(self.path)
 
+    def size(self) -> int | None:
+        """The database file's bytes (with its write-ahead log), None when there is none."""
+        if not self.path.is_file():
+            return None
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.is_file() else 0)
+
     def _connect_existing(self) -> sqlite3.Connection:
         if not self.path.is_file():
             raise NotFoundError(
@@ -239,6 +321,8 @@ class SqliteDatabase:
                 return sqlite_fingerprint(out)
             finally:
                 out.close()
+        except sqlite3.Error as exc:  # e.g. "database or disk is full"
+            raise GoalMissedError(f"the SQLite backup into {dest.parent} failed: {exc}") from None
         finally:
             src.close()
 
@@ -280,13 +364,148 @@ def _pg_binary(name: str) -> str:
     found = shutil.which(name)
     if found:
         candidates.append(Path(found))
-    candidates += sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    candidates += sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.parent.name)],
+        reverse=True,
+    )
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
     raise BadInputError(
         f"{name} is not installed: apt-get install postgresql-client (or set TRADEWISE_PG_BIN)"
     )
+
+
+def _client_major(binary: str) -> int | None:
+    """The major version of a PostgreSQL client program (``pg_dump (PostgreSQL) 15.18`` -> 15)."""
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\)\s+(\d+)", done.stdout)
+    return int(m.group(1)) if m else None
+
+
+def _pg_failure(tool: str, returncode: int, output: str) -> GoalMissedError:
+    lines = output.strip().splitlines()[-5:]
+    return GoalMissedError(f"{tool} failed (exit {returncode}): " + " | ".join(lines))
+
+
+class HostPgTools:
+    """``pg_dump``/``pg_restore`` on this machine; the connection through ``PG*`` variables."""
+
+    where = "this machine"
+
+    def run(
+        self,
+        tool: str,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        src: Path | None = None,
+        dest: Path | None = None,
+    ) -> None:
+        """Run ``tool ARGS`` (``dest``: ``--file``; ``src``: the archive to read)."""
+        argv = [_pg_binary(tool), *args]
+        if dest is not None:
+            argv.append(f"--file={dest}")
+        if src is not None:
+            argv.append(str(src))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        done = subprocess.run(
+            argv, env={**base, **env}, capture_output=True, text=True, timeout=3600
+        )
+        if done.returncode != 0:
+            raise _pg_failure(Path(argv[0]).name, done.returncode, done.stderr or done.stdout)
+
+
+# in the postgres container: its own POSTGRES_PASSWORD as PGPASSWORD (never on a command line)
+_WITH_PASSWORD = (
+    "; ".join(
+        ['if [ -n "${POSTGRES_PASSWORD:-}" ]', 'then export PGPASSWORD="$POSTGRES_PASSWORD"', "fi"]
+    )
+    + '; exec "$@"'
+)
+
+
+class ComposePgTools:
+    """``pg_dump``/``pg_restore`` inside a compose stack's ``postgres`` service (``docker-compose
+    exec -T``): the dump comes back on stdout, an archive goes in on stdin, the connection is
+    the one the services use (host networking) with the container's own password."""
+
+    def __init__(self, stack: ComposeStack, service: str = "postgres") -> None:
+        self.stack = stack
+        self.service = service
+        self.where = f"the compose service {service}"
+
+    def run(
+        self,
+        tool: str,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        src: Path | None = None,
+        dest: Path | None = None,
+    ) -> None:
+        """Run ``tool ARGS`` in the service's container (``PGPASSWORD`` from its environment)."""
+        plain = {k: v for k, v in env.items() if k != "PGPASSWORD"}
+        try:
+            self.stack.exec_in(
+                self.service,
+                ["sh", "-c", _WITH_PASSWORD, "sh", tool, *args],
+                env=plain,
+                stdin=src,
+                stdout=dest,
+            )
+        except GoalMissedError as exc:
+            said = [ln for ln in exc.message.splitlines()[1:] if ln.strip()][-5:]
+            raise GoalMissedError(
+                f"{tool} in {self.where} failed: " + (" | ".join(said) or exc.message)
+            ) from None
+
+
+class PgTools(Protocol):
+    """Where ``pg_dump``/``pg_restore`` run."""
+
+    where: str
+
+    def run(
+        self,
+        tool: str,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        src: Path | None = None,
+        dest: Path | None = None,
+    ) -> None: ...
+
+
+PG_TOOLS = ("auto", "host", "compose")
+
+
+def compose_pg_tools(stack: ComposeStack, choice: str = "auto") -> PgTools:
+    """The ``pg_dump``/``pg_restore`` for a compose stack: ``host`` (this machine's),
+    ``compose`` (inside its postgres service) or ``auto``: this machine's when both are
+    installed and at least as new as the service's image (``postgres:15``: 15; pg_dump refuses
+    a newer server), else the service's."""
+    if choice not in PG_TOOLS:
+        raise BadInputError(f"--pg-tools {choice!r}: use one of {', '.join(PG_TOOLS)}")
+    if choice == "host":
+        return HostPgTools()
+    if choice == "compose":
+        return ComposePgTools(stack)
+    try:
+        binaries = [_pg_binary("pg_dump"), _pg_binary("pg_restore")]
+    except BadInputError:
+        return ComposePgTools(stack)
+    server = stack.postgres_major()
+    if server is None:
+        return HostPgTools()
+    majors = [_client_major(b) for b in binaries]
+    if all(m is not None and m >= server for m in majors):
+        return HostPgTools()
+    return ComposePgTools(stack)
 
 
 _PG_FINGERPRINT = (
@@ -300,7 +519,9 @@ class PostgresDatabase:
 
     kind = POSTGRES
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tools: PgTools | None = None, hint: str = "") -> None:
+        self.tools: PgTools = tools or HostPgTools()
+        self.hint = hint  # said after "cannot reach PostgreSQL ...": how to bring it up
         parts = urlsplit(url)
         scheme = parts.scheme.split("+", 1)[0]
         if scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
@@ -326,10 +547,8 @@ class PostgresDatabase:
         return str(make_conninfo(**params, connect_timeout=10))
 
     def _env(self, dbname: str | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(
-            {"PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": dbname or self.dbname}
-        )
+        """The ``PG*`` variables of the connection (to ``dbname``, default the database)."""
+        env = {"PGHOST": self.host, "PGPORT": str(self.port), "PGDATABASE": dbname or self.dbname}
         if self.user:
             env["PGUSER"] = self.user
         if self.password:
@@ -345,6 +564,7 @@ class PostgresDatabase:
         except psycopg.OperationalError as exc:
             raise UnreachableError(
                 f"cannot reach PostgreSQL at {self.source}: {str(exc).strip().splitlines()[0]}"
+                + (f" ({self.hint})" if self.hint else "")
             ) from None
         try:
             yield conn
@@ -371,15 +591,10 @@ class PostgresDatabase:
             checksums[table] = str(digest)
         return Fingerprint(tables, checksums)
 
-    def _run(self, argv: list[str], dbname: str | None = None) -> None:
-        done = subprocess.run(
-            argv, env=self._env(dbname), capture_output=True, text=True, timeout=3600
-        )
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()[-5:]
-            raise GoalMissedError(
-                f"{Path(argv[0]).name} failed (exit {done.returncode}): " + " | ".join(lines)
-            )
+    def size(self) -> int | None:
+        """``pg_database_size`` of the database: its bytes on the server's disk."""
+        with self._connect() as conn:
+            return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
     def dump(self, dest: Path) -> Fingerprint:
         """``pg_dump -Fc`` of a snapshot, and the fingerprint of that same snapshot."""
@@ -390,15 +605,11 @@ class PostgresDatabase:
             conn.read_only = True
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             found = self.fingerprint(conn)
-            self._run(
-                [
-                    _pg_binary("pg_dump"),
-                    "--format=custom",
-                    "--no-owner",
-                    "--no-privileges",
-                    f"--snapshot={snapshot}",
-                    f"--file={dest}",
-                ]
+            self.tools.run(
+                "pg_dump",
+                ["--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot}"],
+                self._env(),
+                dest=dest,
             )
             conn.rollback()
         return found
@@ -410,21 +621,20 @@ class PostgresDatabase:
             admin.execute(f'CREATE DATABASE "{scratch}"')
         try:
             try:
-                self._run(
-                    [
-                        _pg_binary("pg_restore"),
-                        "--no-owner",
-                        "--no-privileges",
-                        "--exit-on-error",
-                        f"--dbname={scratch}",
-                        str(path),
-                    ],
-                    dbname=scratch,
+                self.tools.run(
+                    "pg_restore",
+                    ["--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={scratch}"],
+                    self._env(scratch),
+                    src=path,
                 )
             except TradewiseError as exc:
                 verification.add("pg_restore", False, exc.message)
                 return None
-            verification.add("pg_restore", True, f"restored into scratch database {scratch}")
+            verification.add(
+                "pg_restore",
+                True,
+                f"restored into scratch database {scratch} (pg_restore on {self.tools.where})",
+            )
             with self._connect(scratch) as conn:
                 return self.fingerprint(conn)
         finally:
@@ -433,9 +643,9 @@ class PostgresDatabase:
 
     def restore(self, src: Path) -> Fingerprint:
         """``pg_restore --clean --if-exists --single-transaction`` over the database."""
-        self._run(
+        self.tools.run(
+            "pg_restore",
             [
-                _pg_binary("pg_restore"),
                 "--clean",
                 "--if-exists",
                 "--no-owner",
@@ -443,8 +653,9 @@ class PostgresDatabase:
                 "--single-transaction",
                 "--exit-on-error",
                 f"--dbname={self.dbname}",
-                str(src),
-            ]
+            ],
+            self._env(),
+            src=src,
         )
         with self._connect() as conn:
             return self.fingerprint(conn)

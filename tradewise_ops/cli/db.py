@@ -1,5 +1,6 @@
-"""``tradewise db backup|backups|verify|restore``: database backups (SQLite locally, PostgreSQL
-by URL, or the in-cluster backup CronJobs of a Kubernetes environment)."""
+"""``tradewise db backup|backups|verify|restore``: database backups (SQLite locally, the compose
+stack's PostgreSQL, PostgreSQL by URL, or the in-cluster backup CronJobs of a Kubernetes
+environment)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from tradewise_ops.errors import BadInputError, GoalMissedError
 if TYPE_CHECKING:
     from tradewise_ops.adapters.backup_jobs import ClusterBackups, JobRun
     from tradewise_ops.adapters.backups import BackupStore, Database
+    from tradewise_ops.adapters.local.compose import ComposeStack
     from tradewise_ops.core.backup import Verification
 
 db_app = typer.Typer(
-    help="Database backups: the local stack's SQLite file, a PostgreSQL by URL, or the "
-    "in-cluster backup CronJobs (backups.enabled) of a Kubernetes environment.",
+    help="Database backups: the local stack's SQLite file, the compose stack's PostgreSQL, a "
+    "PostgreSQL by URL, or the in-cluster backup CronJobs (backups.enabled) of a Kubernetes "
+    "environment.",
     no_args_is_help=True,
 )
 
@@ -29,12 +32,22 @@ _URL = typer.Option(
     "--database-url",
     envvar="TRADEWISE_DATABASE_URL",
     help="A PostgreSQL to back up (postgresql://USER:PASSWORD@HOST:PORT/DB); default for a "
-    "local environment: its SQLite file; for a Kubernetes one: its backup CronJobs.",
+    "local environment: its SQLite file; for a compose one: the DATABASE_URL its services use "
+    "(compose/docker-compose.yml); for a Kubernetes one: its backup CronJobs.",
 )
 _DIR = typer.Option(
     None,
     "--dir",
-    help="Where backups live (default: STATE_DIR/backups locally, else .tradewise/backups/ENV).",
+    help="Where backups live (default: STATE_DIR/backups for a local or compose environment, "
+    "else .tradewise/backups/ENV).",
+)
+_PG_TOOLS = typer.Option(
+    "auto",
+    "--pg-tools",
+    envvar="TRADEWISE_PG_TOOLS",
+    help="Compose: where pg_dump/pg_restore run: host (this machine's), compose (inside the "
+    "postgres service, docker-compose exec), auto (this machine's when installed and at least "
+    "the service image's major version, else the service's).",
 )
 
 
@@ -67,10 +80,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
 
-def _target(state: State, url: str | None, directory: str | None) -> tuple[Database, BackupStore]:
-    from tradewise_ops.adapters.backups import BackupStore, PostgresDatabase, SqliteDatabase
+def _target(
+    state: State, url: str | None, directory: str | None, pg_tools: str | None = None
+) -> tuple[Database, BackupStore, ComposeStack | None]:
+    """The database, the backups directory and (compose) the stack. ``pg_tools`` None: no
+    pg_dump/pg_restore will run (a listing)."""
+    from tradewise_ops.adapters.backups import (
+        PG_TOOLS,
+        BackupStore,
+        PostgresDatabase,
+        SqliteDatabase,
+    )
 
     env = state.environment()
+    compose = None
+    if pg_tools is not None and pg_tools not in PG_TOOLS:
+        raise BadInputError(f"--pg-tools {pg_tools!r}: use one of {', '.join(PG_TOOLS)}")
+    if pg_tools == "compose" and (url or env.kind != "compose"):
+        raise BadInputError(
+            "--pg-tools compose runs pg_dump in a compose stack's postgres service: use it with "
+            "a compose environment and without --database-url"
+        )
     if url:
         db: Database = PostgresDatabase(url)
         default_dir = Path(".tradewise") / "backups" / env.name
@@ -80,12 +110,23 @@ def _target(state: State, url: str | None, directory: str | None) -> tuple[Datab
         stack = LocalStack(env)
         db = SqliteDatabase(stack.state_dir / "tradewise.db")
         default_dir = stack.state_dir / "backups"
+    elif env.kind == "compose":
+        from tradewise_ops.adapters.backups import compose_pg_tools
+        from tradewise_ops.adapters.local.compose import ComposeStack
+
+        compose = ComposeStack(env)
+        db = PostgresDatabase(
+            compose.database_url(),
+            compose_pg_tools(compose, pg_tools) if pg_tools else None,
+            hint=f"is the compose stack up? `tradewise local up --env {env.name}`",
+        )
+        default_dir = compose.state_dir / "backups"
     else:
         raise BadInputError(
             f"{env.name} is of kind {env.kind}: give --database-url (a PostgreSQL this machine "
             "reaches)"
         )
-    return db, BackupStore(Path(directory) if directory else default_dir)
+    return db, BackupStore(Path(directory) if directory else default_dir, db.kind), compose
 
 
 @db_app.command("backup")
@@ -95,9 +136,17 @@ def backup_cmd(
     directory: str = _DIR,
     keep: int = typer.Option(7, "--keep", min=1, help="Backups to keep (older ones go)."),
     timeout: str = _timeout("30m"),
+    pg_tools: str = _PG_TOOLS,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Back up even when the room check says it will not fit (the backups directory's "
+        "free space, or in a cluster the claim's size, against the expected size).",
+    ),
 ) -> None:
     """Back up the database: a consistent copy, its row counts and checksums recorded. In a
-    Kubernetes environment: a Job from the CronJob tradewise-db-backup, now (keeps backups.keep)."""
+    Kubernetes environment: a Job from the CronJob tradewise-db-backup, now (keeps backups.keep).
+    First the room for it: too little is exit 2 with nothing written (see --force)."""
     from tradewise_ops.adapters.backups import backup
 
     state = get_state(ctx)
@@ -105,7 +154,7 @@ def backup_cmd(
     if cluster is not None:
         seconds = _seconds(timeout)
         state.terminal.step(f"backing up the database of {cluster.env.name} (a Job, now)")
-        run = cluster.backup(seconds, on_progress=state.terminal.info)
+        run = cluster.backup(seconds, on_progress=state.terminal.info, force=force)
         doc = run.result or {}
         for name in doc.get("pruned") or []:
             state.terminal.info(f"removed {name} (keeping the newest {cluster.env.backups.keep})")
@@ -117,9 +166,9 @@ def backup_cmd(
             )
         state.terminal.result(run.to_dict(), str(doc.get("name") or run.job))
         return
-    db, store = _target(state, database_url, directory)
+    db, store, _compose = _target(state, database_url, directory, pg_tools)
     state.terminal.step(f"backing up {db.source} into {store.directory}")
-    record, pruned = backup(db, store, keep)
+    record, pruned = backup(db, store, keep, force=force)
     for name in pruned:
         state.terminal.info(f"removed {name} (keeping the newest {keep})")
     fp = record.fingerprint
@@ -160,7 +209,7 @@ def backups_cmd(
             ),
         )
         return
-    _db, store = _target(state, database_url, directory)
+    _db, store, _compose = _target(state, database_url, directory)
     records = store.records()
     if not records:
         state.terminal.info(f"no backups in {store.directory}")
@@ -181,6 +230,7 @@ def verify_cmd(
     database_url: str = _URL,
     directory: str = _DIR,
     timeout: str = _timeout("1h"),
+    pg_tools: str = _PG_TOOLS,
 ) -> None:
     """Check a backup: its SHA-256, then open or restore it (PostgreSQL: into a scratch
     database) and compare row counts and checksums with its record. Exit 1 when it fails.
@@ -195,7 +245,7 @@ def verify_cmd(
         run = cluster.verify(name, seconds, on_progress=state.terminal.info)
         _show_run(state, run)
         return
-    db, store = _target(state, database_url, directory)
+    db, store, _compose = _target(state, database_url, directory, pg_tools)
     result = verify(db, store, name)
     _show(state, result, "verified")
 
@@ -207,29 +257,43 @@ def restore_cmd(
     database_url: str = _URL,
     directory: str = _DIR,
     timeout: str = _timeout("1h"),
+    pg_tools: str = _PG_TOOLS,
 ) -> None:
     """Replace the database with a backup (verified first), then check it against the record.
+    Compose: the api, worker and precompute containers stopped meanwhile, then started again.
     In a Kubernetes environment: maintenance on, the API and workers held at 0, a restore Job
     (one transaction), then both back, then the doctor's summary."""
     from tradewise_ops.adapters.backups import restore
+    from tradewise_ops.core.backup import HELD_COMPONENTS
+    from tradewise_ops.errors import UnreachableError
 
     state = get_state(ctx)
     cluster = _cluster(state, database_url)
     if cluster is not None:
         _restore_in_cluster(state, cluster, name, _seconds(timeout))
         return
-    db, store = _target(state, database_url, directory)
+    db, store, compose = _target(state, database_url, directory, pg_tools)
     record = store.get(name)
+    if compose is not None and not compose.running(("postgres",)):
+        env = compose.env.name
+        raise UnreachableError(
+            f"the compose stack of {env} is not up (no running postgres container): "
+            f"`tradewise local up --env {env}` first; nothing changed"
+        )
+    held = f" ({', '.join(HELD_COMPONENTS)} stopped meanwhile)" if compose is not None else ""
     if not state.yes:
         if not sys.stdin.isatty():
             raise BadInputError(
-                f"restore replaces {db.source} with {record.name}: add --yes (stdin is not a "
-                "terminal)"
+                f"restore replaces {db.source} with {record.name}{held}: add --yes (stdin is not "
+                "a terminal)"
             )
-        if not typer.confirm(f"replace {db.source} with {record.name}?", default=False, err=True):
+        if not typer.confirm(
+            f"replace {db.source} with {record.name}{held}?", default=False, err=True
+        ):
             raise typer.Exit(1)
     state.terminal.step(f"restoring {record.name} over {db.source}")
-    result = restore(db, store, record.name)
+    hold = compose.hold(HELD_COMPONENTS, state.terminal.info) if compose is not None else None
+    result = restore(db, store, record.name, hold=hold)
     _show(state, result, "restored")
 
 

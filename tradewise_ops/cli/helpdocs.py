@@ -79,14 +79,14 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise db backup --env local", "the local stack's SQLite file"),
             ("tradewise db backup --database-url postgresql://u@127.0.0.1/tw", "pg_dump -Fc"),
-            ("tradewise db backup --env prod --timeout 1h", "a Job from tradewise-db-backup"),
+            ("tradewise db backup --env prod --force", "a Job, even if the claim looks full"),
         ),
     ),
     "db backups": HelpDoc(
         "List the backups with their size and verification.",
         (
             ("tradewise db backups --env local", "oldest first"),
-            ("tradewise db backups --env local -o json", "as one JSON document"),
+            ("tradewise db backups --env compose -o json", "the compose stack's, as JSON"),
             ("tradewise db backups --env prod", "the claim's dumps and verification marks"),
         ),
     ),
@@ -102,7 +102,7 @@ DOCS: dict[str, HelpDoc] = {
         "Replace the database with a verified backup.",
         (
             ("tradewise db restore NAME --env local", "asks first; checks the result"),
-            ("tradewise db restore NAME --env local --yes", "without asking"),
+            ("tradewise db restore NAME --env compose --yes", "api, workers stopped meanwhile"),
             ("tradewise db restore NAME --env prod --yes", "service held, restored, given back"),
         ),
     ),

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradewise_ops.core.units import format_bytes
 from tradewise_ops.errors import BadInputError
 
 SQLITE, POSTGRES = "sqlite", "postgres"
@@ -150,6 +151,98 @@ def to_prune(records: Sequence[BackupRecord], keep: int) -> list[BackupRecord]:
         raise BadInputError(f"keep {keep}: keep at least one backup")
     ordered = sorted(records, key=lambda r: r.name, reverse=True)
     return ordered[keep:]
+
+
+# -- room for one more backup (the adapters measure; this decides) -------------------------------
+GROWTH_HEADROOM = 0.10  # the database may have grown since the last backup
+
+
+@dataclass(frozen=True)
+class SpaceCheck:
+    """Whether one more backup fits: the bytes it needs, the bytes there are, and the basis of
+    the estimate (said in the refusal)."""
+
+    needed: int
+    available: int
+    basis: str
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "needed": self.needed,
+            "available": self.available,
+            "basis": self.basis,
+            "fits": self.fits,
+        }
+
+
+def directory_space(
+    available: int, database_bytes: int | None, last: BackupRecord | None
+) -> SpaceCheck | None:
+    """Room for one more backup in a directory with ``available`` bytes free.
+
+    The new file is estimated by the last backup of the same kind plus ``GROWTH_HEADROOM``;
+    without one, by the database's own size (SQLite: the file; PostgreSQL:
+    ``pg_database_size``, more than a compressed dump without indexes takes). Retention runs
+    after the new file is written, so the old backups make no room for it. None: nothing to
+    estimate from.
+    """
+    if last is not None and last.size > 0:
+        needed = int(last.size * (1 + GROWTH_HEADROOM)) + 1
+        basis = (
+            f"the last backup, {last.name}, was {format_bytes(last.size)}, plus "
+            f"{GROWTH_HEADROOM:.0%} for growth"
+        )
+        return SpaceCheck(needed, available, basis)
+    if database_bytes is not None:
+        return SpaceCheck(
+            database_bytes, available, f"the database takes {format_bytes(database_bytes)}"
+        )
+    return None
+
+
+def refuse_directory_space(check: SpaceCheck | None, directory: str, source: str) -> None:
+    """``BadInputError`` (one sentence: the directory, both sizes, what to do) unless it fits."""
+    if check is None or check.fits:
+        return
+    raise BadInputError(
+        f"no room for a backup of {source} in {directory}: {format_bytes(check.available)} "
+        f"free, about {format_bytes(check.needed)} needed ({check.basis}); free space there, "
+        "remove old backups or give --dir on a larger filesystem (--force tries anyway); "
+        "nothing was written"
+    )
+
+
+def claim_space(capacity: int, keep: int, newest: tuple[str, int] | None) -> SpaceCheck | None:
+    """Room in the backups claim for what the backup CronJob holds at its peak.
+
+    The backup script writes the new dump before it prunes, so the claim must hold ``keep``
+    dumps plus one, each estimated by the newest dump's size (``newest``: its name and bytes,
+    from the last backup Job's result). None: no backup recorded yet, nothing to estimate from.
+    """
+    if newest is None or newest[1] <= 0:
+        return None
+    name, size = newest
+    basis = (
+        f"backups.keep {keep} dumps plus the new one, about {format_bytes(size)} each like the "
+        f"newest, {name}"
+    )
+    return SpaceCheck((keep + 1) * size, capacity, basis)
+
+
+def refuse_claim_space(check: SpaceCheck | None, environment: str, claim: str) -> None:
+    """``BadInputError`` naming the claim, both sizes and the keys to change, unless it fits."""
+    if check is None or check.fits:
+        return
+    raise BadInputError(
+        f"the backups volume {claim} of {environment} ({format_bytes(check.available)}) is too "
+        f"small for its database: {format_bytes(check.needed)} needed ({check.basis}); raise "
+        f"environments.{environment}.backups.storage and deploy, or lower backups.keep "
+        "(--force tries anyway); no Job was created"
+    )
 
 
 @dataclass

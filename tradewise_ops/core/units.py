@@ -137,3 +137,16 @@ def memory_bytes(quantity: str | int | float) -> int | None:
     if parsed is None or parsed.suffix not in _MEMORY_SUFFIXES or parsed.amount < 0:
         return None
     return int(parsed.amount)
+
+
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_bytes(count: int | float) -> str:
+    """``1536`` -> ``1.5 KiB``, ``10737418240`` -> ``10.0 GiB``; under 1 KiB, ``812 B``."""
+    value = float(count)
+    for unit in _BINARY_UNITS:
+        if abs(value) < 1024 or unit == _BINARY_UNITS[-1]:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -4,18 +4,25 @@ Runs the ``docker-compose`` v1 command (the one Debian ships) with the ports and
 environment passed as variables: nginx on the port of the environment's ``url`` (8080 by
 default), the API on ``local.api_port``, Redis on ``local.redis_port``, PostgreSQL on
 ``TW_POSTGRES_PORT`` (5432). Every service uses host networking.
+
+The PostgreSQL the services use is read from the compose file itself (the ``DATABASE_URL`` of
+the ``api`` service, its ``${VAR:-default}`` filled in as docker-compose does from the same
+variables), so ``tradewise db`` reaches the database the stack's services do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlparse
 
 from tradewise_ops.adapters.local.common import (
@@ -30,7 +37,13 @@ from tradewise_ops.adapters.local.common import (
     wait_ready,
 )
 from tradewise_ops.core.config import Environment
-from tradewise_ops.errors import AbortedError, BadInputError, GoalMissedError, UnreachableError
+from tradewise_ops.errors import (
+    AbortedError,
+    BadInputError,
+    GoalMissedError,
+    TradewiseError,
+    UnreachableError,
+)
 
 PROJECT = "tradewise"
 COMPOSE_SERVICES = ("postgres", "redis", "api", "worker", "precompute", "nginx")
@@ -51,6 +64,45 @@ def compose_file(start: Path | None = None) -> Path:
         if base is not None and (base / "compose" / "docker-compose.yml").is_file():
             return base / "compose" / "docker-compose.yml"
     raise BadInputError("no compose/docker-compose.yml here: run this in the tradewise checkout")
+
+
+# docker-compose's variable substitution: $$, ${VAR}, ${VAR:-default}, ${VAR-default},
+# ${VAR:?error}, ${VAR?error}, $VAR
+_VARIABLE = re.compile(
+    r"\$(?:(?P<dollar>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(text: str, variables: Mapping[str, str], where: str = "") -> str:
+    """``text`` with its compose variables filled in from ``variables``, as docker-compose does.
+
+    ``${VAR:?message}`` of a variable unset (or empty) is ``BadInputError`` with that message.
+    """
+
+    def one(m: re.Match[str]) -> str:
+        if m.group("dollar"):
+            return "$"
+        name = m.group("braced") or m.group("bare")
+        value = variables.get(name)
+        op, arg = m.group("op") or "", m.group("arg") or ""
+        missing = value is None or (op.startswith(":") and value == "")
+        if op.endswith("-") and missing:
+            return arg
+        if op.endswith("?") and missing:
+            raise BadInputError(f"{name} is not set{' (' + where + ')' if where else ''}: {arg}")
+        return value or ""
+
+    return _VARIABLE.sub(one, text)
+
+
+def _environment(service: Mapping[str, Any]) -> dict[str, str]:
+    """A compose service's ``environment`` (a mapping or ``KEY=VALUE`` items) as a dict."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        pairs = [str(item).partition("=") for item in raw]
+        return {k: v for k, _, v in pairs}
+    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
 
 
 class ComposeStack:
@@ -126,12 +178,31 @@ class ComposeStack:
         binary = shutil.which("docker-compose") or "docker-compose"
         return [binary, "--file", str(self.file), "--project-name", self.project, *args]
 
-    def _run(self, *args: str, timeout: float = 600) -> str:
+    def _require_binary(self) -> None:
         if shutil.which("docker-compose") is None:
             raise BadInputError(
                 "docker-compose is not installed (apt-get install docker-compose): "
                 "the compose kind runs it"
             )
+
+    def _failure(self, args: Sequence[str], returncode: int, output: str) -> TradewiseError:
+        """The error for a failed ``docker-compose ARGS``: the engine unreachable, or its
+        output's last lines."""
+        output = output.strip()
+        lowered = output.lower()
+        if any(marker in lowered for marker in _ENGINE_DOWN) and "docker" in lowered:
+            host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            return UnreachableError(
+                f"docker-compose cannot reach the Docker engine at {host} (DOCKER_HOST): "
+                + output.splitlines()[-1][:300]
+            )
+        return GoalMissedError(
+            f"docker-compose {' '.join(args)} failed (exit {returncode}):\n"
+            + "\n".join(output.splitlines()[-20:])
+        )
+
+    def _run(self, *args: str, timeout: float = 600) -> str:
+        self._require_binary()
         env = dict(os.environ, **self.variables())
         try:
             result = subprocess.run(
@@ -142,19 +213,108 @@ class ComposeStack:
                 f"docker-compose {' '.join(args)} did not finish in {timeout:.0f}s"
             ) from None
         if result.returncode != 0:
-            output = (result.stderr + result.stdout).strip()
-            lowered = output.lower()
-            if any(marker in lowered for marker in _ENGINE_DOWN) and "docker" in lowered:
-                host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-                raise UnreachableError(
-                    f"docker-compose cannot reach the Docker engine at {host} (DOCKER_HOST): "
-                    + output.splitlines()[-1][:300]
-                )
-            raise GoalMissedError(
-                f"docker-compose {' '.join(args)} failed (exit {result.returncode}):\n"
-                + "\n".join(output.splitlines()[-20:])
-            )
+            raise self._failure(args, result.returncode, result.stderr + result.stdout)
         return result.stdout
+
+    def exec_in(
+        self,
+        service: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: Path | None = None,
+        stdout: Path | None = None,
+        timeout: float = 3600,
+    ) -> None:
+        """``docker-compose exec -T [-e K=V]... SERVICE ARGV`` in the service's running container,
+        its stdin read from / stdout written to files (bytes as they are). ``env`` goes on the
+        command line: nothing secret in it."""
+        self._require_binary()
+        args = ["exec", "-T"]
+        for key, value in (env or {}).items():
+            args += ["-e", f"{key}={value}"]
+        args += [service, *argv]
+        with contextlib.ExitStack() as files:
+            src: IO[bytes] | int = subprocess.DEVNULL
+            out: IO[bytes] | int = subprocess.PIPE
+            if stdin is not None:
+                src = files.enter_context(open(stdin, "rb"))
+            if stdout is not None:
+                out = files.enter_context(open(stdout, "wb"))
+            try:
+                result = subprocess.run(
+                    self.command(*args),
+                    stdin=src,
+                    stdout=out,
+                    stderr=subprocess.PIPE,
+                    env=dict(os.environ, **self.variables()),
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                raise GoalMissedError(
+                    f"docker-compose exec {service} {argv[0]} did not finish in {timeout:.0f}s"
+                ) from None
+        if result.returncode != 0:
+            said = (result.stderr or b"").decode(errors="replace")
+            if isinstance(result.stdout, bytes):
+                said += result.stdout.decode(errors="replace")
+            raise self._failure(["exec", service, argv[0]], result.returncode, said)
+
+    # -- the compose file, read as docker-compose reads it ---------------------------------------
+    def _file_doc(self) -> dict[str, Any]:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(self.file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise BadInputError(f"cannot read the compose file {self.file}: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+            raise BadInputError(f"{self.file} is not a compose file (no services:)")
+        return doc
+
+    def _service(self, name: str) -> dict[str, Any]:
+        service = self._file_doc()["services"].get(name)
+        if not isinstance(service, dict):
+            raise BadInputError(f"{self.file} has no service {name!r}")
+        return service
+
+    def database_url(self) -> str:
+        """The PostgreSQL URL the stack's services use: the ``api`` service's ``DATABASE_URL``
+        in the compose file, its variables filled in from this stack's and the process's
+        environment (``TW_POSTGRES_PORT``, ``TW_POSTGRES_USER``, ``TW_POSTGRES_PASSWORD``,
+        ``TW_POSTGRES_DB``)."""
+        raw = _environment(self._service("api")).get("DATABASE_URL")
+        if not raw:
+            raise BadInputError(f"{self.file}: the api service sets no DATABASE_URL")
+        variables = dict(os.environ, **self.variables())
+        return interpolate(raw, variables, where=f"{self.file}, DATABASE_URL")
+
+    def postgres_major(self) -> int | None:
+        """The major version of the ``postgres`` service's image (``postgres:15`` -> 15), or
+        None when its tag does not say."""
+        image = interpolate(str(self._service("postgres").get("image") or ""), os.environ)
+        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+        m = re.match(r"^(\d+)", tag)
+        return int(m.group(1)) if m else None
+
+    def running(self, services: Sequence[str]) -> list[str]:
+        """Those of ``services`` with a running container, in the order given."""
+        up = {i.component for i in self.status() if i.state == "running"}
+        return [s for s in services if s in up]
+
+    def stop(self, services: Sequence[str], grace: float = 30.0) -> None:
+        """``docker-compose stop`` of ``services`` (their containers stay, stopped)."""
+        if services:
+            self._run("stop", "--timeout", str(int(grace)), *services)
+
+    def start(self, services: Sequence[str]) -> None:
+        """``docker-compose start`` of ``services``: their stopped containers run again."""
+        if services:
+            self._run("start", *services)
+
+    def hold(self, services: Sequence[str], say: Callable[[str], None]) -> ComposeHold:
+        """What ``db restore`` stops and starts again: the running ones of ``services``."""
+        return ComposeHold(self, services, say)
 
     def config(self) -> str:
         """``docker-compose config``: the file validated, with the variables filled in."""
@@ -305,3 +465,35 @@ class ComposeStack:
             finally:
                 if proc.poll() is None:
                     proc.terminate()
+
+
+class ComposeHold:
+    """Services of a compose stack held while the database is replaced: stopped, then started."""
+
+    def __init__(
+        self, stack: ComposeStack, services: Sequence[str], say: Callable[[str], None]
+    ) -> None:
+        self.stack = stack
+        self.services = tuple(services)
+        self.say = say
+        self.stopped: list[str] = []
+
+    def stop(self) -> list[str]:
+        """Stop the running ones of the services (a stopped one stays so); their names."""
+        running = self.stack.running(self.services)
+        self.stopped = list(running)
+        self.stack.stop(running)
+        if running:
+            self.say("stopped: " + ", ".join(running))
+        return running
+
+    def start(self) -> list[str]:
+        """Start again what ``stop`` stopped; what could not be (empty: all back)."""
+        if not self.stopped:
+            return []
+        try:
+            self.stack.start(self.stopped)
+        except TradewiseError as exc:
+            return [f"{', '.join(self.stopped)} not started again: {exc.message}"]
+        self.say("started again: " + ", ".join(self.stopped))
+        return []

@@ -1,0 +1,258 @@
+"""``tradewise db ... --env compose`` with a compose stack really running on a private dockerd.
+
+No image can be pulled here, so the stack is the checkout's compose file with each service's
+image and command replaced by the test base image idling (its ``environment`` kept, so the
+services' ``DATABASE_URL`` is the real file's); the database is the session's PostgreSQL on
+loopback, reached through that URL (host networking, as the real stack). The ``postgres``
+service's container gets this machine's ``pg_dump``/``pg_restore`` (PostgreSQL 15, the real
+image's major) and the libraries they link, mounted read-only, so ``--pg-tools compose`` runs
+them inside it through ``docker-compose exec -T`` as it would in the ``postgres:15`` image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from tests.app_data import SYMBOLS, store_analyses
+from tests.conftest import PG_BIN
+from tests.docker_engine import (  # noqa: F401 - fixtures
+    DockerEngine,
+    base_image,
+    docker_engine,
+)
+from tests.helpers import require_binary
+from tradewise_ops.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "tradewise"
+HELD = ("api", "worker", "precompute")
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+GLIBC = ("libc.so", "libm.so", "libresolv.so", "libpthread.so", "libdl.so", "librt.so", "ld-")
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def pg_tools_dir(target: Path) -> Path:
+    """``bin/pg_dump``, ``bin/pg_restore`` and the non-glibc libraries they link (``lib/``)."""
+    (target / "bin").mkdir(parents=True)
+    (target / "lib").mkdir()
+    for tool in ("pg_dump", "pg_restore"):
+        shutil.copy2(PG_BIN / tool, target / "bin" / tool)
+        linked = subprocess.run(
+            ["ldd", str(PG_BIN / tool)], capture_output=True, text=True, check=True
+        ).stdout
+        for line in linked.splitlines():
+            parts = line.split("=>")
+            if len(parts) != 2 or not parts[1].strip().startswith("/"):
+                continue
+            lib = Path(parts[1].split()[0])
+            if not lib.name.startswith(GLIBC):
+                shutil.copy2(lib, target / "lib" / lib.name)
+    return target
+
+
+def stand_in_compose_file(base: str, pg_dir: Path, dest: Path) -> Path:
+    """The checkout's compose file, each service the base image idling, environments kept."""
+    real = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    services: dict[str, Any] = {}
+    for name, svc in real["services"].items():
+        services[name] = {
+            "image": base,
+            "network_mode": "host",
+            "command": IDLE,
+            "environment": dict(svc.get("environment") or {}),
+        }
+    services["postgres"]["environment"].update(
+        PATH="/opt/pg/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        LD_LIBRARY_PATH="/opt/pg/lib",
+    )
+    services["postgres"]["volumes"] = [f"{pg_dir}:/opt/pg:ro"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump({"version": "2.4", "services": services}))
+    return dest
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path,
+    docker_engine: DockerEngine,  # noqa: F811
+    base_image: str,  # noqa: F811
+    postgres_server: Any,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict[str, Any]]:
+    """The stand-in stack's file in ``tmp_path/compose`` (the CLI runs there), its variables,
+    a config whose compose environment keeps its state in ``tmp_path/state``."""
+    compose = require_binary("docker-compose", "apt-get install docker-compose")
+    require_binary("ldd")
+    store_analyses(postgres_url)
+    file = stand_in_compose_file(
+        base_image, pg_tools_dir(tmp_path / "pg"), tmp_path / "compose" / "docker-compose.yml"
+    )
+    raw = yaml.safe_load((ROOT / "tradewise.yaml").read_text())
+    raw["environments"]["compose"]["local"] = {"state_dir": str(tmp_path / "state")}
+    config = tmp_path / "tradewise.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    env = {
+        "DOCKER_HOST": docker_engine.host,
+        "TW_POSTGRES_PORT": str(postgres_server.port),
+        "TW_POSTGRES_USER": "postgres",
+        "TW_POSTGRES_DB": postgres_url.rsplit("/", 1)[1],
+        "TW_POSTGRES_PASSWORD": "s3cret-pw",
+    }
+    monkeypatch.chdir(tmp_path)
+
+    def compose_cmd(*args: str) -> str:
+        done = subprocess.run(
+            [compose, "--file", str(file), "--project-name", PROJECT, *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        yield {"config": config, "env": env, "url": postgres_url, "compose": compose_cmd}
+    finally:
+        subprocess.run(
+            [compose, "--file", str(file), "--project-name", PROJECT, "down", "--timeout", "1"],
+            env={**os.environ, **env},
+            capture_output=True,
+            timeout=300,
+        )
+
+
+def run(stack: dict[str, Any], *args: str) -> Result:
+    return CliRunner().invoke(app, ["--config", str(stack["config"]), *args], env=stack["env"])
+
+
+def rows(url: str) -> int:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return int(conn.execute("SELECT count(*) FROM stock_analyses").fetchone()[0])
+
+
+def containers(engine: DockerEngine) -> dict[str, list[dict[str, Any]]]:
+    """The project's containers per service: their state (Running, StartedAt)."""
+    client = engine.client()
+    try:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for c in client.containers.list(all=True, filters={"label": f"{_P}={PROJECT}"}):
+            out.setdefault(c.labels[_S], []).append(c.attrs["State"])
+        return out
+    finally:
+        client.close()
+
+
+_P, _S = "com.docker.compose.project", "com.docker.compose.service"
+
+
+def events(engine: DockerEngine, since: float, until: float) -> list[tuple[str, str]]:
+    """``(service, action)`` of the project's container events between the two times."""
+    client = engine.client()
+    try:
+        stream = client.events(
+            since=int(since), until=int(until) + 1, decode=True, filters={"type": "container"}
+        )
+        return [
+            (e["Actor"]["Attributes"].get(_S, "?"), e["Action"])
+            for e in stream
+            if e["Actor"]["Attributes"].get(_P) == PROJECT
+        ]
+    finally:
+        client.close()
+
+
+def test_restore_stops_the_services_and_starts_them_again(
+    stack: dict[str, Any],
+    docker_engine: DockerEngine,  # noqa: F811
+) -> None:
+    url = stack["url"]
+    made = run(stack, "db", "backup", "--env", "compose", "-o", "json")
+    assert made.exit_code == 0, made.stderr
+    name = json.loads(made.stdout)["name"]
+    store_analyses(url, ("GOOG", "AMZN"))  # written after the backup
+    assert rows(url) == len(SYMBOLS) + 2
+
+    # the stack is not up: one sentence, nothing changed
+    down = run(stack, "db", "restore", name, "--env", "compose", "--yes")
+    assert down.exit_code == 3, down.stderr
+    assert "the compose stack of compose is not up" in down.stderr
+    assert "tradewise local up --env compose" in down.stderr
+    assert rows(url) == len(SYMBOLS) + 2
+
+    stack["compose"]("up", "--detach", "--scale", "worker=2")
+    before = containers(docker_engine)
+    assert len(before["worker"]) == 2 and all(s["Running"] for v in before.values() for s in v)
+    asked = run(stack, "db", "restore", name, "--env", "compose")
+    assert asked.exit_code == 2 and "api, worker, precompute stopped meanwhile" in asked.stderr
+
+    began = time.time()
+    done = run(stack, "db", "restore", name, "--env", "compose", "--yes", "-o", "json")
+    ended = time.time()
+    assert done.exit_code == 0, done.stderr
+    steps = json.loads(done.stdout)["steps"]
+    assert steps[-1]["check"] == "restored" and steps[-1]["ok"]
+    assert rows(url) == len(SYMBOLS)  # the backup's rows
+    said = done.stderr
+    assert said.index("stopped: api, worker, precompute") < said.index(
+        "started again: api, worker, precompute"
+    )
+
+    after = containers(docker_engine)
+    assert all(s["Running"] for v in after.values() for s in v)
+    seen = events(docker_engine, began, ended)
+    for service in HELD:  # every container of it stopped, then started
+        actions = [a for s, a in seen if s == service]
+        count = len(before[service])
+        assert actions.count("stop") == count and actions.count("start") == count, actions
+        assert actions.index("stop") < actions.index("start")
+        assert [s["StartedAt"] for s in after[service]] != [s["StartedAt"] for s in before[service]]
+    for service in ("postgres", "redis", "nginx"):  # left alone
+        assert [a for s, a in seen if s == service] == []
+        assert after[service] == before[service]
+
+
+def test_pg_tools_inside_the_postgres_service(stack: dict[str, Any]) -> None:
+    url = stack["url"]
+    stack["compose"]("up", "--detach", "postgres")
+    inside = ("--env", "compose", "--pg-tools", "compose")
+    made = run(stack, "db", "backup", *inside, "-o", "json")
+    assert made.exit_code == 0, made.stderr
+    record = json.loads(made.stdout)
+    dump = Path(record["path"])
+    assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format, through exec's stdout
+    assert record["fingerprint"]["tables"]["stock_analyses"] == len(SYMBOLS)
+
+    verified = run(stack, "db", "verify", *inside, "-o", "json")
+    assert verified.exit_code == 0, verified.stdout + verified.stderr
+    steps = {s["check"]: s for s in json.loads(verified.stdout)["steps"]}
+    assert "pg_restore on the compose service postgres" in steps["pg_restore"]["detail"]
+    assert steps["rows"]["ok"]
+
+    store_analyses(url, ("TSLA",))
+    restored = run(stack, "db", "restore", dump.name, *inside, "--yes", "-o", "json")
+    assert restored.exit_code == 0, restored.stdout + restored.stderr
+    assert rows(url) == len(SYMBOLS)
+    assert "s3cret-pw" not in made.stderr + verified.stderr + restored.stderr
+
+    data = dump.read_bytes()
+    dump.write_bytes(data[: len(data) - 200])
+    bad = run(stack, "db", "verify", *inside, "-o", "json")
+    assert bad.exit_code == 1
+    failed = {s["check"]: s for s in json.loads(bad.stdout)["steps"] if not s["ok"]}
+    assert {"size", "sha256", "pg_restore"} <= set(failed)
+    assert "pg_restore in the compose service postgres failed" in failed["pg_restore"]["detail"]
