@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from tests.helpers import port_open
+from tests.helpers import port_open, require_binary, wait_until
 from tests.k8s_emulator import Emulator
 from tests.loadtest_app import ApiServer
 from tradewise_ops.cli.main import app
@@ -20,6 +25,7 @@ from tradewise_ops.core.config import embedded_config_path
 pytest_plugins = ["tests.k8s_emulator.fixtures"]
 
 ANALYSIS = "/api/stock-analysis?symbol=AAPL"
+TRADEWISE = str(Path(sys.executable).parent / "tradewise")
 
 
 def invoke(*args: str) -> Result:
@@ -55,12 +61,17 @@ def slow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     server.stop()
 
 
-def test_local_measures_one_process_it_starts_and_stops() -> None:
+@pytest.mark.parametrize("generator", ["wrk", "locust"])
+def test_local_measures_one_process_it_starts_and_stops(generator: str) -> None:
+    if generator == "wrk":
+        require_binary("wrk", "apt-get install wrk")
     result = invoke(
         "capacity", "--env", "local", "--endpoint", "/api/health", "--max-seconds", "8",
-        "--step-seconds", "2", "-o", "json",
+        "--step-seconds", "2", "--generator", generator, "-o", "json",
     )  # fmt: skip
     doc = json.loads(result.stdout)
+    assert doc["measurement"]["generator"]["tool"] == generator
+    assert doc["measurement"]["generator"]["cpu_seconds"] > 0
     shortfall = [p["name"] for p in doc["profiles"] if not p["ok"]]
     assert result.exit_code == (1 if shortfall else 0), result.stderr
     measured = doc["measurement"]
@@ -78,10 +89,13 @@ def test_local_measures_one_process_it_starts_and_stops() -> None:
     assert port is not None and not port_open("127.0.0.1", port)
 
 
-def test_stepping_stops_where_the_slo_breaks(slow_api: ApiServer) -> None:
+@pytest.mark.parametrize("generator", ["wrk", "locust"])
+def test_stepping_stops_where_the_slo_breaks(slow_api: ApiServer, generator: str) -> None:
+    if generator == "wrk":
+        require_binary("wrk", "apt-get install wrk")
     result = invoke(
         "capacity", "--host", slow_api.url, "--endpoint", ANALYSIS, "--max-seconds", "20",
-        "--step-seconds", "2", "-o", "json",
+        "--step-seconds", "2", "--generator", generator, "-o", "json",
     )  # fmt: skip
     assert result.exit_code == 1, result.stderr
     doc = json.loads(result.stdout)
@@ -94,6 +108,52 @@ def test_stepping_stops_where_the_slo_breaks(slow_api: ApiServer) -> None:
     low = doc["profiles"][0]
     assert low["name"] == "low" and low["ok"] is False and low["replicas_needed"] > 2
     assert "under-provisioned: low: 100 req/s needs" in result.stderr
+
+
+def test_wrk_sends_the_performance_mix_by_its_weights(slow_api: ApiServer) -> None:
+    require_binary("wrk", "apt-get install wrk")
+    before = {e: slow_api.requests_counted(e) for e in ("health", "stock_analysis")}
+    result = invoke(
+        "capacity", "--host", slow_api.url, "--max-seconds", "4", "--step-seconds", "2",
+        "--generator", "wrk", "-o", "json",
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert doc["measurement"]["workload"] == "performance_test mix", result.stderr
+    sent = {e: slow_api.requests_counted(e) - before[e] for e in before}
+    # weights health 3, analysis 5 + 2, stats 1: analyses take 150 ms here, health none, so the
+    # closed loop sends far more health checks, but both kinds (and only the mix's paths) arrive
+    assert sent["health"] > 0 and sent["stock_analysis"] > 0, sent
+    assert slow_api.requests_counted("unmatched") == 0
+    steps = doc["measurement"]["steps"]
+    assert [s["users"] for s in steps] == [1, 2] and all(s["requests"] > 0 for s in steps)
+
+
+def test_sigterm_during_a_wrk_step_stops_it_and_exits_143(slow_api: ApiServer) -> None:
+    require_binary("wrk", "apt-get install wrk")
+    proc = subprocess.Popen(
+        [TRADEWISE, "capacity", "--host", slow_api.url, "--endpoint", "/api/health",
+         "--max-seconds", "120", "--step-seconds", "30", "--generator", "wrk"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, NO_COLOR="1"),
+    )  # fmt: skip
+    try:
+        base = slow_api.requests_counted("health")
+        wait_until(lambda: slow_api.requests_counted("health") > base + 20, timeout=30, what="load")
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+        took = time.monotonic() - sent_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr
+    assert took < 10, f"stopping took {took:.1f}s"
+    assert "step-1: 1 user" in stderr  # the partial step, judged and printed
+    assert "interrupted after 1 step(s)" in stderr
+    count = slow_api.requests_counted("health")
+    time.sleep(0.5)
+    assert slow_api.requests_counted("health") == count  # wrk is gone: no load after the exit
 
 
 def test_nodes_allocatable_from_the_cluster(emulator: Emulator, kubeconfig: Path) -> None:
@@ -152,6 +212,7 @@ def test_measured_replica_against_the_clusters_nodes(
         (["--per-replica-rps", "0"], "--per-replica-rps must be above 0"),
         (["--env", "compose"], "give --host URL of one API process"),
         (["--env", "local", "--replicas", "2"], "--replicas goes with --host"),
+        (["--generator", "ab"], "--generator 'ab': use auto, wrk or locust"),
     ],
 )
 def test_bad_input_exits_2(args: list[str], says: str) -> None:

@@ -45,6 +45,12 @@ def capacity(
     headroom: float = typer.Option(
         None, "--headroom", help="Headroom over a band's top, in % (default from the config)."
     ),
+    generator: str = typer.Option(
+        "auto",
+        "--generator",
+        help="The load: wrk (one run per step; pushes one process to its limit), locust, or "
+        "auto (wrk when installed, else Locust).",
+    ),
 ) -> None:
     """Step the load up against one API replica until the SLO breaks; replicas per profile.
 
@@ -67,6 +73,7 @@ def capacity(
         raise BadInputError(f"--headroom must be 0 or more (got {room:g})")
     if replicas is not None and replicas < 1:
         raise BadInputError(f"--replicas must be at least 1 (got {replicas})")
+    tool = _generator(generator) if per_replica is None else None
     gateway = None
     nodes = None
     skipped = None
@@ -83,8 +90,9 @@ def capacity(
     try:
         measured: dict[str, Any] | None = None
         if per_replica is None:
+            assert tool is not None
             measured = _measure(state, env, gateway, host, endpoint, replicas, max_seconds,
-                                step_seconds)  # fmt: skip
+                                step_seconds, tool)  # fmt: skip
             per_replica = float(measured["per_replica_rps"])
         elif not per_replica > 0:
             raise BadInputError(f"--per-replica-rps must be above 0 (got {per_replica:g})")
@@ -135,6 +143,7 @@ def _measure(
     replicas: int | None,
     max_seconds: float | None,
     step_seconds: float | None,
+    tool: str,
 ) -> dict[str, Any]:
     """Step the load up against the target; the steps and the per-replica req/s as data."""
     from tradewise_ops.adapters.loadtest import LoadRunner, probe
@@ -161,11 +170,11 @@ def _measure(
         probe(spec.host + spec.probe_path)
         term.step(
             f"capacity: stepping {', '.join(str(s.users) for s in spec.stages)} users "
-            f"({step:g}s each, at most {spec.duration_seconds:g}s) against {where}"
+            f"({step:g}s each, at most {spec.duration_seconds:g}s, {tool}) against {where}"
         )
 
-        def on_step(name: str, intervals: list[Any]) -> bool:
-            steps.append(measure_step(name, intervals, slo))
+        def on_step(judged: Any) -> bool:
+            steps.append(judged)
             s = steps[-1]
             p95 = "-" if s.p95_ms is None else f"{s.p95_ms:.0f}"
             users = f"{s.users} user{'s' if s.users > 1 else ''}"
@@ -175,7 +184,15 @@ def _measure(
             )
             return stop_reason(steps) is None
 
-        result = LoadRunner().run_steps(spec, on_step)
+        result: Any
+        if tool == "wrk":
+            from tradewise_ops.adapters.wrk import WrkStepper
+
+            result = WrkStepper().run_steps(spec, slo, on_step)
+        else:
+            result = LoadRunner().run_steps(
+                spec, lambda name, intervals: on_step(measure_step(name, intervals, slo))
+            )
     reason = stop_reason(steps) or ("interrupted" if result.aborted else "time bound")
     best = per_replica_rps(steps, count)
     measurement = {
@@ -185,7 +202,7 @@ def _measure(
         "slo": {"p95_ms": slo.p95_ms, "error_rate": slo.error_rate},
         "stopped_by": reason,
         "steps": [s.to_dict() for s in steps],
-        "generator": result.generator(),
+        "generator": {"tool": tool, **result.generator()},
         "per_replica_rps": None if best is None else round(best, 1),
     }
     if result.aborted:
@@ -196,6 +213,19 @@ def _measure(
             f"(p95 < {slo.p95_ms:g} ms, errors < {slo.error_rate:.2%}) against {where}"
         )
     return measurement
+
+
+def _generator(choice: str) -> str:
+    """``wrk`` or ``locust`` for ``--generator``."""
+    from tradewise_ops.adapters import wrk
+
+    if choice not in ("auto", "wrk", "locust"):
+        raise BadInputError(f"--generator {choice!r}: use auto, wrk or locust")
+    if choice == "auto":
+        return "wrk" if wrk.available() else "locust"
+    if choice == "wrk" and not wrk.available():
+        raise BadInputError("--generator wrk: wrk is not installed (apt-get install wrk)")
+    return choice
 
 
 @contextlib.contextmanager

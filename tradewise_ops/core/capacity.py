@@ -116,31 +116,46 @@ class Step:
         }
 
 
+def judge_step(
+    name: str,
+    users: int,
+    seconds: float,
+    requests: int,
+    failures: int,
+    p95_ms: float | None,
+    slo: Slo,
+) -> Step:
+    """A step from its totals (whichever generator counted them), judged against the SLO."""
+    error_rate = failures / requests if requests else 0.0
+    within = requests > 0 and p95_ms is not None and p95_ms <= slo.p95_ms
+    return Step(
+        name=name,
+        users=users,
+        seconds=seconds,
+        requests=requests,
+        failures=failures,
+        rps=requests / seconds if seconds > 0 else 0.0,
+        p95_ms=p95_ms,
+        error_rate=error_rate,
+        within_slo=within and error_rate <= slo.error_rate,
+    )
+
+
 def measure_step(name: str, intervals: Sequence[Interval], slo: Slo) -> Step:
-    """A step's req/s, p95 and error rate, without its first interval (users starting)."""
+    """A step's req/s, p95 and error rate from Locust's intervals, without the first one (users
+    starting)."""
     kept = list(intervals[1:]) if len(intervals) > 1 else list(intervals)
     counts = EndpointCounts()
     for iv in kept:
         counts.merge(iv.total)
-    seconds = sum(iv.seconds for iv in kept)
-    p95 = counts.latency.percentile(95)
-    error_rate = counts.failures / counts.requests if counts.requests else 0.0
-    within = (
-        counts.requests > 0
-        and p95 is not None
-        and p95 <= slo.p95_ms
-        and error_rate <= slo.error_rate
-    )
-    return Step(
-        name=name,
-        users=max((iv.users for iv in intervals), default=0),
-        seconds=seconds,
-        requests=counts.requests,
-        failures=counts.failures,
-        rps=counts.requests / seconds if seconds > 0 else 0.0,
-        p95_ms=p95,
-        error_rate=error_rate,
-        within_slo=within,
+    return judge_step(
+        name,
+        max((iv.users for iv in intervals), default=0),
+        sum(iv.seconds for iv in kept),
+        counts.requests,
+        counts.failures,
+        counts.latency.percentile(95),
+        slo,
     )
 
 
