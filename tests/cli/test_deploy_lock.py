@@ -279,3 +279,55 @@ def test_atomic_rollback_timeout_defaults_to_timeout(emulator: Emulator, kubecon
     doc = json.loads(result.stdout)
     assert doc["rolled_back"]["status"] == "failed"  # 1 s was not enough for it either
     assert doc["rolled_back"]["timed_out"] is True
+
+
+def test_a_scale_with_wait_for_lock_waits_then_plans_from_what_the_holder_left(
+    emulator: Emulator, kubeconfig: Path
+) -> None:
+    import threading
+
+    emulator.controllers.auto(delay=0.01)
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    put_lease(emulator, "ann@ci-7:4242", 1, "tradewise deploy staging --tag v2")
+
+    def holder_finishes() -> None:  # what a deploy would do: change the API, then let go
+        time.sleep(2.0)
+        deployment = emulator.get("Deployment", NS, API)
+        assert deployment is not None
+        deployment["spec"]["replicas"] = 5  # staging starts at 2 (its HPA: 2-6)
+        emulator.put(deployment)
+        emulator.store.delete(emulator.resource("Lease"), NS, LEASE)
+
+    other = threading.Thread(target=holder_finishes)
+    other.start()
+    try:
+        result = run("scale", "api", "4", "--env", "staging", "--yes", "--wait-for-lock=30s",
+                     "-o", "json")  # fmt: skip
+    finally:
+        other.join()
+    assert result.exit_code == 0, result.stderr
+    assert "waiting up to 30s for the lock of staging: held by ann@ci-7:4242" in result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["applied"] is True
+    api = next(s for s in plan["steps"] if s["component"] == "api")
+    assert api["replicas_before"] == 5, plan  # planned again from what the holder left
+    deployment = emulator.get("Deployment", NS, API)
+    assert deployment is not None and deployment["spec"]["replicas"] == 4
+    assert emulator.get("Lease", NS, LEASE) is None
+
+
+def test_a_scale_with_wait_for_lock_gives_up_after_the_duration(
+    emulator: Emulator, kubeconfig: Path
+) -> None:
+    emulator.controllers.auto(delay=0.01)
+    assert run("deploy", "staging", "--tag", "v1").exit_code == 0
+    put_lease(emulator, "ann@ci-7:4242", 1, "tradewise deploy staging --tag v2")
+    before = emulator.get("Deployment", NS, API)
+    assert before is not None
+    result = run("scale", "api", "4", "--env", "staging", "--yes", "--wait-for-lock=2s")
+    assert result.exit_code == 1, result.stderr
+    assert "held by ann@ci-7:4242" in result.stderr and "nothing was changed" in result.stderr
+    after = emulator.get("Deployment", NS, API)
+    assert after is not None and after["spec"]["replicas"] == before["spec"]["replicas"]
+    bad = run("scale", "api", "4", "--env", "staging", "--yes", "--wait-for-lock=soon")
+    assert bad.exit_code == 2 and "--wait-for-lock" in bad.stderr

@@ -344,7 +344,7 @@ def test_cronjobs_scale_by_profile_with_a_narrow_role(prod: list[dict[str, Any]]
     assert pod["serviceAccountName"] == "tradewise-scaler"
     assert pod["containers"][0]["command"] == [
         "tradewise", "scale", "traffic", "high", "--schedule", "market-open", "--env", "prod",
-        "--yes",
+        "--yes", "--wait-for-lock=8m",
     ]  # fmt: skip
     assert pod["containers"][0]["image"].endswith(f"tradewise-ai:{TAG}")
     role = by(prod, "Role", "tradewise-scaler")

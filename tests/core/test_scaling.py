@@ -635,6 +635,7 @@ def test_each_schedule_is_a_cronjob_running_scale_traffic(
             "--env",
             "prod",
             "--yes",
+            "--wait-for-lock=8m",
         ]
         env_vars = {e["name"]: e.get("value") for e in container.get("env", [])}
         assert env_vars.get("TRADEWISE_NAMESPACE") == "tradewise-ai"

@@ -103,6 +103,7 @@ def test_each_close_anchored_schedule_gets_an_early_close_cronjob(
         "--env",
         "prod",
         "--yes",
+        "--wait-for-lock=8m",
     )
     assert "--early-close" in jobs["after-close-early-close"].args
     assert sr.early_close_cron("5 17 * 6 *") == "5 14 * 6 *"

@@ -45,6 +45,13 @@ def register(app: typer.Typer) -> None:
 
 
 _DRY_RUN = typer.Option(False, "--dry-run", help="Print the plan; change nothing.")
+_WAIT_FOR_LOCK = typer.Option(
+    None,
+    "--wait-for-lock",
+    metavar="[=DURATION]",
+    help="When a deploy, rollback or other scale of the environment holds its lock, wait for it "
+    "(up to DURATION, alone 30m) and plan again from what it left, instead of failing.",
+)
 
 
 def status(ctx: typer.Context) -> None:
@@ -66,18 +73,20 @@ def api(
     ctx: typer.Context,
     replicas: str = typer.Argument(..., metavar="N", help="API replicas (0 to the cap)."),
     dry_run: bool = _DRY_RUN,
+    wait_for_lock: str | None = _WAIT_FOR_LOCK,
 ) -> None:
     """Scale the API to N replicas; where an HPA manages it, its floor moves to N."""
-    _manual(ctx, "api", replicas, dry_run)
+    _manual(ctx, "api", replicas, dry_run, wait_for_lock)
 
 
 def workers(
     ctx: typer.Context,
     replicas: str = typer.Argument(..., metavar="N", help="Worker replicas (0 to the cap)."),
     dry_run: bool = _DRY_RUN,
+    wait_for_lock: str | None = _WAIT_FOR_LOCK,
 ) -> None:
     """Scale the workers to N replicas; where an HPA manages them, its floor moves to N."""
-    _manual(ctx, "worker", replicas, dry_run)
+    _manual(ctx, "worker", replicas, dry_run, wait_for_lock)
 
 
 def traffic(
@@ -89,6 +98,7 @@ def traffic(
     ),
     early_close: bool = typer.Option(False, "--early-close", help="The early-close CronJob."),
     now: str | None = typer.Option(None, "--now", hidden=True, help="ISO time (tests)."),
+    wait_for_lock: str | None = _WAIT_FOR_LOCK,
 ) -> None:
     """Apply a traffic profile from the config to the API, the workers and their HPAs."""
     state = get_state(ctx)
@@ -103,7 +113,13 @@ def traffic(
         state.terminal.info(decision.reason)
         profile = decision.profile
     if profile == _scaling().EMERGENCY_DOWN:  # schedules may name it (config allows it)
-        _run(state, env, dry_run, lambda live, now: _scaling().plan_emergency_down(env, live, now))
+        _run(
+            state,
+            env,
+            dry_run,
+            lambda live, now: _scaling().plan_emergency_down(env, live, now),
+            wait_for_lock=wait_for_lock,
+        )
         return
     chosen = state.config().profile(profile)
     _run(
@@ -112,6 +128,7 @@ def traffic(
         dry_run,
         lambda live, now: _scaling().plan_profile(env, chosen, live, now),
         profile=chosen,
+        wait_for_lock=wait_for_lock,
     )
 
 
@@ -127,6 +144,7 @@ def emergency_down(
         False, "--maintenance", help="Also switch the environment to maintenance mode."
     ),
     dry_run: bool = _DRY_RUN,
+    wait_for_lock: str | None = _WAIT_FOR_LOCK,
 ) -> None:
     """Overload response: precompute to 0, API and workers to their floors, HPAs pinned there.
 
@@ -146,6 +164,7 @@ def emergency_down(
         env,
         dry_run,
         lambda live, now: _scaling().plan_emergency_down(env, live, now, overrides, maintenance),
+        wait_for_lock=wait_for_lock,
     )
 
 
@@ -178,7 +197,9 @@ def suggest(
 
 
 # --------------------------------------------------------------------------------------------
-def _manual(ctx: typer.Context, component: str, text: str, dry_run: bool) -> None:
+def _manual(
+    ctx: typer.Context, component: str, text: str, dry_run: bool, wait_for_lock: str | None
+) -> None:
     state = get_state(ctx)
     env = state.environment()
     word = "workers" if component == "worker" else component
@@ -188,18 +209,28 @@ def _manual(ctx: typer.Context, component: str, text: str, dry_run: bool) -> Non
         env,
         dry_run,
         lambda live, now: _scaling().plan_manual(env, component, replicas, live, now),
+        wait_for_lock=wait_for_lock,
     )
 
 
 def _run(
-    state: State, env: Environment, dry_run: bool, build: Any, profile: Profile | None = None
+    state: State,
+    env: Environment,
+    dry_run: bool,
+    build: Any,
+    profile: Profile | None = None,
+    wait_for_lock: str | None = None,
 ) -> None:
     """Read the live state, build the plan, show it, and (unless ``--dry-run``) apply it.
 
     The dry run of a traffic ``profile`` also places its pods' requests on the cluster's nodes.
+    With ``--wait-for-lock`` the plan is built again from the live state once the lock is held:
+    the deploy waited for may have changed it.
     """
     from tradewise_ops.adapters.scaler import scaler_for
+    from tradewise_ops.core.units import parse_duration
 
+    wait = parse_duration(wait_for_lock, what="--wait-for-lock") if wait_for_lock else 0.0
     term = state.terminal
     with scaler_for(env, state.config(), on_step=term.step) as scaler:
         now = datetime.now(UTC)
@@ -218,7 +249,12 @@ def _run(
             return
         scaler.check(plan)
         state.confirm(env, plan.action)
-        with state.release_lock(env, getattr(scaler, "gateway", None)):  # one writer at a time
+        gateway = getattr(scaler, "gateway", None)
+        with state.release_lock(env, gateway, wait=wait):  # one writer at a time
+            if wait and gateway is not None:
+                plan = build(scaler.read(), datetime.now(UTC))
+                scaler.check(plan)
+                columns, rows = plan.rows()
             scaler.apply(plan)
     term.result(
         {**plan.to_dict(), "dry_run": False, "applied": True},

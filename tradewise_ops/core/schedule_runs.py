@@ -165,11 +165,18 @@ def parse_calendar_keys(
 # ------------------------------------------------------------------------------------------
 # rendering
 # ------------------------------------------------------------------------------------------
+# a scheduled scale that meets a deploy waits for it (the CronJob's activeDeadlineSeconds: 600)
+SCHEDULED_LOCK_WAIT = "8m"
+
+
 def scheduled_jobs(schedules: Sequence[Schedule], env: str) -> list[ScheduledJob]:
     """The CronJobs of ``schedules``: one each, and one more for a close-anchored step."""
     jobs: list[ScheduledJob] = []
     for s in schedules:
-        base = ("scale", "traffic", s.profile, "--schedule", s.name, "--env", env, "--yes")
+        base = (
+            "scale", "traffic", s.profile, "--schedule", s.name, "--env", env, "--yes",
+            f"--wait-for-lock={SCHEDULED_LOCK_WAIT}",
+        )  # fmt: skip
         jobs.append(ScheduledJob(s.name, s.name, s.profile, s.cron, s.timezone, base))
         if s.calendar is not None and s.anchor == "close":
             jobs.append(
