@@ -167,10 +167,13 @@ def events(engine: DockerEngine, since: float, until: float) -> list[tuple[str, 
         stream = client.events(
             since=int(since), until=int(until) + 1, decode=True, filters={"type": "container"}
         )
+        # the API takes whole seconds: the window is cut to the nanosecond here, so the events
+        # of a `compose up` just before ``since`` are not counted
         return [
             (e["Actor"]["Attributes"].get(_S, "?"), e["Action"])
             for e in stream
             if e["Actor"]["Attributes"].get(_P) == PROJECT
+            and since * 1e9 <= e["timeNano"] <= until * 1e9
         ]
     finally:
         client.close()
