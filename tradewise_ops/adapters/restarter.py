@@ -5,8 +5,8 @@ patch each Deployment's pod template with ``kubectl.kubernetes.io/restartedAt`` 
 rollouts exactly as ``deploy`` does (``adapters.rollout_wait``: watched, failing fast with the pod
 and reason), counting only the pods this restart started; then name those new pods.
 
-Local: each step of the plan in order, one process at a time (``LocalStack.reload_api``,
-``LocalStack.restart_process``).
+Local and compose: each step of the plan in order, one process (container) at a time
+(``reload_api``, ``restart_process`` of ``LocalStack`` or ``ComposeStack``).
 
 The release lock (``adapters.lock.ReleaseLock``, a ``coordination.k8s.io`` Lease, which
 ``tradewise restart`` passes in from the CLI state) hooks in through the ``lock`` parameter:
@@ -38,6 +38,7 @@ from tradewise_ops.errors import BadInputError
 if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.adapters.local import LocalStack
+    from tradewise_ops.adapters.local.compose import ComposeStack
     from tradewise_ops.adapters.rollout_wait import RolloutOutcome
     from tradewise_ops.core.rollout import WorkloadStatus
 
@@ -207,14 +208,20 @@ class Restarter:
             outcome.requests = self.gw.request_count - before
 
 
-def plan_local(stack: LocalStack, components: Iterable[str], at: str | None = None) -> RestartPlan:
-    """The local restart of ``components``: the stack's running processes, one at a time."""
+def plan_local(
+    stack: LocalStack | ComposeStack, components: Iterable[str], at: str | None = None
+) -> RestartPlan:
+    """The local (or compose) restart of ``components``: the stack's running processes (or
+    containers), one at a time."""
+    from tradewise_ops.adapters.local import LocalStack
+
     running = {i.name: i.component for i in stack.status() if i.state == "running"}
-    return plan_local_restart(stack.env.name, components, at or utc_now(), running)
+    kind = "local" if isinstance(stack, LocalStack) else "compose"
+    return plan_local_restart(stack.env.name, components, at or utc_now(), running, kind)
 
 
 def apply_local(
-    stack: LocalStack,
+    stack: LocalStack | ComposeStack,
     plan: RestartPlan,
     *,
     timeout: float = 60.0,

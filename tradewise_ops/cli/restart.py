@@ -36,6 +36,7 @@ def restart(
     Kubernetes: the pod template gets `kubectl.kubernetes.io/restartedAt` (as `kubectl rollout
     restart`), on the live blue-green slot's API Deployment; waits like deploy and names the new
     pods. Local: the API by gunicorn's graceful reload, each worker and the scheduler in turn.
+    Compose: the same, container by container (HUP to the API's gunicorn, `docker restart`).
     """
     from tradewise_ops.core.restart import components_for
 
@@ -43,14 +44,11 @@ def restart(
     env = state.environment()
     components = components_for(target)
     seconds = parse_duration(timeout, what="--timeout")
-    if env.kind == "local":
+    if env.kind in ("local", "compose"):
         _restart_local(state, env, components, seconds, dry_run)
         return
     if not env.is_kubernetes:
-        raise BadInputError(
-            f"restart of a {env.kind} environment is not supported: `tradewise local down` "
-            "and `local up` restart the compose stack"
-        )
+        raise BadInputError(f"restart of a {env.kind} environment is not supported")
     from tradewise_ops.adapters.restarter import Restarter
 
     gw = state.kube_gateway(env)
@@ -78,9 +76,14 @@ def _restart_local(
     state: State, env: Environment, components: tuple[str, ...], seconds: float, dry_run: bool
 ) -> None:
     from tradewise_ops.adapters.local import LocalStack
+    from tradewise_ops.adapters.local.compose import ComposeStack
     from tradewise_ops.adapters.restarter import apply_local, plan_local
 
-    stack = LocalStack(env, progress=state.terminal.info)
+    stack: LocalStack | ComposeStack
+    if env.kind == "compose":
+        stack = ComposeStack(env)
+    else:
+        stack = LocalStack(env, progress=state.terminal.info)
     plan = plan_local(stack, components)
     if dry_run:
         _show_plan(state, plan)

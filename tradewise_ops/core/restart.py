@@ -188,15 +188,34 @@ def plan_restart(
     return RestartPlan(environment, "kubernetes", namespace, at, tuple(steps), slot)
 
 
-def plan_local_restart(
-    environment: str, components: Iterable[str], at: str, processes: Mapping[str, str]
-) -> RestartPlan:
-    """The restart of ``components`` on the local stack, one process at a time.
+_DETAILS = {
+    "local": (
+        "SIGHUP to the gunicorn master: new workers, old ones finish their requests",
+        "TERM (the task in hand finishes), start again, wait for its heartbeat",
+    ),
+    "compose": (
+        "docker kill --signal HUP: the container's gunicorn starts new workers, old ones "
+        "finish their requests",
+        "docker restart (TERM: the task in hand finishes), wait until it runs (healthy)",
+    ),
+}
 
-    ``processes`` maps each running process name (``api``, ``worker-1``, ...) to its component.
-    The API first (graceful reload), then the workers one by one, then the scheduler. A
-    component with no running process is ``BadInputError`` (start the stack first).
+
+def plan_local_restart(
+    environment: str,
+    components: Iterable[str],
+    at: str,
+    processes: Mapping[str, str],
+    kind: str = "local",
+) -> RestartPlan:
+    """The restart of ``components`` on the local stack (or the compose stack's containers,
+    ``kind="compose"``), one process at a time.
+
+    ``processes`` maps each running process (container) name (``api``, ``worker-1``, ...) to its
+    component. The API first (graceful reload), then the workers one by one, then the scheduler.
+    A component with no running process is ``BadInputError`` (start the stack first).
     """
+    reload_detail, restart_detail = _DETAILS[kind]
     wanted = list(components)
     steps = []
     for component in COMPONENTS:
@@ -207,20 +226,18 @@ def plan_local_restart(
             key=lambda n: (len(n), n),
         )
         if not names:
+            what = "container" if kind == "compose" else "process"
             raise BadInputError(
-                f"no {component} process runs in the local stack of {environment}: "
-                "start it with `tradewise local up`"
+                f"no {component} {what} runs in the {kind} stack of {environment}: "
+                f"start it with `tradewise local up --env {environment}`"
             )
+        obj = "Container" if kind == "compose" else "Process"
         for name in names:
             if component == "api":
-                detail = (
-                    "SIGHUP to the gunicorn master: new workers, old ones finish their requests"
-                )
-                steps.append(RestartStep(component, "Process", name, RELOAD, detail))
+                steps.append(RestartStep(component, obj, name, RELOAD, reload_detail))
             else:
-                detail = "TERM (the task in hand finishes), start again, wait for its heartbeat"
-                steps.append(RestartStep(component, "Process", name, STOP_START, detail))
-    return RestartPlan(environment, "local", None, at, tuple(steps))
+                steps.append(RestartStep(component, obj, name, STOP_START, restart_detail))
+    return RestartPlan(environment, kind, None, at, tuple(steps))
 
 
 def new_pods(

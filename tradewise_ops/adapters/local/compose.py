@@ -30,6 +30,7 @@ from tradewise_ops.adapters.local.common import (
     Progress,
     StackResult,
     clear_profile_record,
+    http_status,
     port_holder,
     port_in_use,
     record_manual_scale,
@@ -368,20 +369,106 @@ class ComposeStack:
         clear_profile_record(self.state_dir)  # what scale set went down with the stack
         return running
 
-    def status(self) -> list[ProcessInfo]:
-        """The stack's containers, from ``docker inspect``."""
-        ids = self._run("ps", "--quiet", "--all").split()
+    def _inspect(self, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """``docker inspect`` of the stack's containers (or of ``ids``)."""
+        if ids is None:
+            ids = self._run("ps", "--quiet", "--all").split()
         if not ids:
             return []
-        docker = shutil.which("docker") or "docker"
-        result = subprocess.run(
-            [docker, "inspect", *ids], capture_output=True, text=True, timeout=60
+        result = _docker("inspect", *ids)
+        return list(json.loads(result))
+
+    @staticmethod
+    def _name_of(item: Mapping[str, Any]) -> str:
+        labels = item.get("Config", {}).get("Labels") or {}
+        service = labels.get("com.docker.compose.service", "?")
+        return f"{service}-{labels.get('com.docker.compose.container-number', '1')}"
+
+    def _container(self, name: str) -> dict[str, Any]:
+        for item in self._inspect():
+            if self._name_of(item) == name:
+                return item
+        raise BadInputError(
+            f"no container {name} in the compose stack of {self.env.name}: see `tradewise local ps`"
         )
-        if result.returncode != 0:
-            raise GoalMissedError(f"docker inspect failed: {result.stderr.strip()[-300:]}")
+
+    def restart_process(self, name: str, timeout: float = 60.0) -> int:
+        """Restart one container (``docker restart``: TERM, the task in hand finishes, then
+        start) and wait until it runs again and, when it has a healthcheck, is healthy. Its new
+        main pid; ``GoalMissedError`` with its last log lines when it does not come back."""
+        item = self._container(name)
+        cid, started = item["Id"], item.get("State", {}).get("StartedAt")
+        _docker("restart", "--time", "30", cid, timeout=timeout + 60)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._inspect([cid])[0].get("State", {})
+            health = (state.get("Health") or {}).get("Status")
+            if (
+                state.get("Running")
+                and state.get("StartedAt") != started
+                and health
+                in (
+                    None,
+                    "healthy",
+                )
+            ):
+                return int(state.get("Pid") or 0)
+            if time.monotonic() > deadline or not (state.get("Running") or state.get("Restarting")):
+                said = health or ("running" if state.get("Running") else "exited")
+                raise GoalMissedError(
+                    f"{name} did not come back within {timeout:.0f}s ({said}); its log ends:\n"
+                    + _docker("logs", "--tail", "15", cid, timeout=30, both=True)
+                )
+            time.sleep(0.25)
+
+    def reload_api(self, timeout: float = 60.0) -> tuple[list[int], list[int]]:
+        """Gracefully reload the API container's gunicorn (its PID 1): ``docker kill --signal
+        HUP``; gunicorn starts new workers and the old ones finish their requests, on the same
+        socket. Done when no old worker is left, the container still runs and the API answers
+        ``/api/health/ready`` 200 on its port. (old, new) worker pids (host pids, ``docker
+        top``)."""
+        items = [i for i in self._inspect() if self._name_of(i).startswith("api-")]
+        running = [i for i in items if i.get("State", {}).get("Running")]
+        if not running:
+            raise BadInputError(
+                f"the API container of {self.env.name} is not running: `tradewise local up "
+                f"--env {self.env.name}` first"
+            )
+        cid, main = running[0]["Id"], int(running[0]["State"].get("Pid") or 0)
+        old = self._workers(cid, main)
+        _docker("kill", "--signal", "HUP", cid)
+        ready = f"http://127.0.0.1:{self.env.local.api_port}/api/health/ready"
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._inspect([cid])[0].get("State", {})
+            if not state.get("Running"):
+                raise GoalMissedError(
+                    "the API container exited on the reload; its log ends:\n"
+                    + _docker("logs", "--tail", "15", cid, timeout=30, both=True)
+                )
+            now = self._workers(cid, main)
+            if not (set(now) & set(old)) and http_status(ready) == 200:
+                return old, now
+            if time.monotonic() > deadline:
+                raise GoalMissedError(
+                    f"the API reload did not finish in {timeout:.0f}s ({len(set(now) & set(old))}"
+                    f" old workers left; {ready} answered {http_status(ready)})"
+                )
+            time.sleep(0.1)
+
+    @staticmethod
+    def _workers(cid: str, main: int) -> list[int]:
+        """Host pids of the children of the container's main process ``main`` (gunicorn's
+        workers), from ``docker top``."""
+        rows = _docker("top", cid, "-o", "pid,ppid").splitlines()[1:]
+        pairs = [tuple(int(x) for x in row.split()[:2]) for row in rows if row.strip()]
+        return sorted(pid for pid, ppid in pairs if ppid == main)
+
+    def status(self) -> list[ProcessInfo]:
+        """The stack's containers, from ``docker inspect``."""
         infos = []
         now = datetime.now().astimezone()
-        for item in json.loads(result.stdout):
+        for item in self._inspect():
             labels = item.get("Config", {}).get("Labels") or {}
             service = labels.get("com.docker.compose.service", "?")
             number = labels.get("com.docker.compose.container-number", "1")
@@ -465,6 +552,19 @@ class ComposeStack:
             finally:
                 if proc.poll() is None:
                     proc.terminate()
+
+
+def _docker(*args: str, timeout: float = 60.0, both: bool = False) -> str:
+    """``docker ARGS`` (the engine of ``DOCKER_HOST``): its stdout (and stderr with ``both``);
+    ``GoalMissedError`` naming the command when it fails."""
+    binary = shutil.which("docker") or "docker"
+    try:
+        result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise GoalMissedError(f"docker {args[0]} did not finish in {timeout:.0f}s") from None
+    if result.returncode != 0:
+        raise GoalMissedError(f"docker {args[0]} failed: {result.stderr.strip()[-300:]}")
+    return result.stdout + (result.stderr if both else "")
 
 
 class ComposeHold:
