@@ -109,3 +109,31 @@ def test_restart_of_a_stack_that_is_not_up_changes_nothing(
     assert result.exit_code == 2, result.stderr
     assert "no worker container runs in the compose stack of compose" in result.stderr
     assert "tradewise local up --env compose" in result.stderr
+
+
+def test_logs_since_keeps_the_lines_docker_stamped_within_it(
+    stack: dict[str, Any],  # noqa: F811
+) -> None:
+    file = Path("compose") / "docker-compose.yml"
+    doc = yaml.safe_load(file.read_text())
+    doc["services"]["worker"]["command"] = [
+        "sh", "-c",
+        "echo early line; sleep 8; echo late line; trap 'exit 0' TERM; "
+        "while :; do sleep 1 & wait $$!; done",
+    ]  # fmt: skip
+    file.write_text(yaml.safe_dump(doc))
+    stack["compose"]("up", "--detach", "worker")
+    deadline = time.monotonic() + 30
+    while "late line" not in run(stack, "logs", "worker", "--env", "compose").stdout:
+        assert time.monotonic() < deadline, "the stand-in worker never printed its late line"
+        time.sleep(0.5)
+    # early at t0, late at t0 + 8 s, found by now: 6 s back keeps only the late one
+    recent = run(stack, "logs", "worker", "--env", "compose", "--since", "6s")
+    assert recent.exit_code == 0, recent.stderr
+    kept = [ln for ln in recent.stdout.splitlines() if "line" in ln]
+    assert len(kept) == 1 and kept[0].endswith("| late line"), recent.stdout  # stamp dropped
+    assert "worker" in kept[0]  # prefixed with its container, as without --since
+    everything = run(stack, "logs", "worker", "--env", "compose")
+    assert "early line" in everything.stdout and "late line" in everything.stdout
+    wide = run(stack, "logs", "worker", "--env", "compose", "--since", "10m")
+    assert "early line" in wide.stdout and "late line" in wide.stdout

@@ -126,14 +126,19 @@ def _local_logs(
     tail: int,
 ) -> None:
     from tradewise_ops.adapters.local import stack_for
+    from tradewise_ops.adapters.local.compose import ComposeStack
 
-    if since_seconds is not None:
-        raise BadInputError(
-            f"--since works on Kubernetes environments; the {env.kind} stack's logs have no "
-            "time on every line: use --tail"
-        )
     stack = stack_for(env, progress=state.terminal.info)
-    lines = stack.logs(component, follow=follow, lines=10**9 if tail < 0 else tail)
+    count = 10**9 if tail < 0 else tail
+    if isinstance(stack, ComposeStack):
+        lines = stack.logs(component, follow=follow, lines=count, since_seconds=since_seconds)
+    elif since_seconds is not None:
+        raise BadInputError(
+            f"--since works on Kubernetes and compose environments; the {env.kind} stack's log "
+            "files have no time on every line: use --tail"
+        )
+    else:
+        lines = stack.logs(component, follow=follow, lines=count)
     if state.terminal.machine_output:
         state.terminal.result({"environment": env.name, "lines": list(lines)})
         return

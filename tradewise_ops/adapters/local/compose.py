@@ -529,29 +529,64 @@ class ComposeStack:
         return self.counts()
 
     def logs(
-        self, service: str | None = None, follow: bool = False, lines: int = 100
+        self,
+        service: str | None = None,
+        follow: bool = False,
+        lines: int = 100,
+        since_seconds: int | None = None,
     ) -> Iterator[str]:
-        """``docker-compose logs`` of one service or all, optionally following."""
+        """``docker-compose logs`` of one service or all, optionally following.
+
+        ``since_seconds``: of those lines (the last ``lines`` of each container, then the new
+        ones), only those Docker stamped within that many seconds before now (docker-compose
+        1.x has no ``--since``: the lines are read with ``--timestamps`` and the stamp is
+        dropped again).
+        """
         if service and service not in COMPOSE_SERVICES:
             raise BadInputError(
                 f"no compose service {service!r}: use one of {', '.join(COMPOSE_SERVICES)}"
             )
         args = ["logs", "--no-color", "--tail", str(lines)]
+        if since_seconds is not None:
+            args.append("--timestamps")
         if follow:
             args.append("--follow")
         if service:
             args.append(service)
         env = dict(os.environ, **self.variables())
+        cutoff = time.time() - since_seconds if since_seconds is not None else None
         with subprocess.Popen(
             self.command(*args), stdout=subprocess.PIPE, text=True, env=env
         ) as proc:
             assert proc.stdout is not None
             try:
-                for line in proc.stdout:
-                    yield line.rstrip("\n")
+                for raw in proc.stdout:
+                    line = raw.rstrip("\n")
+                    if cutoff is None:
+                        yield line
+                        continue
+                    kept = _newer_than(line, cutoff)
+                    if kept is not None:
+                        yield kept
             finally:
                 if proc.poll() is None:
                     proc.terminate()
+
+
+_STAMPED = re.compile(
+    r"^(?P<prefix>[^|]*\|\s)(?P<date>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?P<frac>\.\d+)?Z (?P<rest>.*)$"
+)
+
+
+def _newer_than(line: str, cutoff: float) -> str | None:
+    """A ``--timestamps`` log line without its stamp when it is not older than ``cutoff``; None
+    when it is. A line with no stamp (docker-compose's own) is kept as it is."""
+    m = _STAMPED.match(line)
+    if m is None:
+        return line
+    stamp = datetime.fromisoformat(m["date"] + "+00:00").timestamp()
+    stamp += float("0" + m["frac"][:7]) if m["frac"] else 0.0
+    return m["prefix"] + m["rest"] if stamp >= cutoff else None
 
 
 def _docker(*args: str, timeout: float = 60.0, both: bool = False) -> str:
