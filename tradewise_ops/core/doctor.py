@@ -1,6 +1,7 @@
 """The guide's troubleshooting checklist as data: findings from a snapshot of the live state.
 
-``diagnose_cluster(snapshot, slo)`` and ``diagnose_local(snapshot, slo)`` take what the adapter
+``diagnose_cluster(snapshot, slo)`` and ``diagnose_local(snapshot, slo)`` (a local stack's
+processes, or a compose stack's containers: ``diagnose_compose``) take what the adapter
 read (``adapters/doctor_probe``: objects, a few log lines, the application's own statistics) and
 return a ``DoctorReport``: every check that ran, and each problem found with its evidence and
 the fix, worst first. Nothing here does I/O; a check whose data could not be read says so.
