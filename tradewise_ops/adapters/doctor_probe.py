@@ -289,7 +289,7 @@ def read_compose(stack: ComposeStack) -> LocalSnapshot:
     logs: dict[str, list[str]] = {}
     for info in infos:
         log_tail: list[str] = []
-        if info.state != "running":
+        if info.state != "running" and info.component in COMPOSE_SERVICES:
             if info.component not in logs:
                 logs[info.component] = list(stack.logs(info.component, lines=LOG_LINES * 4))
             number = info.name.rsplit("-", 1)[-1]
