@@ -8,10 +8,13 @@ from typing import Any
 from tradewise_ops.core.doctor import (
     AppSample,
     DoctorFinding,
+    LocalSnapshot,
+    ProcessState,
     check_app,
     check_hpas,
     check_pods,
     cpu_milli,
+    diagnose_local,
     report,
 )
 
@@ -115,3 +118,69 @@ def test_report_orders_worst_first() -> None:
     )
     assert [f.severity for f in found.findings] == ["critical", "warning", "info"]
     assert found.passed == [] and found.to_dict()["critical"] == 1
+
+
+# -- compose ----------------------------------------------------------------------------------
+def compose_snapshot(**changes: Any) -> LocalSnapshot:
+    snap = LocalSnapshot(
+        environment="compose",
+        url="http://127.0.0.1:8080",
+        broker="redis",
+        kind="compose",
+        compose_command="docker-compose --file f.yml --project-name tradewise",
+        services=["postgres", "redis", "api", "worker", "precompute", "nginx"],
+        processes=[
+            ProcessState(f"{s}-1", s, "running")
+            for s in ("postgres", "redis", "api", "worker", "precompute", "nginx")
+        ],
+        ports={"nginx": (8080, True), "api": (8000, True), "postgres": (5432, True)},
+        redis_ping="PONG",
+        database_path="postgresql+psycopg://tradewise:***@127.0.0.1:5432/tradewise",
+        database_check="ok",
+        app=AppSample("http://127.0.0.1:8080", stats={}, readiness_status=200),
+    )
+    for key, value in changes.items():
+        setattr(snap, key, value)
+    return snap
+
+
+def test_compose_healthy_passes_its_own_checks_not_the_local_ones() -> None:
+    result = diagnose_local(compose_snapshot(), 500, 0.01)
+    assert result.kind == "compose" and result.findings == ()
+    assert "compose.database" in result.passed and "local.database" not in result.checks
+
+
+def test_compose_not_up_is_one_finding_and_nothing_else_is_judged() -> None:
+    result = diagnose_local(
+        compose_snapshot(processes=[], database_check=None, app=None, ports={}), 500, 0.01
+    )
+    (finding,) = result.findings
+    assert finding.check == "compose.containers" and finding.severity == "critical"
+    assert finding.fix == "`tradewise local up --env compose`"
+    assert result.checks == ("compose.containers",)
+
+
+def test_compose_exited_container_missing_service_and_postgres_down() -> None:
+    procs = [
+        ProcessState("postgres-1", "postgres", "running"),
+        ProcessState("redis-1", "redis", "running"),
+        ProcessState("api-1", "api", "exited", exit_code=3, log_tail=["boom"]),
+        ProcessState("worker-1", "worker", "running"),
+        ProcessState("nginx-1", "nginx", "running"),
+    ]
+    result = diagnose_local(
+        compose_snapshot(processes=procs, database_check="connection refused"), 500, 0.01
+    )
+    by_subject = {f.subject: f for f in result.findings}
+    api = by_subject["container api-1"]
+    assert api.severity == "critical" and "exited with code 3" in api.message
+    assert "  | boom" in api.evidence
+    assert "docker-compose --file f.yml --project-name tradewise up -d api" in api.fix
+    missing = by_subject["service precompute"]
+    assert missing.check == "compose.containers" and "no container" in missing.message
+    (db,) = [f for f in result.findings if f.check == "compose.database"]
+    assert db.evidence == (
+        "SELECT 1 on postgresql+psycopg://tradewise:***@127.0.0.1:5432/tradewise: "
+        "connection refused",
+    )
+    assert not any(f.check.startswith("local.") for f in result.findings)

@@ -555,6 +555,21 @@ class PostgresDatabase:
             env["PGPASSWORD"] = self.password
         return env
 
+    def ping(self, timeout: int = 3) -> str:
+        """``ok`` when the database answers ``SELECT 1`` within ``timeout`` seconds, else what
+        went wrong (its first line; no password in it)."""
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        conninfo = make_conninfo(self.conninfo(), connect_timeout=max(1, int(timeout)))
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute("SELECT 1").fetchone()
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return mask_credentials(first)
+        return "ok"
+
     @contextlib.contextmanager
     def _connect(self, dbname: str | None = None, autocommit: bool = False) -> Iterator[Any]:
         import psycopg

@@ -11,6 +11,11 @@ cluster is recorded, not raised.
 Local: the processes (``LocalStack.status``) with the log tails of those not running, the API
 and Redis ports, Redis ``PING``, SQLite's ``quick_check`` of the database file (read-only), and
 the application's readiness and stats over plain HTTP on loopback.
+
+Compose: the stack's containers (``ComposeStack.status``: state, exit code) with the last lines
+of ``docker-compose logs`` of the services whose containers are not running, the ports of nginx,
+the API, Redis and PostgreSQL, Redis ``PING``, PostgreSQL ``SELECT 1`` (3 s timeout) on the URL
+the services use (``ComposeStack.database_url``), and the same app sample through nginx.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from tradewise_ops.errors import NotFoundError, TradewiseError, UnreachableError
 if TYPE_CHECKING:
     from tradewise_ops.adapters.kube import KubeGateway
     from tradewise_ops.adapters.local import LocalStack
+    from tradewise_ops.adapters.local.compose import ComposeStack
 
 T = TypeVar("T")
 PART_OF = "app.kubernetes.io/part-of=tradewise"
@@ -229,13 +235,88 @@ def read_local(stack: LocalStack) -> LocalSnapshot:
     if broker == "redis":
         snap.ports["redis"] = (settings.redis_port, _port_answers(settings.redis_port))
         snap.redis_ping = redis_ping(settings.redis_port)
-    status, body, error = _get_json(stack.url + "/api/health/ready")
-    app = AppSample(stack.url, readiness_status=status, readiness=body, error=error)
+    snap.app = _app_sample(stack.url)
+    return snap
+
+
+def _app_sample(url: str) -> AppSample:
+    """Readiness and ``/api/performance/stats`` of the API at ``url`` (loopback)."""
+    status, body, error = _get_json(url + "/api/health/ready")
+    app = AppSample(url, readiness_status=status, readiness=body, error=error)
     if status is not None:
-        s_status, stats, s_error = _get_json(stack.url + STATS_PATH)
+        s_status, stats, s_error = _get_json(url + STATS_PATH)
         if s_status == 200 and isinstance(stats, dict):
             app.stats = stats
         else:
             app.error = s_error or f"{STATS_PATH} answered {s_status}"
-    snap.app = app
+    return app
+
+
+def _container_log(lines: list[str], names: tuple[str, ...]) -> list[str]:
+    """The lines of ``docker-compose logs SERVICE`` that are one container's (``NAME | text``,
+    ``NAME`` one of ``names``; the prefix dropped); all but the ``Attaching to`` header when
+    none is prefixed so."""
+    lines = [line for line in lines if not line.startswith("Attaching to ")]
+    mine = [
+        line.split("|", 1)[1].removeprefix(" ")
+        for line in lines
+        if "|" in line and line.split("|", 1)[0].strip() in names
+    ]
+    return mine or lines
+
+
+def read_compose(stack: ComposeStack) -> LocalSnapshot:
+    """A snapshot of the compose stack for ``core.doctor.diagnose_local`` (kind compose).
+
+    No container at all: only that is recorded (nothing else is probed).
+    """
+    import shlex
+
+    from tradewise_ops.adapters.backups import PostgresDatabase
+    from tradewise_ops.adapters.local.compose import COMPOSE_SERVICES
+    from tradewise_ops.core.redact import mask_credentials
+
+    infos = stack.status()
+    snap = LocalSnapshot(
+        environment=stack.env.name,
+        url=stack.url,
+        broker=stack.broker,
+        kind="compose",
+        compose_command=shlex.join(
+            ["docker-compose", "--file", str(stack.file), "--project-name", stack.project]
+        ),
+    )
+    logs: dict[str, list[str]] = {}
+    for info in infos:
+        log_tail: list[str] = []
+        if info.state != "running" and info.component in COMPOSE_SERVICES:
+            if info.component not in logs:
+                logs[info.component] = list(stack.logs(info.component, lines=LOG_LINES * 4))
+            number = info.name.rsplit("-", 1)[-1]
+            names = (f"{info.component}_{number}", f"{stack.project}_{info.component}_{number}")
+            log_tail = _container_log(logs[info.component], names)[-LOG_LINES:]
+        snap.processes.append(
+            ProcessState(
+                info.name, info.component, info.state, info.pid, info.exit_code, None, log_tail
+            )
+        )
+    if not infos:
+        return snap
+    wanted_workers = stack.wanted().get("worker", 1)
+    snap.services = [s for s in COMPOSE_SERVICES if s != "worker" or wanted_workers > 0]
+    url = stack.database_url()
+    database = PostgresDatabase(url)
+    snap.database_path = mask_credentials(url)
+    local = stack.env.local
+    for what, port in (
+        ("nginx", stack.nginx_port),
+        ("api", local.api_port),
+        ("redis", local.redis_port),
+        ("postgres", database.port if database.host in ("127.0.0.1", "localhost") else None),
+    ):
+        if port is not None:  # a PostgreSQL elsewhere: SELECT 1 alone judges it
+            snap.ports[what] = (port, _port_answers(port))
+    snap.redis_ping = redis_ping(local.redis_port)
+    snap.database_check = database.ping(timeout=3)
+    snap.app = _app_sample(stack.url)
     return snap

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from tradewise_ops.cli.state import State, get_state
-from tradewise_ops.errors import BadInputError, GoalMissedError, UnreachableError
+from tradewise_ops.errors import GoalMissedError, UnreachableError
 
 if TYPE_CHECKING:
     from tradewise_ops.core.doctor import DoctorReport
@@ -24,8 +24,11 @@ def doctor(ctx: typer.Context) -> None:
     Kubernetes: cluster and context, the release, pods (crash loops, image pulls, Pending,
     OOM kills, restarts), Service endpoints, HPAs, the metrics API and memory near limits, and
     the app's own readiness, cache, queue, p95 and errors (through the API server's service
-    proxy). Local: processes, ports, Redis, the database file, the same app checks.
-    Exit 1 when a finding is critical, 3 when the cluster cannot be reached.
+    proxy). Local: processes, ports, Redis, the database file, the same app checks. Compose:
+    the containers (exit codes, log tails), the ports of nginx, the API, Redis and PostgreSQL,
+    Redis PING, PostgreSQL SELECT 1, the same app checks.
+    Exit 1 when a finding is critical, 3 when the cluster (or the Docker engine) cannot be
+    reached.
     """
     from tradewise_ops.adapters import doctor_probe
     from tradewise_ops.core.doctor import diagnose_cluster, diagnose_local
@@ -38,7 +41,13 @@ def doctor(ctx: typer.Context) -> None:
 
         snapshot = doctor_probe.read_local(LocalStack(env))
         result = diagnose_local(snapshot, slo.p95_ms, slo.error_rate)
-    elif env.is_kubernetes:
+    elif env.kind == "compose":
+        from tradewise_ops.adapters.local.compose import ComposeStack
+
+        result = diagnose_local(
+            doctor_probe.read_compose(ComposeStack(env)), slo.p95_ms, slo.error_rate
+        )
+    else:  # kubernetes
         configured = state.config().environment(env.name).context  # before --context
         gw = state.kube_gateway(env)
         state.terminal.info(f"checking {env.name} ({gw.where}, namespace {env.namespace})")
@@ -46,11 +55,6 @@ def doctor(ctx: typer.Context) -> None:
             gw, env.name, env.namespace, configured, backups_enabled=env.backups.enabled
         )
         result = diagnose_cluster(cluster, slo.p95_ms, slo.error_rate)
-    else:
-        raise BadInputError(
-            f"doctor checks Kubernetes and local environments; {env.name} is {env.kind}: "
-            "`tradewise local ps` and the compose logs show its state"
-        )
     _show(state, result)
     if any(f.check == "cluster.reachable" for f in result.critical):
         raise UnreachableError(result.critical[0].message + f": {result.critical[0].evidence[0]}")

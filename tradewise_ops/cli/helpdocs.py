@@ -301,6 +301,7 @@ DOCS: dict[str, HelpDoc] = {
         (
             ("tradewise doctor --env prod", "findings worst first, with evidence and the fix"),
             ("tradewise doctor --env local -o json", "the local stack, as one JSON document"),
+            ("tradewise doctor --env compose", "the compose stack: containers, PostgreSQL, Redis"),
         ),
         "Observe",
     ),

@@ -1,6 +1,7 @@
 """The guide's troubleshooting checklist as data: findings from a snapshot of the live state.
 
-``diagnose_cluster(snapshot, slo)`` and ``diagnose_local(snapshot, slo)`` take what the adapter
+``diagnose_cluster(snapshot, slo)`` and ``diagnose_local(snapshot, slo)`` (a local stack's
+processes, or a compose stack's containers: ``diagnose_compose``) take what the adapter
 read (``adapters/doctor_probe``: objects, a few log lines, the application's own statistics) and
 return a ``DoctorReport``: every check that ran, and each problem found with its evidence and
 the fix, worst first. Nothing here does I/O; a check whose data could not be read says so.
@@ -65,6 +66,7 @@ APP_CHECKS = (
 )
 BACKUP_CHECKS = ("backups.recent", "backups.verified")  # when backups.enabled
 LOCAL_CHECKS = ("local.processes", "local.ports", "local.redis", "local.database")
+COMPOSE_CHECKS = ("compose.containers", "compose.ports", "compose.redis", "compose.database")
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ class ProcessState:
 
 @dataclass
 class LocalSnapshot:
-    """What ``doctor`` read from the local stack."""
+    """What ``doctor`` read from the local stack (``kind`` local: processes and a SQLite file)
+    or the compose stack (``kind`` compose: containers as the processes, PostgreSQL)."""
 
     environment: str
     url: str
@@ -197,10 +200,13 @@ class LocalSnapshot:
     processes: list[ProcessState] = field(default_factory=list)
     ports: dict[str, tuple[int, bool]] = field(default_factory=dict)  # what -> (port, answers)
     redis_ping: str | None = None  # PONG, or what went wrong (None: no Redis in this stack)
-    database_path: str = ""
-    database_exists: bool = False
-    database_check: str | None = None  # SQLite's quick_check answer, or the error
+    database_path: str = ""  # local: the SQLite file; compose: the URL, password masked
+    database_exists: bool = False  # local only
+    database_check: str | None = None  # quick_check's (local) or SELECT 1's (compose) answer
     app: AppSample | None = None
+    kind: str = "local"  # local | compose
+    services: list[str] = field(default_factory=list)  # compose: those that should have one
+    compose_command: str = "docker-compose"  # compose: with its --file and --project-name
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -1049,7 +1055,11 @@ def diagnose_cluster(
 
 
 def diagnose_local(snap: LocalSnapshot, slo_p95_ms: float, slo_error_rate: float) -> DoctorReport:
-    """Every local check: processes and exit codes, ports, Redis, the database file, the app."""
+    """Every local check: processes and exit codes, ports, Redis, the database file, the app.
+
+    A compose snapshot (``kind`` compose) goes to ``diagnose_compose``."""
+    if snap.kind == "compose":
+        return diagnose_compose(snap, slo_p95_ms, slo_error_rate)
     findings: list[DoctorFinding] = []
     checks = list(LOCAL_CHECKS) + list(APP_CHECKS)
     if not snap.processes:
@@ -1130,3 +1140,98 @@ def diagnose_local(snap: LocalSnapshot, slo_p95_ms: float, slo_error_rate: float
         )
     findings += check_app(snap.app, slo_p95_ms, slo_error_rate)
     return report(snap.environment, "local", checks, findings)
+
+
+def diagnose_compose(snap: LocalSnapshot, slo_p95_ms: float, slo_error_rate: float) -> DoctorReport:
+    """Every compose check: containers (state, exit code, log tail), the ports of nginx, the
+    API, Redis and PostgreSQL, Redis ``PING``, PostgreSQL ``SELECT 1``, then the app's.
+
+    No container at all is one finding (the stack is not up), and nothing else is judged.
+    """
+    env = snap.environment
+    up = f"`tradewise local up --env {env}`"
+    findings: list[DoctorFinding] = []
+    if not snap.processes:
+        findings.append(
+            DoctorFinding(
+                CRITICAL,
+                "compose.containers",
+                f"the compose stack of {env}",
+                "the compose stack is not up: it has no container",
+                (f"{snap.compose_command} ps --all: no container",),
+                up,
+            )
+        )
+        return report(env, "compose", ["compose.containers"], findings)
+
+    def start(service: str) -> str:
+        return f"`{snap.compose_command} up -d {service}` (or {up})"
+
+    have = {p.component for p in snap.processes}
+    for service in snap.services:
+        if service not in have:
+            findings.append(
+                DoctorFinding(
+                    CRITICAL,
+                    "compose.containers",
+                    f"service {service}",
+                    f"{service} has no container",
+                    (f"{snap.compose_command} ps --all: no container of {service}",),
+                    start(service),
+                )
+            )
+    for proc in snap.processes:
+        if proc.state == "running":
+            continue
+        shown = f"exited with code {proc.exit_code}" if proc.exit_code is not None else "stopped"
+        evidence = [f"container {proc.name} ({proc.component}): {shown}"]
+        if proc.log_tail:
+            evidence += ["last log lines:", *(f"  | {line}" for line in proc.log_tail[-LOG_LINES:])]
+        findings.append(
+            DoctorFinding(
+                CRITICAL,
+                "compose.containers",
+                f"container {proc.name}",
+                f"{proc.name} is not running ({shown})",
+                tuple(evidence),
+                f"read its log (`tradewise local logs {proc.component} --env {env}`); "
+                + start(proc.component),
+            )
+        )
+    for what, (port, answers) in sorted(snap.ports.items()):
+        if not answers:
+            findings.append(
+                DoctorFinding(
+                    CRITICAL,
+                    "compose.ports",
+                    f"port {port}",
+                    f"nothing answers on 127.0.0.1:{port} ({what})",
+                    (f"TCP connect to 127.0.0.1:{port} refused",),
+                    f"{start(what)}; see compose.containers",
+                )
+            )
+    if snap.redis_ping is not None and snap.redis_ping != "PONG":
+        findings.append(
+            DoctorFinding(
+                CRITICAL,
+                "compose.redis",
+                "redis",
+                "Redis does not answer PING: no broker, no cache",
+                (f"PING: {snap.redis_ping}",),
+                f"{start('redis')}; `tradewise local logs redis --env {env}`",
+            )
+        )
+    if snap.database_check is not None and snap.database_check != "ok":
+        findings.append(
+            DoctorFinding(
+                CRITICAL,
+                "compose.database",
+                snap.database_path,
+                "PostgreSQL does not answer: analyses are not stored, readiness fails",
+                (f"SELECT 1 on {snap.database_path}: {snap.database_check}",),
+                f"{start('postgres')}; `tradewise local logs postgres --env {env}`; the "
+                "DATABASE_URL in compose/docker-compose.yml (TW_POSTGRES_* variables)",
+            )
+        )
+    findings += check_app(snap.app, slo_p95_ms, slo_error_rate)
+    return report(env, "compose", list(COMPOSE_CHECKS) + list(APP_CHECKS), findings)
