@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.test_db_compose import PROJECT, containers, events, run, stack  # noqa: F401
+from tests.cli.test_db_compose import containers, events
+from tests.compose_stack import run, stack  # noqa: F401 - fixture
 from tests.docker_engine import DockerEngine, base_image, docker_engine  # noqa: F401
 from tests.loadtest_app import ApiServer
 
@@ -42,14 +43,11 @@ def api_server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iter
 def compose_stack(stack: dict[str, Any], api_server: ApiServer) -> dict[str, Any]:  # noqa: F811
     """The stand-in stack with an api that traps HUP, and the config's API port set to the real
     app's (the readiness the reload waits for)."""
-    file = Path("compose") / "docker-compose.yml"  # the stack fixture chdir'ed to its tmp_path
+    file = Path(stack["file"])
     doc = yaml.safe_load(file.read_text())
     doc["services"]["api"]["command"] = API_STAND_IN
     file.write_text(yaml.safe_dump(doc))
-    config = Path(stack["config"])
-    raw = yaml.safe_load(config.read_text())
-    raw["environments"]["compose"]["local"]["api_port"] = int(api_server.url.rsplit(":", 1)[1])
-    config.write_text(yaml.safe_dump(raw))
+    stack["configure"](api_port=int(api_server.url.rsplit(":", 1)[1]))
     stack["compose"]("up", "--detach", "--scale", "worker=2")
     return stack
 
@@ -114,7 +112,7 @@ def test_restart_of_a_stack_that_is_not_up_changes_nothing(
 def test_logs_since_keeps_the_lines_docker_stamped_within_it(
     stack: dict[str, Any],  # noqa: F811
 ) -> None:
-    file = Path("compose") / "docker-compose.yml"
+    file = Path(stack["file"])
     doc = yaml.safe_load(file.read_text())
     doc["services"]["worker"]["command"] = [
         "sh", "-c",
