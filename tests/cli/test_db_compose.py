@@ -1,15 +1,7 @@
-"""``tradewise db ... --env compose`` with a compose stack really running on a private dockerd.
-
-No image can be pulled here, so the stack is the checkout's compose file with each service's
-image and command replaced by the test base image idling (its ``environment`` kept, so the
-services' ``DATABASE_URL`` is the real file's); the database is the session's PostgreSQL on
-loopback, reached through that URL (host networking, as the real stack). The ``postgres``
-service's container gets this machine's ``pg_dump``/``pg_restore`` (PostgreSQL 15, the real
-image's major) and the libraries they link, mounted read-only, so ``--pg-tools compose`` runs
-them inside it through ``docker-compose exec -T`` as it would in the ``postgres:15`` image.
-
-The stack: ``tests/compose_stack.py``.
-"""
+"""``tradewise db ... --env compose`` with a compose stack really running on a private dockerd:
+the stand-in stack of ``tests/compose_stack.py`` (the test PostgreSQL on loopback as the
+database; this machine's ``pg_dump``/``pg_restore`` mounted into the ``postgres`` stand-in for
+``--pg-tools compose``)."""
 
 from __future__ import annotations
 

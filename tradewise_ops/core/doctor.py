@@ -1054,6 +1054,24 @@ def diagnose_cluster(
     return report(snap.environment, "kubernetes", checks, findings)
 
 
+def _not_running(proc: ProcessState, check: str, what: str, fix: str) -> DoctorFinding:
+    """A process (or container) of a local or compose stack that is not running: critical,
+    with its exit code and last log lines."""
+    shown = f"exited with code {proc.exit_code}" if proc.exit_code is not None else "stopped"
+    prefix = "container " if what == "container" else ""
+    evidence = [f"{prefix}{proc.name} ({proc.component}): {shown}"]
+    if proc.log_tail:
+        evidence += ["last log lines:", *(f"  | {line}" for line in proc.log_tail[-LOG_LINES:])]
+    return DoctorFinding(
+        CRITICAL,
+        check,
+        f"{what} {proc.name}",
+        f"{proc.name} is not running ({shown})",
+        tuple(evidence),
+        fix,
+    )
+
+
 def diagnose_local(snap: LocalSnapshot, slo_p95_ms: float, slo_error_rate: float) -> DoctorReport:
     """Every local check: processes and exit codes, ports, Redis, the database file, the app.
 
@@ -1074,23 +1092,16 @@ def diagnose_local(snap: LocalSnapshot, slo_p95_ms: float, slo_error_rate: float
             )
         )
     for proc in snap.processes:
-        if proc.state == "running":
-            continue
-        shown = f"exited with code {proc.exit_code}" if proc.exit_code is not None else "stopped"
-        evidence = [f"{proc.name} ({proc.component}): {shown}"]
-        if proc.log_tail:
-            evidence += ["last log lines:", *(f"  | {line}" for line in proc.log_tail[-LOG_LINES:])]
-        findings.append(
-            DoctorFinding(
-                CRITICAL,
-                "local.processes",
-                f"process {proc.name}",
-                f"{proc.name} is not running ({shown})",
-                tuple(evidence),
-                "read its log (`tradewise local logs "
-                f"{proc.name}`); `tradewise local up` restarts what crashed",
+        if proc.state != "running":
+            findings.append(
+                _not_running(
+                    proc,
+                    "local.processes",
+                    "process",
+                    f"read its log (`tradewise local logs {proc.name}`); `tradewise local up` "
+                    "restarts what crashed",
+                )
             )
-        )
     for what, (port, answers) in sorted(snap.ports.items()):
         if not answers:
             findings.append(
@@ -1181,23 +1192,16 @@ def diagnose_compose(snap: LocalSnapshot, slo_p95_ms: float, slo_error_rate: flo
                 )
             )
     for proc in snap.processes:
-        if proc.state == "running":
-            continue
-        shown = f"exited with code {proc.exit_code}" if proc.exit_code is not None else "stopped"
-        evidence = [f"container {proc.name} ({proc.component}): {shown}"]
-        if proc.log_tail:
-            evidence += ["last log lines:", *(f"  | {line}" for line in proc.log_tail[-LOG_LINES:])]
-        findings.append(
-            DoctorFinding(
-                CRITICAL,
-                "compose.containers",
-                f"container {proc.name}",
-                f"{proc.name} is not running ({shown})",
-                tuple(evidence),
-                f"read its log (`tradewise local logs {proc.component} --env {env}`); "
-                + start(proc.component),
+        if proc.state != "running":
+            findings.append(
+                _not_running(
+                    proc,
+                    "compose.containers",
+                    "container",
+                    f"read its log (`tradewise local logs {proc.component} --env {env}`); "
+                    + start(proc.component),
+                )
             )
-        )
     for what, (port, answers) in sorted(snap.ports.items()):
         if not answers:
             findings.append(
