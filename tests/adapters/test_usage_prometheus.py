@@ -8,18 +8,15 @@ and ``container_memory_working_set_bytes`` with a known level and one known spik
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, port_open, wait_until
+from tests.helpers import free_port, port_open, require_binary, wait_until
 from tradewise_ops.adapters.usage import load_samples, prometheus_usage
 from tradewise_ops.errors import UnreachableError
 
@@ -76,10 +73,7 @@ class _Exporter(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not Path(PROMETHEUS).is_file() or shutil.which(PROMETHEUS) is None:
-        if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure
-            pytest.fail("prometheus is not installed (.ci/run installs the Debian package)")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    require_binary(PROMETHEUS, "apt-get install prometheus; .ci/run installs it")
     exporter = ThreadingHTTPServer(("127.0.0.1", 0), _Exporter)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     work = tmp_path_factory.mktemp("prometheus")
