@@ -41,14 +41,21 @@ def count(dsn: str) -> int:
 class Recorder:
     """A hold that notes each call and the database's rows at that moment."""
 
-    def __init__(self, dsn: str, fail_start: bool = False) -> None:
+    def __init__(self, dsn: str, fail_start: bool = False, interrupt: bool = False) -> None:
         self.dsn = dsn
         self.fail_start = fail_start
+        self.interrupt = interrupt
         self.calls: list[tuple[str, int]] = []
+        self.said: list[str] = []
 
     def stop(self) -> list[str]:
         self.calls.append(("stop", count(self.dsn)))
+        if self.interrupt:  # Ctrl-C (or SIGTERM, the CLI's Terminated) as the services stop
+            raise KeyboardInterrupt
         return ["api"]
+
+    def say(self, message: str) -> None:
+        self.said.append(message)
 
     def start(self) -> list[str]:
         self.calls.append(("start", count(self.dsn)))
@@ -84,6 +91,16 @@ def test_restore_holds_around_the_restore_and_gives_back_on_failure(
     hold = Recorder(dsn)
     result = restore(db, store, record.name, hold=hold)
     assert result.ok and hold.calls == [("stop", n - 1), ("start", n)]  # restored in between
+
+    # interrupted: the services are started again, it is said, and the interrupt goes on
+    hold = Recorder(dsn, interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        restore(db, store, record.name, hold=hold)
+    assert hold.calls == [("stop", n), ("start", n)]
+    assert hold.said == [
+        f"restore of {record.name} interrupted: the restore runs in one transaction, the "
+        "database is as it was; the stopped services run again"
+    ]
 
     # the restore worked but a service did not come back: said, exit 1
     hold = Recorder(dsn, fail_start=True)

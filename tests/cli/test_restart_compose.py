@@ -135,3 +135,38 @@ def test_logs_since_keeps_the_lines_docker_stamped_within_it(
     assert "early line" in everything.stdout and "late line" in everything.stdout
     wide = run(stack, "logs", "worker", "--env", "compose", "--since", "10m")
     assert "early line" in wide.stdout and "late line" in wide.stdout
+
+
+def test_sigterm_mid_restart_says_what_was_done_and_exits_143(
+    compose_stack: dict[str, Any],
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    tradewise = str(Path(sys.executable).parent / "tradewise")
+    proc = subprocess.Popen(
+        [tradewise, "--config", str(compose_stack["config"]), "restart", "--env", "compose"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, **compose_stack["env"], "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert proc.stderr is not None
+    said = []
+    try:
+        for line in proc.stderr:
+            said.append(line)
+            if "restarting worker-1" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        said += proc.stderr.readlines()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(said)
+    assert proc.returncode == 143, text
+    assert "restart interrupted during worker-1: restarted api-1; not started worker-2, " \
+        "precompute-1" in text  # fmt: skip
+    assert "terminated (SIGTERM)" in text

@@ -92,6 +92,8 @@ class Hold(Protocol):
 
     def start(self) -> list[str]: ...
 
+    def say(self, message: str) -> None: ...
+
 
 class BackupStore:
     """A directory of backups: ``NAME`` (the dump) and ``NAME.json`` (its record).
@@ -235,7 +237,8 @@ def restore(
 
     ``hold``: stopped after the verification, right before the restore, and started again
     after it, also when it fails (then ``GoalMissedError`` says the database is as it was: the
-    restore is one transaction) and what did not come back.
+    restore is one transaction) and what did not come back, and also on Ctrl-C or SIGTERM
+    (said through ``hold.say``, then the interrupt goes on).
     """
     checked = verify(db, store, name)
     if not checked.ok:
@@ -248,6 +251,15 @@ def restore(
         try:
             hold.stop()
             after = db.restore(store.path(record.name))
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI's Terminated)
+            # the restore process was killed with its transaction: the database is as it was
+            problems = hold.start()
+            hold.say(
+                f"restore of {record.name} interrupted: the restore runs in one transaction, "
+                "the database is as it was; "
+                + ("; ".join(problems) if problems else "the stopped services run again")
+            )
+            raise
         except TradewiseError as exc:
             problems = hold.start()
             raise GoalMissedError(

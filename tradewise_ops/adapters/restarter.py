@@ -228,10 +228,15 @@ def apply_local(
     on_step: Callable[[str], None] | None = None,
     lock: Lock = no_lock,
 ) -> RestartOutcome:
-    """Carry out a local plan step by step; stops at the first process that does not come back."""
+    """Carry out a local plan step by step; stops at the first process that does not come back.
+
+    Ctrl-C or SIGTERM (the CLI's ``Terminated``) stops it too: what was restarted, what was in
+    hand and what was not started are said through ``on_step``, then the interrupt goes on.
+    """
     step_to = on_step or (lambda _m: None)
     start = time.monotonic()
     outcome = RestartOutcome(plan)
+    step = None
     try:
         with lock(f"restart {', '.join(s.name for s in plan.steps)}"):
             for step in plan.steps:
@@ -254,6 +259,14 @@ def apply_local(
                     outcome.workloads.append(
                         RestartedWorkload(step.component, step.name, True, "ready", [f"pid {pid}"])
                     )
+    except KeyboardInterrupt:
+        done = [w.name for w in outcome.workloads]
+        left = [s.name for s in plan.steps if s.name not in done and s is not step]
+        step_to(
+            f"restart interrupted during {step.name if step else 'the start'}: restarted "
+            f"{', '.join(done) or 'none'}; not started {', '.join(left) or 'none'}"
+        )
+        raise
     finally:
         outcome.seconds = time.monotonic() - start
     return outcome
