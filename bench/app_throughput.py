@@ -88,13 +88,11 @@ class Run:
 def _cpu_seconds(master: int) -> float:
     """user+sys CPU seconds of a gunicorn master and its live workers (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    pids = [master]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    except OSError:
+    workers = _worker_pids(master)
+    if not workers:
         return 0.0
     total = 0
-    for pid in pids:
+    for pid in [master, *workers]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
